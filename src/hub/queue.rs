@@ -1,0 +1,295 @@
+//! One subscriber's bounded queue: the policy, the relink gate and the waking
+//! of blocked threads and async tasks.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use super::{Item, Policy, Stream, StreamFormat, SubStats, SubscribeOptions, lock};
+
+/// Why no item was received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// Nothing queued (`try_recv`).
+    #[error("no item queued")]
+    Empty,
+    /// Nothing arrived in time (`recv_timeout`).
+    #[error("no item arrived in time")]
+    Timeout,
+    /// The subscription was closed and its queue drained.
+    #[error("subscription closed")]
+    Closed,
+}
+
+/// What is being pushed: media counts against capacity, events never wait.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Push {
+    Media,
+    Event,
+}
+
+pub(super) struct SubShared {
+    queue: Mutex<Queue>,
+    not_empty: Condvar,
+    not_full: Condvar,
+    capacity: usize,
+    policy: Policy,
+}
+
+struct Queue {
+    items: VecDeque<Item>,
+    /// Frames/packets in `items`.
+    media: usize,
+    /// The stream pushes are accepted from (0: none).
+    linked: u64,
+    stream: Option<Arc<Stream>>,
+    closed: bool,
+    recv_waiting: usize,
+    push_waiting: usize,
+    waker: Option<Waker>,
+    delivered: u64,
+    dropped: u64,
+    flushed: u64,
+}
+
+impl Queue {
+    fn pop(&mut self) -> Option<Item> {
+        let item = self.items.pop_front()?;
+        if item.is_media() {
+            self.media -= 1;
+        }
+        self.delivered += 1;
+        Some(item)
+    }
+}
+
+impl SubShared {
+    pub(super) fn new(options: SubscribeOptions) -> Self {
+        SubShared {
+            queue: Mutex::new(Queue {
+                items: VecDeque::with_capacity(options.capacity + 2),
+                media: 0,
+                linked: 0,
+                stream: None,
+                closed: false,
+                recv_waiting: 0,
+                push_waiting: 0,
+                waker: None,
+                delivered: 0,
+                dropped: 0,
+                flushed: 0,
+            }),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+            capacity: options.capacity,
+            policy: options.policy,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        lock(&self.queue)
+    }
+
+    /// Wakes consumers after items were queued (call without the lock).
+    fn wake_consumers(&self, recv_waiting: bool, waker: Option<Waker>) {
+        if recv_waiting {
+            self.not_empty.notify_all();
+        }
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Accepts pushes from `stream` only, from now on: everything queued from the
+    /// previous stream is discarded, then the new stream's sticky events are queued.
+    pub(super) fn link(&self, stream: &Arc<Stream>, format: Option<StreamFormat>, ended: bool) {
+        let mut q = self.lock();
+        let flushed: VecDeque<Item> = std::mem::take(&mut q.items);
+        q.flushed += flushed.len() as u64;
+        q.media = 0;
+        q.linked = stream.id;
+        q.stream = Some(Arc::clone(stream));
+        if let Some(f) = format {
+            q.items.push_back(Item::Format(f));
+        }
+        if ended {
+            q.items.push_back(Item::Eos);
+        }
+        let wake = !q.items.is_empty();
+        let (recv_waiting, waker) = (q.recv_waiting > 0 && wake, if wake { q.waker.take() } else { None });
+        let producers_waiting = q.push_waiting > 0;
+        drop(q);
+        drop(flushed);
+        if producers_waiting {
+            // Producers blocked on the old stream re-check the link and leave.
+            self.not_full.notify_all();
+        }
+        self.wake_consumers(recv_waiting, waker);
+    }
+
+    pub(super) fn linked_stream(&self) -> Option<Arc<Stream>> {
+        self.lock().stream.clone()
+    }
+
+    /// Queues `item` from stream `stream_id`, following the policy. Items from a
+    /// stream this queue is not linked to are discarded.
+    pub(super) fn push(&self, stream_id: u64, item: Item, kind: Push) {
+        let mut q = self.lock();
+        let mut evicted = None;
+        loop {
+            if q.closed || q.linked != stream_id {
+                return;
+            }
+            if kind == Push::Event || q.media < self.capacity {
+                break;
+            }
+            match self.policy {
+                Policy::Leaky => {
+                    let oldest = q
+                        .items
+                        .iter()
+                        .position(Item::is_media)
+                        .expect("a full queue holds media");
+                    evicted = q.items.remove(oldest);
+                    q.media -= 1;
+                    q.dropped += 1;
+                    break;
+                }
+                Policy::Blocking => {
+                    q.push_waiting += 1;
+                    q = self.not_full.wait(q).unwrap_or_else(|e| e.into_inner());
+                    q.push_waiting -= 1;
+                }
+            }
+        }
+        if kind == Push::Media {
+            q.media += 1;
+        }
+        q.items.push_back(item);
+        let recv_waiting = q.recv_waiting > 0;
+        let waker = q.waker.take();
+        drop(q);
+        drop(evicted);
+        self.wake_consumers(recv_waiting, waker);
+    }
+
+    pub(super) fn recv(&self, timeout: Option<Duration>) -> Result<Item, RecvError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut q = self.lock();
+        loop {
+            if let Some(item) = q.pop() {
+                let notify = q.push_waiting > 0;
+                drop(q);
+                if notify {
+                    self.not_full.notify_all();
+                }
+                return Ok(item);
+            }
+            if q.closed {
+                return Err(RecvError::Closed);
+            }
+            q.recv_waiting += 1;
+            q = match deadline {
+                None => self.not_empty.wait(q).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        q.recv_waiting -= 1;
+                        return Err(RecvError::Timeout);
+                    }
+                    self.not_empty
+                        .wait_timeout(q, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+            q.recv_waiting -= 1;
+        }
+    }
+
+    pub(super) fn try_recv(&self) -> Result<Item, RecvError> {
+        let mut q = self.lock();
+        match q.pop() {
+            Some(item) => {
+                let notify = q.push_waiting > 0;
+                drop(q);
+                if notify {
+                    self.not_full.notify_all();
+                }
+                Ok(item)
+            }
+            None if q.closed => Err(RecvError::Closed),
+            None => Err(RecvError::Empty),
+        }
+    }
+
+    pub(super) fn close(&self) {
+        let mut q = self.lock();
+        q.closed = true;
+        let waker = q.waker.take();
+        drop(q);
+        self.not_full.notify_all();
+        self.wake_consumers(true, waker);
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    pub(super) fn clear(&self) {
+        let items = std::mem::take(&mut self.lock().items);
+        drop(items);
+    }
+
+    pub(super) fn stats(&self) -> SubStats {
+        let q = self.lock();
+        SubStats {
+            stream: q.stream.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+            delivered: q.delivered,
+            dropped: q.dropped,
+            flushed: q.flushed,
+            depth: q.items.len(),
+            capacity: self.capacity,
+        }
+    }
+}
+
+/// The future of [`Subscription::recv_async`](super::Subscription::recv_async):
+/// the next item, or `None` once closed and drained.
+pub struct Recv<'a> {
+    shared: &'a SubShared,
+}
+
+impl<'a> Recv<'a> {
+    pub(super) fn new(shared: &'a SubShared) -> Self {
+        Recv { shared }
+    }
+}
+
+impl Future for Recv<'_> {
+    type Output = Option<Item>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        match self.shared.try_recv() {
+            Ok(item) => Poll::Ready(Some(item)),
+            Err(RecvError::Closed) => Poll::Ready(None),
+            Err(_) => {
+                let mut q = self.shared.lock();
+                // An item may have arrived between the two locks: look again.
+                if !q.items.is_empty() || q.closed {
+                    drop(q);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                match &q.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => q.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}

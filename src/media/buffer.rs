@@ -1,0 +1,321 @@
+//! Frame memory: bounded pools, and reference-counted leases on their buffers.
+//!
+//! A [`Buffer`] is a lease: cloning it shares the memory, never the bytes. When
+//! the last lease is dropped the memory goes back where it came from — a pool
+//! buffer to its [`BufferPool`]'s free list; later a V4L2 buffer is re-queued
+//! (QBUF) by its own [`Memory`] implementation's `Drop`.
+//!
+//! Pools are bounded. [`BufferPool::acquire`] returns `None` when every buffer is
+//! held downstream: the producer drops that frame and counts it; nothing blocks
+//! and nothing allocates beyond the bound.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Where a buffer's memory lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MemoryKind {
+    /// Ordinary process memory (a pool buffer).
+    System,
+    /// A driver's MMAP buffer (V4L2).
+    Mmap,
+    /// A DMABUF shared with another device.
+    DmaBuf,
+}
+
+/// Memory that a [`Buffer`] leases. Implementations return the memory to its
+/// owner in their `Drop`.
+pub trait Memory: Send + Sync + 'static {
+    /// The bytes.
+    fn bytes(&self) -> &[u8];
+    /// The bytes, writable; `None` where the memory is read-only (e.g. a capture
+    /// buffer the driver still owns).
+    fn bytes_mut(&mut self) -> Option<&mut [u8]>;
+    /// Where the memory lives.
+    fn kind(&self) -> MemoryKind;
+    /// A DMABUF file descriptor exporting this memory, for import by another device.
+    fn dmabuf_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+}
+
+/// A reference-counted lease on frame memory. Cloning never copies the bytes.
+#[derive(Clone)]
+pub struct Buffer(Arc<dyn Memory>);
+
+impl Buffer {
+    /// Leases `memory`; it is released when the last clone is dropped.
+    pub fn new(memory: impl Memory) -> Self {
+        Buffer(Arc::new(memory))
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.0.bytes()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.bytes().len()
+    }
+
+    /// True for a zero-length buffer.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writable bytes, only when this is the sole lease (so writing in place is
+    /// invisible to anyone else) and the memory is writable.
+    pub fn get_mut(&mut self) -> Option<&mut [u8]> {
+        Arc::get_mut(&mut self.0).and_then(|m| m.bytes_mut())
+    }
+
+    /// How many leases share this memory.
+    pub fn lease_count(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+
+    /// True when both leases share the same memory.
+    pub fn same_memory(&self, other: &Buffer) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Where the memory lives.
+    pub fn kind(&self) -> MemoryKind {
+        self.0.kind()
+    }
+
+    /// The DMABUF export of this memory, if it has one.
+    pub fn dmabuf_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.0.dmabuf_fd()
+    }
+}
+
+impl fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Buffer")
+            .field("kind", &self.kind())
+            .field("len", &self.len())
+            .field("leases", &self.lease_count())
+            .finish()
+    }
+}
+
+/// A bounded pool of equally sized system-memory buffers.
+#[derive(Clone)]
+pub struct BufferPool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    buffer_size: usize,
+    capacity: usize,
+    free: Mutex<Vec<Box<[u8]>>>,
+    allocated: AtomicUsize,
+    in_use: AtomicUsize,
+    exhausted: AtomicU64,
+}
+
+/// Counters of a [`BufferPool`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PoolStats {
+    /// The most buffers the pool will ever hold.
+    pub capacity: usize,
+    /// Buffers allocated so far (never more than `capacity`).
+    pub allocated: usize,
+    /// Buffers currently leased out.
+    pub in_use: usize,
+    /// Times `acquire` found every buffer in use.
+    pub exhausted: u64,
+}
+
+impl BufferPool {
+    /// A pool of at most `capacity` buffers of `buffer_size` bytes each, allocated
+    /// on first use.
+    pub fn new(buffer_size: usize, capacity: usize) -> Self {
+        assert!(capacity > 0, "a buffer pool needs a capacity of at least one");
+        BufferPool {
+            inner: Arc::new(PoolInner {
+                buffer_size,
+                capacity,
+                free: Mutex::new(Vec::with_capacity(capacity)),
+                allocated: AtomicUsize::new(0),
+                in_use: AtomicUsize::new(0),
+                exhausted: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A writable buffer, or `None` (counted) when all `capacity` buffers are leased.
+    /// The contents of a recycled buffer are whatever its last user left.
+    pub fn acquire(&self) -> Option<PoolBuffer> {
+        let inner = &self.inner;
+        let recycled = inner.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let data = match recycled {
+            Some(data) => data,
+            None => {
+                // Reserve a slot first so concurrent acquirers never exceed the bound.
+                let reserved = inner.allocated.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < inner.capacity).then_some(n + 1)
+                });
+                if reserved.is_err() {
+                    inner.exhausted.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+                vec![0u8; inner.buffer_size].into_boxed_slice()
+            }
+        };
+        inner.in_use.fetch_add(1, Ordering::Relaxed);
+        Some(PoolBuffer {
+            data: Some(data),
+            pool: Arc::clone(inner),
+        })
+    }
+
+    /// Size of each buffer.
+    pub fn buffer_size(&self) -> usize {
+        self.inner.buffer_size
+    }
+
+    /// The pool's counters.
+    pub fn stats(&self) -> PoolStats {
+        let i = &self.inner;
+        PoolStats {
+            capacity: i.capacity,
+            allocated: i.allocated.load(Ordering::Acquire),
+            in_use: i.in_use.load(Ordering::Acquire),
+            exhausted: i.exhausted.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufferPool")
+            .field("buffer_size", &self.inner.buffer_size)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// A buffer taken from a [`BufferPool`]: writable while its producer owns it
+/// alone, then frozen into a shareable [`Buffer`] lease. Returns to the pool on drop.
+pub struct PoolBuffer {
+    data: Option<Box<[u8]>>,
+    pool: Arc<PoolInner>,
+}
+
+impl PoolBuffer {
+    /// Turns this buffer into a shareable lease.
+    pub fn freeze(self) -> Buffer {
+        Buffer::new(self)
+    }
+}
+
+impl std::ops::Deref for PoolBuffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.data.as_deref().expect("pool buffer present until drop")
+    }
+}
+
+impl std::ops::DerefMut for PoolBuffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.data.as_deref_mut().expect("pool buffer present until drop")
+    }
+}
+
+impl Memory for PoolBuffer {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        Some(self)
+    }
+    fn kind(&self) -> MemoryKind {
+        MemoryKind::System
+    }
+}
+
+impl Drop for PoolBuffer {
+    fn drop(&mut self) {
+        if let Some(data) = self.data.take() {
+            self.pool.free.lock().unwrap_or_else(|e| e.into_inner()).push(data);
+            self.pool.in_use.fetch_sub(1, Ordering::Release);
+        }
+    }
+}
+
+static BYTES_COPIED: AtomicU64 = AtomicU64::new(0);
+
+/// Adds `n` to the global bytes-copied counter. Every code path that copies
+/// frame data must call this (or use [`copy_frame_bytes`]), so benchmarks can
+/// prove that a pipeline moves leases, not pixels.
+pub fn count_copied(n: usize) {
+    BYTES_COPIED.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// Copies frame data from `src` into `dst` (same length) and counts it.
+pub fn copy_frame_bytes(dst: &mut [u8], src: &[u8]) {
+    dst.copy_from_slice(src);
+    count_copied(src.len());
+}
+
+/// Total bytes of frame data copied by this process so far.
+pub fn bytes_copied() -> u64 {
+    BYTES_COPIED.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_share_memory_and_return_it() {
+        let pool = BufferPool::new(16, 2);
+        let mut a = pool.acquire().unwrap();
+        a[0] = 7;
+        let a = a.freeze();
+        let b = a.clone();
+        assert!(a.same_memory(&b));
+        assert_eq!(b.bytes()[0], 7);
+        assert_eq!(a.lease_count(), 2);
+        assert_eq!(pool.stats().in_use, 1);
+        drop(a);
+        assert_eq!(pool.stats().in_use, 1, "one lease still out");
+        drop(b);
+        assert_eq!(pool.stats().in_use, 0);
+        let again = pool.acquire().unwrap();
+        assert_eq!(again[0], 7, "the same memory came back");
+        assert_eq!(pool.stats().allocated, 1);
+    }
+
+    #[test]
+    fn an_empty_pool_refuses_and_counts() {
+        let pool = BufferPool::new(8, 2);
+        let a = pool.acquire().unwrap();
+        let b = pool.acquire().unwrap();
+        assert!(pool.acquire().is_none());
+        assert!(pool.acquire().is_none());
+        assert_eq!(pool.stats().exhausted, 2);
+        assert_eq!(pool.stats().allocated, 2);
+        drop(a);
+        assert!(pool.acquire().is_some());
+        drop(b);
+        assert_eq!(pool.stats().allocated, 2);
+    }
+
+    #[test]
+    fn writing_in_place_needs_the_only_lease() {
+        let pool = BufferPool::new(4, 1);
+        let mut a = pool.acquire().unwrap().freeze();
+        assert!(a.get_mut().is_some());
+        let b = a.clone();
+        assert!(a.get_mut().is_none());
+        drop(b);
+        a.get_mut().unwrap()[3] = 1;
+        assert_eq!(a.bytes(), &[0, 0, 0, 1]);
+    }
+}
