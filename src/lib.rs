@@ -1,3 +1,4 @@
 pub mod capture;
+pub mod config;
 pub mod hub;
 pub mod media;

@@ -395,28 +395,26 @@ impl fmt::Display for VideoInfo {
 }
 
 fn check_size(format: PixelFormat, width: u32, height: u32) -> Result<(), FormatError> {
-    if width == 0 || height == 0 || width > MAX_DIMENSION || height > MAX_DIMENSION {
-        return Err(FormatError::BadSize {
+    let bad = |why: &'static str| {
+        Err(FormatError::BadSize {
             format,
             width,
             height,
-            why: "out of range 1..=16384",
-        });
-    }
+            why,
+        })
+    };
     let (aw, ah) = format.alignment();
-    if !width.is_multiple_of(aw) || !height.is_multiple_of(ah) {
-        return Err(FormatError::BadSize {
-            format,
-            width,
-            height,
-            why: if !width.is_multiple_of(aw) {
-                "width must be even"
-            } else {
-                "height must be even"
-            },
-        });
+    if width == 0 || width > MAX_DIMENSION {
+        bad("width out of range 1..=16384")
+    } else if height == 0 || height > MAX_DIMENSION {
+        bad("height out of range 1..=16384")
+    } else if !width.is_multiple_of(aw) {
+        bad("width must be even")
+    } else if !height.is_multiple_of(ah) {
+        bad("height must be even")
+    } else {
+        Ok(())
     }
-    Ok(())
 }
 
 /// Row bytes and row count of plane `p` (without stride padding).
@@ -443,7 +441,7 @@ pub enum FormatError {
         width: u32,
         /// Asked height.
         height: u32,
-        /// What is wrong.
+        /// What is wrong; starts with the dimension at fault (`width`/`height`).
         why: &'static str,
     },
     /// A frame rate that is not a positive fraction.

@@ -1,0 +1,502 @@
+//! Configuration: a TOML file with a `[server]` table and one `[[node]]` table
+//! per node (`name`, `kind`, optional `listen_to`, and the kind's own keys).
+//! The run-time API creates and changes the very same [`NodeSpec`]s.
+//!
+//! Errors name the file, line, column and key and say what was expected; an
+//! unknown key is an error, never silently ignored.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use crate::capture::testsrc::TestSrcOptions;
+use crate::hub::{Policy, SubscribeOptions};
+use crate::media::FormatError;
+
+/// A whole configuration.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Config {
+    /// Server-wide settings.
+    pub server: ServerConfig,
+    /// The nodes, in file order.
+    #[serde(rename = "node")]
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// The `[server]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Directory every recording, snapshot and index lives under.
+    pub media_root: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            media_root: PathBuf::from("eyrie-media"),
+        }
+    }
+}
+
+/// One `[[node]]`: what the config file and the API say about a node.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeSpec {
+    /// Unique name; also the name of the stream it publishes.
+    pub name: String,
+    /// The stream it consumes (consumers only); relinkable at run time.
+    pub listen_to: Option<String>,
+    /// The kind and its keys.
+    #[serde(flatten)]
+    pub props: NodeProps,
+}
+
+/// A node's kind with its own keys.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum NodeProps {
+    /// A synthetic camera.
+    Testsrc(TestSrcOptions),
+    /// Re-publishes the stream it listens to under its own name, without copying
+    /// (GstInterpipe's `interpipesrc ! interpipesink`): the relinkable inputs of
+    /// later stages.
+    Relay(RelayOptions),
+}
+
+/// The kinds a node can have.
+pub const KINDS: [&str; 2] = ["testsrc", "relay"];
+
+impl NodeProps {
+    /// The kind's name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NodeProps::Testsrc(_) => "testsrc",
+            NodeProps::Relay(_) => "relay",
+        }
+    }
+
+    /// True for kinds that consume a stream (and so need `listen_to`).
+    pub fn is_consumer(&self) -> bool {
+        matches!(self, NodeProps::Relay(_))
+    }
+
+    fn deserialize(kind: &str, de: ValueDeserializer<'_>) -> Result<Option<Self>, toml::de::Error> {
+        Ok(Some(match kind {
+            "testsrc" => NodeProps::Testsrc(TestSrcOptions::deserialize(de)?),
+            "relay" => NodeProps::Relay(RelayOptions::deserialize(de)?),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Checks values beyond their types; the error names the offending key.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        match self {
+            NodeProps::Testsrc(o) => {
+                o.video_info().map_err(|e| match e {
+                    FormatError::BadSize { why, .. } if why.starts_with("width") => ("width", e.to_string()),
+                    FormatError::BadSize { .. } => ("height", e.to_string()),
+                    _ => ("format", e.to_string()),
+                })?;
+                if o.pool == 0 {
+                    return Err(("pool", "must be at least 1".into()));
+                }
+                Ok(())
+            }
+            NodeProps::Relay(o) if o.queue == 0 => Err(("queue", "must be at least 1".into())),
+            NodeProps::Relay(_) => Ok(()),
+        }
+    }
+}
+
+/// The keys of a `relay` node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayOptions {
+    /// Frames its input queue holds.
+    pub queue: usize,
+    /// `leaky` (drop the oldest, counted) or `blocking` (the producer waits).
+    pub policy: Policy,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        RelayOptions {
+            queue: 8,
+            policy: Policy::Leaky,
+        }
+    }
+}
+
+impl RelayOptions {
+    /// The subscription these options ask for.
+    pub fn subscribe_options(&self) -> SubscribeOptions {
+        SubscribeOptions {
+            capacity: self.queue,
+            policy: self.policy,
+        }
+    }
+}
+
+/// A configuration error, located where possible.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The file (or `<default>`, `<api>`).
+    pub origin: String,
+    /// 1-based line and column, when known.
+    pub at: Option<(usize, usize)>,
+    /// The key at fault, when there is one (`node.fps`, `server.media_root`).
+    pub key: Option<String>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.origin)?;
+        if let Some((line, col)) = self.at {
+            write!(f, ":{line}:{col}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            at: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &origin)
+    }
+
+    /// Parses and checks config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        Parser { text, origin }.parse()
+    }
+
+    /// The built-in default, mirroring the multi-camera demo Eyrie replaces: two
+    /// synthetic cameras at 1280×720, 30 fps, each fed twice into the four inputs
+    /// (`in0`..`in3`) the AI batch takes.
+    pub fn default_demo() -> Config {
+        let camera = |name: &str| NodeSpec {
+            name: name.into(),
+            listen_to: None,
+            props: NodeProps::Testsrc(TestSrcOptions::default()),
+        };
+        let input = |name: &str, camera: &str| NodeSpec {
+            name: name.into(),
+            listen_to: Some(camera.into()),
+            props: NodeProps::Relay(RelayOptions::default()),
+        };
+        let config = Config {
+            server: ServerConfig::default(),
+            nodes: vec![
+                camera("cam0"),
+                camera("cam1"),
+                input("in0", "cam0"),
+                input("in1", "cam0"),
+                input("in2", "cam1"),
+                input("in3", "cam1"),
+            ],
+        };
+        config.validate().expect("the built-in default is valid");
+        config
+    }
+
+    /// Checks a configuration built in code (or through the API).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let origin = "<config>";
+        for node in &self.nodes {
+            node.props.check().map_err(|(key, message)| ConfigError {
+                origin: origin.into(),
+                at: None,
+                key: Some(key.into()),
+                message: format!("node `{}`: {message}", node.name),
+            })?;
+        }
+        check_graph(&self.nodes, origin, &|_, _| None)
+    }
+
+    /// Node indices in start order: every node after the node it listens to.
+    pub fn start_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = Vec::with_capacity(self.nodes.len());
+        let mut placed = vec![false; self.nodes.len()];
+        while order.len() < self.nodes.len() {
+            let before = order.len();
+            for (i, n) in self.nodes.iter().enumerate() {
+                let ready = match &n.listen_to {
+                    None => true,
+                    Some(up) => self.nodes.iter().position(|m| &m.name == up).is_none_or(|j| placed[j]),
+                };
+                if !placed[i] && ready {
+                    placed[i] = true;
+                    order.push(i);
+                }
+            }
+            if order.len() == before {
+                // A cycle (validation refuses these); start the rest in file order.
+                order.extend((0..self.nodes.len()).filter(|&i| !placed[i]));
+                break;
+            }
+        }
+        order
+    }
+}
+
+/// Gives the line and column of `key` in node `i`, when known.
+type Locate<'a> = dyn Fn(usize, &str) -> Option<(usize, usize)> + 'a;
+
+/// Checks names and links: unique names, `listen_to` on consumers only, naming
+/// an existing node, and no cycles. `locate(node, key)` gives a line and column.
+fn check_graph(
+    nodes: &[NodeSpec],
+    origin: &str,
+    locate: &Locate<'_>,
+) -> Result<(), ConfigError> {
+    let err = |i: usize, key: &str, message: String| ConfigError {
+        origin: origin.into(),
+        at: locate(i, key),
+        key: Some(key.into()),
+        message,
+    };
+    for (i, n) in nodes.iter().enumerate() {
+        if n.name.is_empty() || !n.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+            return Err(err(
+                i,
+                "name",
+                format!(
+                    "`{}` is not a valid name (expected letters, digits, `_`, `-`, `.`)",
+                    n.name
+                ),
+            ));
+        }
+        if nodes[..i].iter().any(|m| m.name == n.name) {
+            return Err(err(i, "name", format!("a node named `{}` already exists", n.name)));
+        }
+    }
+    let names = || nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
+    for (i, n) in nodes.iter().enumerate() {
+        match (&n.listen_to, n.props.is_consumer()) {
+            (Some(_), false) => {
+                return Err(err(
+                    i,
+                    "listen_to",
+                    format!("a {} node produces its own stream and listens to none", n.props.kind()),
+                ));
+            }
+            (None, true) => {
+                return Err(err(
+                    i,
+                    "name",
+                    format!("node `{}` ({}) needs `listen_to`", n.name, n.props.kind()),
+                ));
+            }
+            (Some(up), true) if !nodes.iter().any(|m| &m.name == up) => {
+                return Err(err(
+                    i,
+                    "listen_to",
+                    format!("`{up}` names no node (nodes: {})", names()),
+                ));
+            }
+            _ => {}
+        }
+        // Follow the chain upstream; coming back here is a cycle.
+        let mut at = n;
+        for _ in 0..nodes.len() {
+            let Some(up) = &at.listen_to else { break };
+            at = nodes.iter().find(|m| &m.name == up).expect("checked above");
+            if at.name == n.name {
+                return Err(err(
+                    i,
+                    "listen_to",
+                    format!("node `{}` listens to itself through a cycle", n.name),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Spans of one table's keys and values, for locating errors.
+struct KeySpans(Vec<(String, Range<usize>, Range<usize>)>);
+
+impl KeySpans {
+    fn of(table: &DeTable<'_>) -> Self {
+        KeySpans(
+            table
+                .iter()
+                .map(|(k, v)| (k.get_ref().to_string(), k.span(), v.span()))
+                .collect(),
+        )
+    }
+
+    fn find(&self, key: &str) -> Option<&(String, Range<usize>, Range<usize>)> {
+        self.0.iter().find(|(k, _, _)| k == key)
+    }
+
+    /// The key whose key or value span holds `span`.
+    fn at(&self, span: &Range<usize>) -> Option<&(String, Range<usize>, Range<usize>)> {
+        let inside = |r: &Range<usize>| r.start <= span.start && span.end <= r.end.max(r.start + 1);
+        self.0.iter().find(|(_, k, v)| inside(k) || inside(v))
+    }
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Parser<'_> {
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+
+    fn error(&self, span: Option<Range<usize>>, key: Option<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            origin: self.origin.into(),
+            at: span.map(|s| self.line_col(s.start)),
+            key,
+            message: message.into(),
+        }
+    }
+
+    /// Turns a deserialization error inside a table into a located error naming the key.
+    fn table_error(&self, e: toml::de::Error, keys: &KeySpans, prefix: &str, fallback: Range<usize>) -> ConfigError {
+        let span = e.span().unwrap_or(fallback);
+        let mut message = e.message().to_owned();
+        let key = match keys.at(&span) {
+            Some((k, _, _)) => Some(k.clone()),
+            None => {
+                // serde names unknown fields in its message; point at that key.
+                let unknown = message
+                    .strip_prefix("unknown field `")
+                    .and_then(|m| m.split('`').next());
+                unknown.and_then(|k| keys.find(k)).map(|(k, _, _)| k.clone())
+            }
+        };
+        let span = key
+            .as_ref()
+            .and_then(|k| keys.find(k))
+            .map_or(span, |(_, ks, _)| ks.clone());
+        if message.starts_with("unknown field") {
+            message = message
+                .replacen("unknown field", "unknown key", 1)
+                .replace("expected one of", "expected one of the keys");
+        }
+        self.error(Some(span), key.map(|k| format!("{prefix}{k}")), message)
+    }
+
+    fn parse(&self) -> Result<Config, ConfigError> {
+        let root = DeTable::parse(self.text).map_err(|e| self.error(e.span(), None, e.message()))?;
+        let mut root = root.into_inner();
+        let top = KeySpans::of(&root);
+        if let Some((k, span, _)) = top.0.iter().find(|(k, _, _)| k != "server" && k != "node") {
+            return Err(self.error(
+                Some(span.clone()),
+                Some(k.clone()),
+                "unknown top-level key (expected `[server]` or `[[node]]`)",
+            ));
+        }
+        let server = match root.remove("server") {
+            None => ServerConfig::default(),
+            Some(v) => {
+                let span = v.span();
+                let keys = match v.get_ref() {
+                    DeValue::Table(t) => KeySpans::of(t),
+                    _ => return Err(self.error(Some(span), Some("server".into()), "expected a table `[server]`")),
+                };
+                ServerConfig::deserialize(ValueDeserializer::from(v))
+                    .map_err(|e| self.table_error(e, &keys, "server.", span.clone()))?
+            }
+        };
+        let mut nodes = Vec::new();
+        let mut node_keys = Vec::new();
+        if let Some(v) = root.remove("node") {
+            let span = v.span();
+            let DeValue::Array(items) = v.into_inner() else {
+                return Err(self.error(
+                    Some(span),
+                    Some("node".into()),
+                    "expected an array of tables `[[node]]`",
+                ));
+            };
+            for item in items {
+                let (node, keys) = self.node(item)?;
+                nodes.push(node);
+                node_keys.push(keys);
+            }
+        }
+        let locate = |i: usize, key: &str| node_keys[i].find(key).map(|(_, s, _)| self.line_col(s.start));
+        check_graph(&nodes, self.origin, &locate)?;
+        Ok(Config { server, nodes })
+    }
+
+    fn node(&self, item: toml::Spanned<DeValue<'_>>) -> Result<(NodeSpec, KeySpans), ConfigError> {
+        let span = item.span();
+        let DeValue::Table(mut table) = item.into_inner() else {
+            return Err(self.error(Some(span), Some("node".into()), "expected a table `[[node]]`"));
+        };
+        let keys = KeySpans::of(&table);
+        let mut take_str = |key: &str| -> Result<Option<String>, ConfigError> {
+            match table.remove(key) {
+                None => Ok(None),
+                Some(v) => match v.get_ref().as_str() {
+                    Some(s) => Ok(Some(s.to_owned())),
+                    None => Err(self.error(
+                        Some(v.span()),
+                        Some(format!("node.{key}")),
+                        format!("expected a string, found {}", v.get_ref().type_str()),
+                    )),
+                },
+            }
+        };
+        let name =
+            take_str("name")?.ok_or_else(|| self.error(Some(span.clone()), None, "a [[node]] needs a `name`"))?;
+        let kind = take_str("kind")?.ok_or_else(|| {
+            self.error(
+                Some(span.clone()),
+                Some("node.kind".into()),
+                format!("node `{name}` needs a `kind` (one of {})", KINDS.join(", ")),
+            )
+        })?;
+        let listen_to = take_str("listen_to")?;
+        let rest = toml::Spanned::new(span.clone(), DeValue::Table(table));
+        let props = NodeProps::deserialize(&kind, ValueDeserializer::from(rest))
+            .map_err(|e| {
+                let mut err = self.table_error(e, &keys, "node.", span.clone());
+                err.message = format!("node `{name}` ({kind}): {}", err.message);
+                err
+            })?
+            .ok_or_else(|| {
+                let at = keys.find("kind").map(|(_, _, v)| v.clone());
+                self.error(
+                    at,
+                    Some("node.kind".into()),
+                    format!("unknown kind `{kind}` (expected one of {})", KINDS.join(", ")),
+                )
+            })?;
+        props.check().map_err(|(key, message)| {
+            let at = keys.find(key).map(|(_, k, _)| k.clone()).or(Some(span.clone()));
+            self.error(
+                at,
+                Some(format!("node.{key}")),
+                format!("node `{name}` ({kind}): {message}"),
+            )
+        })?;
+        Ok((NodeSpec { name, listen_to, props }, keys))
+    }
+}

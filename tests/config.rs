@@ -1,0 +1,171 @@
+//! Config parsing: every bad config names its line and key.
+
+use eyrie::config::{Config, NodeProps};
+use eyrie::hub::Policy;
+use eyrie::media::PixelFormat;
+
+const GOOD: &str = r#"
+[server]
+media_root = "/tmp/eyrie-test-media"
+
+[[node]]
+name = "cam0"
+kind = "testsrc"
+width = 640
+height = 480
+fps = "30000/1001"
+format = "yuyv"
+seed = 42
+
+[[node]]
+name = "in0"
+kind = "relay"
+listen_to = "cam0"
+queue = 4
+policy = "blocking"
+"#;
+
+#[test]
+fn a_good_config_parses() {
+    let c = Config::parse(GOOD, "good.toml").unwrap();
+    assert_eq!(c.server.media_root.to_str(), Some("/tmp/eyrie-test-media"));
+    assert_eq!(c.nodes.len(), 2);
+    let NodeProps::Testsrc(cam) = &c.nodes[0].props else {
+        panic!("cam0 is a testsrc")
+    };
+    assert_eq!(
+        (cam.width, cam.height, cam.format, cam.seed),
+        (640, 480, PixelFormat::Yuyv, Some(42))
+    );
+    assert_eq!(cam.fps.to_string(), "30000/1001");
+    assert!(cam.live, "defaults fill the keys not given");
+    let NodeProps::Relay(relay) = &c.nodes[1].props else {
+        panic!("in0 is a relay")
+    };
+    assert_eq!((relay.queue, relay.policy), (4, Policy::Blocking));
+    assert_eq!(c.nodes[1].listen_to.as_deref(), Some("cam0"));
+    assert_eq!(c.start_order(), [0, 1]);
+}
+
+#[test]
+fn the_default_demo_is_two_cameras_each_feeding_two_inputs() {
+    let c = Config::default_demo();
+    let links: Vec<(&str, Option<&str>)> = c
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.listen_to.as_deref()))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            ("cam0", None),
+            ("cam1", None),
+            ("in0", Some("cam0")),
+            ("in1", Some("cam0")),
+            ("in2", Some("cam1")),
+            ("in3", Some("cam1"))
+        ]
+    );
+}
+
+/// Replaces `from` by `to` in the good config and returns the error text.
+fn error_of(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "{from}");
+    let text = GOOD.replacen(from, to, 1);
+    Config::parse(&text, "bad.toml")
+        .expect_err("must be refused")
+        .to_string()
+}
+
+#[test]
+fn a_misspelled_key_is_refused_with_its_line() {
+    let e = error_of("fps = ", "fsp = ");
+    assert!(e.starts_with("bad.toml:10:1: key `node.fsp`"), "{e}");
+    assert!(
+        e.contains("unknown key") && e.contains("`fps`"),
+        "the error lists the valid keys: {e}"
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_key() {
+    let e = error_of("width = 640", "width = \"wide\"");
+    assert!(e.starts_with("bad.toml:8:") && e.contains("key `node.width`"), "{e}");
+    let e = error_of("queue = 4", "queue = -4");
+    assert!(e.starts_with("bad.toml:18:") && e.contains("key `node.queue`"), "{e}");
+    let e = error_of("policy = \"blocking\"", "policy = \"sometimes\"");
+    assert!(
+        e.starts_with("bad.toml:19:") && e.contains("key `node.policy`") && e.contains("leaky"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let e = error_of("format = \"yuyv\"", "format = \"h264\"");
+    assert!(
+        e.starts_with("bad.toml:11:") && e.contains("key `node.format`") && e.contains("nv12"),
+        "{e}"
+    );
+    let e = error_of("width = 640", "width = 641");
+    assert!(
+        e.starts_with("bad.toml:8:1: key `node.width`") && e.contains("even"),
+        "{e}"
+    );
+    let e = error_of("height = 480", "height = 0");
+    assert!(e.starts_with("bad.toml:9:1: key `node.height`"), "{e}");
+    let e = error_of("fps = \"30000/1001\"", "fps = \"30/0\"");
+    assert!(e.starts_with("bad.toml:10:") && e.contains("key `node.fps`"), "{e}");
+    let e = error_of("queue = 4", "queue = 0");
+    assert!(e.starts_with("bad.toml:18:1: key `node.queue`"), "{e}");
+}
+
+#[test]
+fn unknown_kinds_and_missing_names_are_refused() {
+    let e = error_of("kind = \"relay\"", "kind = \"rleay\"");
+    assert!(
+        e.starts_with("bad.toml:16:") && e.contains("key `node.kind`") && e.contains("relay"),
+        "{e}"
+    );
+    let e = error_of("name = \"in0\"\n", "");
+    assert!(e.starts_with("bad.toml:14:1:") && e.contains("needs a `name`"), "{e}");
+}
+
+#[test]
+fn links_are_checked() {
+    let e = error_of("listen_to = \"cam0\"", "listen_to = \"cam9\"");
+    assert!(
+        e.starts_with("bad.toml:17:1: key `listen_to`") && e.contains("cam9") && e.contains("cam0"),
+        "{e}"
+    );
+    let e = error_of("listen_to = \"cam0\"\n", "");
+    assert!(
+        e.starts_with("bad.toml:15:1: key `name`") && e.contains("needs `listen_to`"),
+        "{e}"
+    );
+    let e = error_of("name = \"in0\"", "name = \"cam0\"");
+    assert!(
+        e.starts_with("bad.toml:15:1: key `name`") && e.contains("already exists"),
+        "{e}"
+    );
+    let e = error_of("seed = 42", "seed = 42\nlisten_to = \"in0\"");
+    assert!(e.starts_with("bad.toml:13:1: key `listen_to`"), "{e}");
+    let e = error_of("listen_to = \"cam0\"", "listen_to = \"in0\"");
+    assert!(e.contains("cycle"), "{e}");
+}
+
+#[test]
+fn syntax_errors_and_unknown_tables_have_lines() {
+    let e = error_of("width = 640", "width = = 640");
+    assert!(e.starts_with("bad.toml:8:"), "{e}");
+    let e = error_of("[server]", "[sever]");
+    assert!(
+        e.starts_with("bad.toml:2:2: key `sever`") && e.contains("unknown top-level key"),
+        "{e}"
+    );
+    let e = error_of("media_root", "media_rot");
+    assert!(
+        e.starts_with("bad.toml:3:1: key `server.media_rot`") && e.contains("media_root"),
+        "{e}"
+    );
+}
