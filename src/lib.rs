@@ -1,4 +1,37 @@
+//! Eyrie: a GStreamer-free, zero-copy, multi-camera AI media server.
+//!
+//! Everything the `eyrie` binary does is reachable from this crate, so products
+//! can embed it. Layers, bottom to top (a layer never imports one above it):
+//!
+//! - [`media`]: pixel formats, frames, packets, the pipeline clock, bounded
+//!   buffer pools with leases, and the global bytes-copied counter (pure);
+//! - [`hub`]: named streams and relinkable subscriptions (the interpipe of Eyrie);
+//! - [`capture`]: sources (synthetic cameras today);
+//! - [`config`]: the TOML node descriptions shared with the run-time API;
+//! - [`server`]: the node registry — config to running nodes, stats, shutdown.
+//!
+//! ```no_run
+//! use eyrie::config::Config;
+//! use eyrie::hub::{Item, SubscribeOptions};
+//! use eyrie::server::Server;
+//!
+//! let server = Server::start(Config::default_demo())?;
+//! let sub = server.hub().subscribe("in0", SubscribeOptions::default());
+//! for _ in 0..30 {
+//!     match sub.recv() {
+//!         Some(Item::Frame(frame)) => println!("{} #{} {}", frame.source, frame.seq, frame.info),
+//!         Some(_) => {} // a format change or the end of the stream
+//!         None => break,
+//!     }
+//! }
+//! let stats = server.shutdown();
+//! println!("bytes copied: {}", stats.bytes_copied);
+//! # Ok::<(), eyrie::server::ServerError>(())
+//! ```
+#![warn(missing_docs)]
+
 pub mod capture;
 pub mod config;
 pub mod hub;
 pub mod media;
+pub mod server;

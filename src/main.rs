@@ -1,1 +1,199 @@
-fn main() {}
+//! The `eyrie` command: run the server, or check a config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use eyrie::config::Config;
+use eyrie::server::{NodeState, Server, ServerStats};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
+
+#[derive(Parser)]
+#[command(name = "eyrie", version, about = "A zero-copy, multi-camera AI media server")]
+struct Cli {
+    /// Log filter, e.g. `info` or `warn,eyrie::server=debug`.
+    #[arg(long, global = true, env = "EYRIE_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the built-in demo when no config is given).
+    Run {
+        /// Config file (TOML).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Stop after this many seconds.
+        #[arg(long = "for", value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Write final per-node stats as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        stats: Option<PathBuf>,
+    },
+    /// Validate a config file and exit.
+    Check {
+        /// Config file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+}
+
+/// How often a running server logs a progress line.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter: Targets = match cli.log.parse() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("eyrie: bad --log filter `{}`: {e}", cli.log);
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .with(filter)
+        .init();
+    match cli.command {
+        Command::Check { config } => match Config::from_file(&config) {
+            Ok(c) => {
+                let names: Vec<String> = c
+                    .nodes
+                    .iter()
+                    .map(|n| format!("{} ({})", n.name, n.props.kind()))
+                    .collect();
+                println!(
+                    "{}: ok, {} nodes: {}",
+                    config.display(),
+                    c.nodes.len(),
+                    names.join(", ")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run {
+            config,
+            duration,
+            stats,
+        } => run(config, duration, stats),
+    }
+}
+
+fn run(config: Option<PathBuf>, duration: Option<f64>, stats_path: Option<PathBuf>) -> ExitCode {
+    let config = match &config {
+        Some(path) => match Config::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => {
+            tracing::info!("no config given: running the built-in demo (two synthetic cameras, four inputs)");
+            Config::default_demo()
+        }
+    };
+    if let Some(d) = duration
+        && !(d.is_finite() && d >= 0.0)
+    {
+        eprintln!("eyrie: --for must be a number of seconds ≥ 0, not {d}");
+        return ExitCode::from(2);
+    }
+    let (signal_tx, signals) = mpsc::channel();
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut s) => {
+            std::thread::spawn(move || {
+                for sig in s.forever() {
+                    if signal_tx.send(sig).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Err(e) => tracing::warn!("cannot catch SIGINT/SIGTERM ({e}); stop with --for"),
+    }
+    let server = match Server::start(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("eyrie: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let start = Instant::now();
+    let deadline = duration.map(|d| start + Duration::from_secs_f64(d));
+    let mut next_progress = start + PROGRESS_EVERY;
+    loop {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            tracing::info!("--for elapsed, stopping");
+            break;
+        }
+        if server.sources_finished() {
+            tracing::info!("every source has ended, stopping");
+            break;
+        }
+        if now >= next_progress {
+            progress(&server.stats());
+            next_progress += PROGRESS_EVERY;
+        }
+        let wait = deadline
+            .map_or(Duration::from_millis(100), |d| d.saturating_duration_since(now))
+            .min(Duration::from_millis(100));
+        if let Ok(sig) = signals.recv_timeout(wait) {
+            tracing::info!(signal = sig, "signal received, stopping");
+            break;
+        }
+    }
+    let stats = server.shutdown();
+    progress(&stats);
+    if let Some(path) = stats_path {
+        let json = serde_json::to_string_pretty(&stats).expect("stats serialize");
+        if let Err(e) = std::fs::write(&path, json + "\n") {
+            eprintln!("eyrie: cannot write stats to {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    let failed: Vec<&str> = stats
+        .nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Failed)
+        .map(|n| n.name.as_str())
+        .collect();
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("eyrie: nodes failed: {}", failed.join(", "));
+        ExitCode::from(1)
+    }
+}
+
+fn progress(stats: &ServerStats) {
+    for n in &stats.nodes {
+        tracing::info!(
+            node = %n.name,
+            kind = n.kind,
+            state = ?n.state,
+            out = n.frames_out,
+            dropped = n.frames_dropped,
+            fps = format_args!("{:.2}", n.fps),
+        );
+    }
+    tracing::info!(
+        uptime_s = format_args!("{:.1}", stats.uptime_s),
+        bytes_copied = stats.bytes_copied
+    );
+}

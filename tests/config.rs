@@ -44,7 +44,7 @@ fn a_good_config_parses() {
     };
     assert_eq!((relay.queue, relay.policy), (4, Policy::Blocking));
     assert_eq!(c.nodes[1].listen_to.as_deref(), Some("cam0"));
-    assert_eq!(c.start_order(), [0, 1]);
+    assert_eq!(c.flow_order(), [0, 1]);
 }
 
 #[test]

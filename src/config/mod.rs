@@ -228,8 +228,11 @@ impl Config {
         check_graph(&self.nodes, origin, &|_, _| None)
     }
 
-    /// Node indices in start order: every node after the node it listens to.
-    pub fn start_order(&self) -> Vec<usize> {
+    /// Node indices in the order data flows: every node after the node it
+    /// listens to. The server starts nodes in the reverse order (so no consumer
+    /// misses a first frame) and stops them in this one (so every consumer drains
+    /// its input to the end of stream).
+    pub fn flow_order(&self) -> Vec<usize> {
         let mut order: Vec<usize> = Vec::with_capacity(self.nodes.len());
         let mut placed = vec![false; self.nodes.len()];
         while order.len() < self.nodes.len() {
@@ -259,11 +262,7 @@ type Locate<'a> = dyn Fn(usize, &str) -> Option<(usize, usize)> + 'a;
 
 /// Checks names and links: unique names, `listen_to` on consumers only, naming
 /// an existing node, and no cycles. `locate(node, key)` gives a line and column.
-fn check_graph(
-    nodes: &[NodeSpec],
-    origin: &str,
-    locate: &Locate<'_>,
-) -> Result<(), ConfigError> {
+fn check_graph(nodes: &[NodeSpec], origin: &str, locate: &Locate<'_>) -> Result<(), ConfigError> {
     let err = |i: usize, key: &str, message: String| ConfigError {
         origin: origin.into(),
         at: locate(i, key),

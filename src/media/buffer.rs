@@ -11,7 +11,8 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Where a buffer's memory lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,10 +113,23 @@ pub struct BufferPool {
 struct PoolInner {
     buffer_size: usize,
     capacity: usize,
-    free: Mutex<Vec<Box<[u8]>>>,
+    free: Mutex<Free>,
+    /// Signalled when a buffer comes back and someone waits for one.
+    returned: Condvar,
     allocated: AtomicUsize,
     in_use: AtomicUsize,
     exhausted: AtomicU64,
+}
+
+struct Free {
+    buffers: Vec<Box<[u8]>>,
+    waiters: usize,
+}
+
+impl PoolInner {
+    fn lock(&self) -> MutexGuard<'_, Free> {
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Counters of a [`BufferPool`].
@@ -140,7 +154,11 @@ impl BufferPool {
             inner: Arc::new(PoolInner {
                 buffer_size,
                 capacity,
-                free: Mutex::new(Vec::with_capacity(capacity)),
+                free: Mutex::new(Free {
+                    buffers: Vec::with_capacity(capacity),
+                    waiters: 0,
+                }),
+                returned: Condvar::new(),
                 allocated: AtomicUsize::new(0),
                 in_use: AtomicUsize::new(0),
                 exhausted: AtomicU64::new(0),
@@ -148,22 +166,62 @@ impl BufferPool {
         }
     }
 
-    /// A writable buffer, or `None` (counted) when all `capacity` buffers are leased.
-    /// The contents of a recycled buffer are whatever its last user left.
+    /// A writable buffer, or `None` (counted) when all `capacity` buffers are
+    /// leased. Never waits: what live sources use. The contents of a recycled
+    /// buffer are whatever its last user left.
     pub fn acquire(&self) -> Option<PoolBuffer> {
+        let recycled = self.inner.lock().buffers.pop();
+        self.take(recycled).or_else(|| {
+            self.inner.exhausted.fetch_add(1, Ordering::Relaxed);
+            None
+        })
+    }
+
+    /// Like [`acquire`](Self::acquire), but when every buffer is leased, waits up
+    /// to `timeout` for one to come back: what sources that run as fast as
+    /// possible use, so they follow their consumers instead of dropping.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<PoolBuffer> {
+        let deadline = Instant::now() + timeout;
+        let mut free = self.inner.lock();
+        loop {
+            let recycled = free.buffers.pop();
+            if recycled.is_some() || self.inner.allocated.load(Ordering::Acquire) < self.inner.capacity {
+                drop(free);
+                if let Some(buffer) = self.take(recycled) {
+                    return Some(buffer);
+                }
+                free = self.inner.lock();
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                self.inner.exhausted.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            free.waiters += 1;
+            free = self
+                .inner
+                .returned
+                .wait_timeout(free, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            free.waiters -= 1;
+        }
+    }
+
+    /// Wraps a recycled buffer, or allocates a new one while under capacity.
+    fn take(&self, recycled: Option<Box<[u8]>>) -> Option<PoolBuffer> {
         let inner = &self.inner;
-        let recycled = inner.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let data = match recycled {
             Some(data) => data,
             None => {
                 // Reserve a slot first so concurrent acquirers never exceed the bound.
-                let reserved = inner.allocated.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < inner.capacity).then_some(n + 1)
-                });
-                if reserved.is_err() {
-                    inner.exhausted.fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
+                inner
+                    .allocated
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < inner.capacity).then_some(n + 1)
+                    })
+                    .ok()?;
                 vec![0u8; inner.buffer_size].into_boxed_slice()
             }
         };
@@ -242,8 +300,14 @@ impl Memory for PoolBuffer {
 impl Drop for PoolBuffer {
     fn drop(&mut self) {
         if let Some(data) = self.data.take() {
-            self.pool.free.lock().unwrap_or_else(|e| e.into_inner()).push(data);
+            let mut free = self.pool.lock();
+            free.buffers.push(data);
             self.pool.in_use.fetch_sub(1, Ordering::Release);
+            let wake = free.waiters > 0;
+            drop(free);
+            if wake {
+                self.pool.returned.notify_one();
+            }
         }
     }
 }
@@ -305,6 +369,23 @@ mod tests {
         assert!(pool.acquire().is_some());
         drop(b);
         assert_eq!(pool.stats().allocated, 2);
+    }
+
+    #[test]
+    fn acquire_timeout_waits_for_a_returned_buffer() {
+        let pool = BufferPool::new(8, 1);
+        let held = pool.acquire().unwrap().freeze();
+        assert!(pool.acquire_timeout(Duration::from_millis(10)).is_none());
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            drop(held);
+        });
+        assert!(
+            pool.acquire_timeout(Duration::from_secs(10)).is_some(),
+            "the returned buffer was handed over"
+        );
+        releaser.join().unwrap();
+        assert_eq!(pool.stats().exhausted, 1);
     }
 
     #[test]

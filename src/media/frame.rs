@@ -55,6 +55,13 @@ pub struct FrameMeta {
     pub ground_truth: Vec<TruthObject>,
 }
 
+impl FrameMeta {
+    /// Metadata holding only the ground truth of a synthetic frame.
+    pub fn with_ground_truth(ground_truth: Vec<TruthObject>) -> Self {
+        FrameMeta { ground_truth }
+    }
+}
+
 /// An object class. The numbering follows COCO (person 0, bicycle 1, car 2), so
 /// detectors trained on COCO-style label files agree with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

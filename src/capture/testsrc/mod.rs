@@ -39,7 +39,9 @@ pub struct TestSrcOptions {
     pub live: bool,
     /// Noise amplitude added to every byte (±, 0 for none).
     pub noise: u8,
-    /// Buffers in the node's pool; when all are held downstream, frames are dropped (counted).
+    /// Buffers in the node's pool. When all are held downstream, a live source
+    /// drops the frame (counted); one running as fast as possible waits up to
+    /// 1 s for a buffer to come back, then drops.
     pub pool: usize,
     /// Stop (end of stream) after this many frames. Default: run until stopped.
     pub num_frames: Option<u64>,

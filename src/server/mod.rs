@@ -1,0 +1,270 @@
+//! The node registry: turns a [`Config`] into running nodes, tracks their state
+//! and stats, relinks them at run time, and shuts them down in order (producers
+//! first, so every consumer drains its input to the end of stream and finalizes).
+
+mod node;
+mod relay;
+mod testsrc;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use serde::Serialize;
+
+use crate::config::{Config, ConfigError, NodeProps, NodeSpec};
+use crate::hub::{Hub, StreamStats, SubStats, SubscriptionControl};
+use crate::media::{Clock, MonotonicClock, PoolStats, bytes_copied};
+pub use node::NodeState;
+use node::{NodeCtx, NodeShared};
+
+/// Errors of the server layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A node could not start.
+    #[error("node `{name}` ({kind}) cannot start: {message}")]
+    Start {
+        /// The node.
+        name: String,
+        /// Its kind.
+        kind: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// No node has this name.
+    #[error("no node named `{0}`")]
+    NoSuchNode(String),
+    /// The node does not listen to a stream, so it cannot be relinked.
+    #[error("node `{0}` listens to no stream (only consumers can be relinked)")]
+    NotAConsumer(String),
+}
+
+/// Stats of one node.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeStats {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Its state.
+    pub state: NodeState,
+    /// Why it failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The stream it listens to now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen_to: Option<String>,
+    /// Frames/packets received.
+    pub frames_in: u64,
+    /// Frames/packets published.
+    pub frames_out: u64,
+    /// Frames/packets lost: pool exhausted or late (sources), input queue full (consumers).
+    pub frames_dropped: u64,
+    /// Output rate, measured between the first and last frame out.
+    pub fps: f64,
+    /// The input queue (consumers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<SubStats>,
+    /// The buffer pool (producers that own one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolStats>,
+}
+
+/// Stats of the whole server.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerStats {
+    /// Seconds since start.
+    pub uptime_s: f64,
+    /// Bytes of frame data copied by the process (0 on a zero-copy path).
+    pub bytes_copied: u64,
+    /// Every node, upstream first.
+    pub nodes: Vec<NodeStats>,
+    /// Every stream of the hub.
+    pub streams: Vec<StreamStats>,
+}
+
+struct Running {
+    spec: NodeSpec,
+    shared: Arc<NodeShared>,
+    input: Option<SubscriptionControl>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A running set of nodes.
+pub struct Server {
+    hub: Hub,
+    clock: Arc<dyn Clock>,
+    config: Config,
+    /// In flow order (see [`Config::flow_order`]).
+    nodes: Vec<Running>,
+    started_ns: i64,
+}
+
+impl Server {
+    /// Starts every node of `config` on a fresh hub and the real clock.
+    pub fn start(config: Config) -> Result<Server, ServerError> {
+        Self::start_with(config, Hub::new(), Arc::new(MonotonicClock::new()))
+    }
+
+    /// Starts every node of `config` on `hub`, timed by `clock`. If a node
+    /// cannot start, those already started are shut down and the error returned.
+    pub fn start_with(config: Config, hub: Hub, clock: Arc<dyn Clock>) -> Result<Server, ServerError> {
+        config.validate()?;
+        let started_ns = clock.now_ns();
+        let mut server = Server {
+            hub,
+            clock,
+            config: config.clone(),
+            nodes: Vec::new(),
+            started_ns,
+        };
+        // Consumers first: their subscriptions exist before the first frame is published.
+        for i in config.flow_order().into_iter().rev() {
+            let spec = config.nodes[i].clone();
+            if let Err(e) = server.spawn(spec) {
+                server.shutdown();
+                return Err(e);
+            }
+        }
+        // Kept in flow order, for stats and for the stop order.
+        server.nodes.reverse();
+        tracing::info!(nodes = server.nodes.len(), "server started");
+        Ok(server)
+    }
+
+    fn spawn(&mut self, spec: NodeSpec) -> Result<(), ServerError> {
+        let shared = Arc::new(NodeShared::new(Arc::clone(&self.clock)));
+        let ctx = NodeCtx {
+            name: spec.name.as_str().into(),
+            hub: self.hub.clone(),
+            shared: Arc::clone(&shared),
+        };
+        let started = match (&spec.props, &spec.listen_to) {
+            (NodeProps::Testsrc(o), _) => testsrc::spawn(ctx, o.clone()).map(|t| (t, None)),
+            (NodeProps::Relay(o), Some(up)) => relay::spawn(ctx, up, o).map(|(t, c)| (t, Some(c))),
+            (NodeProps::Relay(_), None) => Err("needs `listen_to`".to_owned()),
+        };
+        let (thread, input) = started.map_err(|message| ServerError::Start {
+            name: spec.name.clone(),
+            kind: spec.props.kind(),
+            message,
+        })?;
+        tracing::debug!(node = %spec.name, kind = spec.props.kind(), "node started");
+        self.nodes.push(Running {
+            spec,
+            shared,
+            input,
+            thread: Some(thread),
+        });
+        Ok(())
+    }
+
+    /// The hub the nodes publish to; products subscribe to any stream here.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The configuration as it stands now (relinks included).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Relinks consumer `node` to `stream` without restarting it.
+    pub fn relink(&mut self, node: &str, stream: &str) -> Result<(), ServerError> {
+        let running = self.nodes.iter_mut().find(|n| n.spec.name == node);
+        let running = running.ok_or_else(|| ServerError::NoSuchNode(node.to_owned()))?;
+        let input = running
+            .input
+            .as_ref()
+            .ok_or_else(|| ServerError::NotAConsumer(node.to_owned()))?;
+        input.relink(stream);
+        running.spec.listen_to = Some(stream.to_owned());
+        if let Some(n) = self.config.nodes.iter_mut().find(|n| n.name == node) {
+            n.listen_to = Some(stream.to_owned());
+        }
+        tracing::info!(node, stream, "relinked");
+        Ok(())
+    }
+
+    /// True when every node has stopped by itself (sources reached `num_frames`
+    /// and consumers are idle at end of stream) or failed.
+    pub fn sources_finished(&self) -> bool {
+        self.nodes
+            .iter()
+            .filter(|n| !n.spec.props.is_consumer())
+            .all(|n| matches!(n.shared.state().0, NodeState::Stopped | NodeState::Failed))
+    }
+
+    /// Stats of every node and stream, now.
+    pub fn stats(&self) -> ServerStats {
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let (state, error) = n.shared.state();
+                let input = n.input.as_ref().map(|c| c.stats());
+                let queue_drops = input.as_ref().map_or(0, |s| s.dropped);
+                NodeStats {
+                    name: n.spec.name.clone(),
+                    kind: n.spec.props.kind(),
+                    state,
+                    error,
+                    listen_to: n.spec.listen_to.clone(),
+                    frames_in: n.shared.frames_in.load(std::sync::atomic::Ordering::Relaxed),
+                    frames_out: n.shared.frames_out(),
+                    frames_dropped: n.shared.dropped.load(std::sync::atomic::Ordering::Relaxed) + queue_drops,
+                    fps: n.shared.fps(),
+                    input,
+                    pool: n
+                        .shared
+                        .pool
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .as_ref()
+                        .map(|p| p.stats()),
+                }
+            })
+            .collect();
+        ServerStats {
+            uptime_s: (self.clock.now_ns() - self.started_ns) as f64 / 1e9,
+            bytes_copied: bytes_copied(),
+            nodes,
+            streams: self.hub.stream_stats(),
+        }
+    }
+
+    /// Stops every node in flow order — producers first, so each consumer
+    /// drains its queue to the end of stream and finalizes — and returns the
+    /// final stats.
+    pub fn shutdown(mut self) -> ServerStats {
+        self.stop_all();
+        let stats = self.stats();
+        tracing::info!("server stopped");
+        stats
+    }
+
+    fn stop_all(&mut self) {
+        for n in &mut self.nodes {
+            n.shared.request_stop();
+            if let Some(input) = &n.input {
+                input.close();
+            }
+            if let Some(thread) = n.thread.take()
+                && thread.join().is_err()
+            {
+                n.shared
+                    .set_state(NodeState::Failed, Some("the node's thread panicked".into()));
+                tracing::error!(node = %n.spec.name, "node panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

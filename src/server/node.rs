@@ -1,0 +1,132 @@
+//! What every running node shares with the registry: its state, stop request,
+//! counters and measured rate.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::hub::Hub;
+use crate::media::{BufferPool, Clock};
+
+/// Where a node is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// Started, no output yet.
+    Starting,
+    /// Producing or consuming.
+    Running,
+    /// Finished cleanly (end of stream, or stopped).
+    Stopped,
+    /// Stopped by an error (see the node's `error`).
+    Failed,
+}
+
+/// State and counters of one node, shared between its thread and the registry.
+pub(crate) struct NodeShared {
+    pub(crate) clock: Arc<dyn Clock>,
+    state: Mutex<(NodeState, Option<String>)>,
+    stop: AtomicBool,
+    pub(crate) frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    first_out_ns: AtomicI64,
+    last_out_ns: AtomicI64,
+    /// The node's buffer pool, for stats (producers only).
+    pub(crate) pool: Mutex<Option<BufferPool>>,
+}
+
+impl NodeShared {
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
+        NodeShared {
+            clock,
+            state: Mutex::new((NodeState::Starting, None)),
+            stop: AtomicBool::new(false),
+            frames_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            first_out_ns: AtomicI64::new(0),
+            last_out_ns: AtomicI64::new(0),
+            pool: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn set_state(&self, state: NodeState, error: Option<String>) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (state, error);
+    }
+
+    pub(crate) fn state(&self) -> (NodeState, Option<String>) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Counts one frame/packet out, now.
+    pub(crate) fn count_out(&self) {
+        let now = self.clock.now_ns();
+        if self.frames_out.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.first_out_ns.store(now, Ordering::Release);
+            self.set_state(NodeState::Running, None);
+        }
+        self.last_out_ns.store(now, Ordering::Release);
+    }
+
+    pub(crate) fn frames_out(&self) -> u64 {
+        self.frames_out.load(Ordering::Acquire)
+    }
+
+    /// Output rate measured between the first and the last frame out.
+    pub(crate) fn fps(&self) -> f64 {
+        let n = self.frames_out();
+        let span = self.last_out_ns.load(Ordering::Acquire) - self.first_out_ns.load(Ordering::Acquire);
+        if n < 2 || span <= 0 {
+            0.0
+        } else {
+            (n - 1) as f64 * 1e9 / span as f64
+        }
+    }
+}
+
+/// What a node's thread is given.
+pub(crate) struct NodeCtx {
+    pub(crate) name: Arc<str>,
+    pub(crate) hub: Hub,
+    pub(crate) shared: Arc<NodeShared>,
+}
+
+/// Lets a per-frame condition be logged at most once a second.
+pub(crate) struct Every {
+    period_ns: i64,
+    last_ns: Option<i64>,
+    /// Occurrences since the last time it fired.
+    pub(crate) pending: u64,
+}
+
+impl Every {
+    pub(crate) fn second() -> Self {
+        Every {
+            period_ns: 1_000_000_000,
+            last_ns: None,
+            pending: 0,
+        }
+    }
+
+    /// Records one occurrence; true when it is time to log (then `pending` holds the count).
+    pub(crate) fn tick(&mut self, now_ns: i64) -> bool {
+        self.pending += 1;
+        match self.last_ns {
+            Some(last) if now_ns - last < self.period_ns => false,
+            _ => {
+                self.last_ns = Some(now_ns);
+                true
+            }
+        }
+    }
+}
