@@ -49,7 +49,7 @@ fn a_finite_source_flows_through_a_blocking_relay_without_loss() {
     .unwrap();
     let sub = server.hub().subscribe("in0", SubscribeOptions::blocking(4));
     let mut seqs = Vec::new();
-    while let Some(item) = sub.recv_timeout(Duration::from_secs(10)).ok() {
+    while let Ok(item) = sub.recv_timeout(Duration::from_secs(10)) {
         match item {
             Item::Frame(f) => {
                 assert_eq!(&*f.source, "cam0");
