@@ -56,6 +56,13 @@ struct Queue {
 }
 
 impl Queue {
+    /// A blocked producer is woken once the queue has drained to half its
+    /// capacity, not at every free slot: batches hand-offs instead of
+    /// ping-ponging one frame at a time between threads.
+    fn wake_producer(&self, capacity: usize) -> bool {
+        self.push_waiting > 0 && self.media <= capacity / 2
+    }
+
     fn pop(&mut self) -> Option<Item> {
         let item = self.items.pop_front()?;
         if item.is_media() {
@@ -181,7 +188,7 @@ impl SubShared {
         let mut q = self.lock();
         loop {
             if let Some(item) = q.pop() {
-                let notify = q.push_waiting > 0;
+                let notify = q.wake_producer(self.capacity);
                 drop(q);
                 if notify {
                     self.not_full.notify_all();
@@ -214,7 +221,7 @@ impl SubShared {
         let mut q = self.lock();
         match q.pop() {
             Some(item) => {
-                let notify = q.push_waiting > 0;
+                let notify = q.wake_producer(self.capacity);
                 drop(q);
                 if notify {
                     self.not_full.notify_all();

@@ -1,0 +1,165 @@
+//! The `eyrie` binary: run, stats, check, clean shutdown on signals.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn eyrie() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_eyrie"));
+    c.env("EYRIE_LOG", "warn");
+    c
+}
+
+fn read_stats(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("stats written")).expect("stats are JSON")
+}
+
+fn node<'a>(stats: &'a Value, name: &str) -> &'a Value {
+    stats["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("no node {name}"))
+}
+
+#[test]
+fn the_default_run_writes_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats_path = dir.path().join("s.json");
+    let out = eyrie()
+        .args(["run", "--for", "2", "--stats"])
+        .arg(&stats_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats = read_stats(&stats_path);
+    assert_eq!(stats["bytes_copied"], 0, "no stage of the default run copies a frame");
+    let names: Vec<&str> = stats["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cam0", "cam1", "in0", "in1", "in2", "in3"]);
+    for (input, cam) in [("in0", "cam0"), ("in1", "cam0"), ("in2", "cam1"), ("in3", "cam1")] {
+        let (i, c) = (node(&stats, input), node(&stats, cam));
+        assert_eq!(i["kind"], "relay");
+        assert_eq!(i["state"], "stopped");
+        assert_eq!(i["listen_to"], cam);
+        for key in ["frames_in", "frames_out", "frames_dropped", "fps"] {
+            assert!(i[key].is_number(), "{input}.{key}");
+        }
+        let published = c["frames_out"].as_u64().unwrap();
+        assert!(published >= 30, "{cam} published {published} frames in 2 s");
+        let seen = i["frames_in"].as_u64().unwrap() + i["frames_dropped"].as_u64().unwrap();
+        assert_eq!(seen, published, "{input} accounts for every frame of {cam}");
+        assert!(i["fps"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn sigint_and_sigterm_stop_every_node_cleanly() {
+    for signal in ["-INT", "-TERM"] {
+        let dir = tempfile::tempdir().unwrap();
+        let stats_path = dir.path().join("s.json");
+        let mut child = eyrie()
+            .args(["run", "--stats"])
+            .arg(&stats_path)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let killed = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "eyrie did not stop on {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{signal}: {status}");
+        let stats = read_stats(&stats_path);
+        for n in stats["nodes"].as_array().unwrap() {
+            assert_eq!(n["state"], "stopped", "{signal}: {n}");
+        }
+    }
+}
+
+#[test]
+fn a_finite_config_runs_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("finite.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[node]]
+name = "cam0"
+kind = "testsrc"
+width = 320
+height = 240
+live = false
+num_frames = 90
+
+[[node]]
+name = "in0"
+kind = "relay"
+listen_to = "cam0"
+policy = "blocking"
+"#,
+    )
+    .unwrap();
+    let stats_path = dir.path().join("s.json");
+    let out = eyrie()
+        .args(["run", "-c"])
+        .arg(&config)
+        .arg("--stats")
+        .arg(&stats_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats = read_stats(&stats_path);
+    assert_eq!(node(&stats, "cam0")["frames_out"], 90);
+    assert_eq!(node(&stats, "in0")["frames_out"], 90);
+}
+
+#[test]
+fn check_accepts_good_configs_and_locates_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[[node]]\nname = \"cam0\"\nkind = \"testsrc\"\n").unwrap();
+    let out = eyrie().args(["check", "-c"]).arg(&good).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok, 1 nodes: cam0 (testsrc)"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[node]]\nname = \"cam0\"\nkind = \"testsrc\"\nfsp = 30\n").unwrap();
+    let out = eyrie().args(["check", "-c"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:4:1: key `node.fsp`") && err.contains("unknown key"),
+        "{err}"
+    );
+
+    let out = eyrie().args(["run", "-c"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "run refuses a bad config too");
+
+    let out = eyrie()
+        .args(["check", "-c"])
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
