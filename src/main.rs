@@ -13,7 +13,11 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
 #[derive(Parser)]
-#[command(name = "eyrie", version, about = "A zero-copy, multi-camera AI media server")]
+#[command(
+    name = "eyrie",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("EYRIE_COMMIT"), ")"),
+    about = "A zero-copy, multi-camera AI media server"
+)]
 struct Cli {
     /// Log filter, e.g. `info` or `warn,eyrie::server=debug`.
     #[arg(long, global = true, env = "EYRIE_LOG", default_value = "info")]

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine or a developer's:
+#   1. installs what the tests need (nothing beyond a Rust toolchain and a C
+#      compiler yet; later backends add their Debian packages here),
+#   2. format and lint checks,
+#   3. unit and integration tests (all crates of the workspace),
+#   4. the acceptance run: the release binary's default pipeline for 10 s must
+#      keep every camera input at >= 29 fps with 0 drops and copy 0 bytes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+need=()
+command -v cc >/dev/null || need+=(build-essential)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  step "installing ${need[*]}"
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
+fi
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests"
+cargo test --workspace
+
+step "acceptance: eyrie run --for 10 --stats (release build)"
+cargo build --release --bin eyrie
+stats=target/acceptance-stats.json
+EYRIE_LOG=warn ./target/release/eyrie run --for 10 --stats "$stats"
+python3 - "$stats" <<'PY'
+import json, sys
+stats = json.load(open(sys.argv[1]))
+bad = []
+for n in stats["nodes"]:
+    print(f'{n["name"]:6} {n["kind"]:8} out={n["frames_out"]:4} dropped={n["frames_dropped"]} fps={n["fps"]:.2f}')
+    if n["fps"] < 29 or n["frames_dropped"] != 0:
+        bad.append(n["name"])
+print("bytes copied:", stats["bytes_copied"])
+if stats["bytes_copied"] != 0:
+    bad.append("bytes_copied")
+if bad:
+    sys.exit(f"acceptance failed for: {', '.join(bad)}")
+PY
+
+step "all tests passed"
