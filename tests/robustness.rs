@@ -1,0 +1,114 @@
+//! Parsers never panic: thousands of mutations of a valid config, and arbitrary
+//! bytes where frames are read back. (The machine's toolchain is stable-only,
+//! so this deterministic mutation loop stands in for a coverage-guided fuzzer.)
+
+use eyrie::capture::testsrc::stamp;
+use eyrie::config::Config;
+use eyrie::media::{Fps, PixelFormat, VideoInfo};
+
+const SEED_CONFIG: &str = r#"[server]
+media_root = "m"
+
+[[node]]
+name = "cam0"
+kind = "testsrc"
+width = 640
+height = 480
+fps = "30000/1001"
+format = "nv12"
+seed = 7
+live = false
+num_frames = 10
+
+[[node]]
+name = "in0"
+kind = "relay"
+listen_to = "cam0"
+queue = 4
+policy = "leaky"
+"#;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const ALPHABET: &[u8] = b" \n=[]\"'.,#0123456789-+_abcdefghijklmnopqrstuvwxyz{}\\\t\xc3\xa9";
+
+#[test]
+fn mutated_configs_never_panic_and_errors_point_inside_the_file() {
+    let mut rng = Rng(0x5eed);
+    let lines = SEED_CONFIG.lines().count() + 8;
+    let mut refused = 0;
+    for _ in 0..20_000 {
+        let mut bytes = SEED_CONFIG.as_bytes().to_vec();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(bytes.len());
+            match rng.below(3) {
+                0 => bytes[at] = ALPHABET[rng.below(ALPHABET.len())],
+                1 => {
+                    bytes.remove(at);
+                }
+                _ => bytes.insert(at, ALPHABET[rng.below(ALPHABET.len())]),
+            }
+        }
+        let Ok(text) = String::from_utf8(bytes) else { continue };
+        if let Err(e) = Config::parse(&text, "fuzz.toml") {
+            refused += 1;
+            if let Some((line, col)) = e.at {
+                assert!(line >= 1 && line <= lines && col >= 1, "{e} for:\n{text}");
+            }
+            assert!(!e.message.is_empty());
+        }
+    }
+    assert!(refused > 5_000, "mutations should mostly break the config ({refused})");
+}
+
+#[test]
+fn value_parsers_never_panic() {
+    let mut rng = Rng(42);
+    for _ in 0..20_000 {
+        let len = rng.below(12);
+        let s: String = (0..len)
+            .map(|_| ALPHABET[rng.below(ALPHABET.len() - 2)] as char)
+            .collect();
+        let _ = s.parse::<Fps>();
+        let _ = s.parse::<PixelFormat>();
+    }
+    for s in [
+        "4294967295/1",
+        "99999999999",
+        "1/4294967295",
+        "-1",
+        "0/0",
+        "/",
+        "30/",
+        " 30 / 1 ",
+    ] {
+        let _ = s.parse::<Fps>();
+    }
+}
+
+#[test]
+fn stamps_read_from_arbitrary_pixels_never_panic() {
+    let mut rng = Rng(9);
+    for format in PixelFormat::ALL {
+        for (w, h) in [(2, 2), (64, 2), (320, 240), (1280, 8)] {
+            let Ok(info) = VideoInfo::new(format, w, h, Fps::new(30, 1).unwrap()) else {
+                continue;
+            };
+            let data: Vec<u8> = (0..info.size()).map(|_| rng.next() as u8).collect();
+            let _ = stamp::read(&info, &data);
+        }
+    }
+}
