@@ -389,6 +389,15 @@ mod tests {
     }
 
     #[test]
+    fn copies_are_counted() {
+        let before = bytes_copied();
+        let mut dst = [0u8; 100];
+        copy_frame_bytes(&mut dst, &[7u8; 100]);
+        assert_eq!(dst, [7u8; 100]);
+        assert!(bytes_copied() >= before + 100);
+    }
+
+    #[test]
     fn writing_in_place_needs_the_only_lease() {
         let pool = BufferPool::new(4, 1);
         let mut a = pool.acquire().unwrap().freeze();
