@@ -1,5 +1,6 @@
 //! The `eyrie` binary: run, stats, check, clean shutdown on signals.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
