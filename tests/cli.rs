@@ -67,12 +67,22 @@ fn sigint_and_sigterm_stop_every_node_cleanly() {
         let dir = tempfile::tempdir().unwrap();
         let stats_path = dir.path().join("s.json");
         let mut child = eyrie()
+            .env("EYRIE_LOG", "info")
             .args(["run", "--stats"])
             .arg(&stats_path)
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
+        // Signal only once the server says it runs (its handlers are in place by then).
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("server started") {
+            line.clear();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "eyrie exited before starting");
+        }
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        std::thread::sleep(Duration::from_millis(300));
         let killed = Command::new("kill")
             .args([signal, &child.id().to_string()])
             .status()

@@ -189,13 +189,12 @@ impl Server {
         Ok(())
     }
 
-    /// True when every node has stopped by itself (sources reached `num_frames`
-    /// and consumers are idle at end of stream) or failed.
+    /// True when there are sources and every one has ended by itself (reached
+    /// `num_frames`) or failed. A server without sources never finishes.
     pub fn sources_finished(&self) -> bool {
-        self.nodes
-            .iter()
-            .filter(|n| !n.spec.props.is_consumer())
-            .all(|n| matches!(n.shared.state().0, NodeState::Stopped | NodeState::Failed))
+        let mut sources = self.nodes.iter().filter(|n| !n.spec.props.is_consumer()).peekable();
+        sources.peek().is_some()
+            && sources.all(|n| matches!(n.shared.state().0, NodeState::Stopped | NodeState::Failed))
     }
 
     /// Stats of every node and stream, now.
