@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's:
-#   1. installs what the tests need (nothing beyond a Rust toolchain and a C
-#      compiler yet; later backends add their Debian packages here),
+#   1. installs what the tests need: a C compiler, python3, and ffmpeg (the
+#      `ffmpeg`/`ffprobe` CLI encodes test streams and judges what Eyrie parses),
 #   2. format and lint checks,
 #   3. unit and integration tests (all crates of the workspace),
 #   4. the acceptance run: the release binary's default pipeline for 10 s must
@@ -14,6 +14,7 @@ step() { printf '\n== %s\n' "$*"; }
 need=()
 command -v cc >/dev/null || need+=(build-essential)
 command -v python3 >/dev/null || need+=(python3)
+command -v ffprobe >/dev/null || need+=(ffmpeg)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing ${need[*]}"
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

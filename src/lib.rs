@@ -5,6 +5,8 @@
 //!
 //! - [`media`]: pixel formats, frames, packets, the pipeline clock, bounded
 //!   buffer pools with leases, and the global bytes-copied counter (pure);
+//! - [`codec`]: bitstream parsing — H.264/H.265 NAL units, parameter sets and
+//!   access units, `avcC`/`hvcC`, VP9 and IVF, JPEG (pure);
 //! - [`hub`]: named streams and relinkable subscriptions (the interpipe of Eyrie);
 //! - [`capture`]: sources (synthetic cameras today);
 //! - [`config`]: the TOML node descriptions shared with the run-time API;
@@ -31,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod codec;
 pub mod config;
 pub mod hub;
 pub mod media;
