@@ -112,3 +112,53 @@ fn stamps_read_from_arbitrary_pixels_never_panic() {
         }
     }
 }
+
+/// Random and mutated bytes through every bitstream parser: errors, never panics.
+#[test]
+fn bitstream_parsers_never_panic() {
+    use eyrie::codec::{self, ParamTracker, h264, h265, jpeg, vp9};
+    use eyrie::media::Codec;
+    let mut rng = Rng(77);
+    // A valid-looking H.264 SPS/PPS/IDR prefix to mutate, and pure noise.
+    let seed: Vec<u8> = [
+        &[
+            0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x6a,
+        ][..],
+        &[0, 0, 0, 1, 0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0][..],
+        &[0, 0, 1, 0x65, 0x88, 0x84, 0x00, 0x33, 0xff][..],
+        &[0, 0, 1, 0x40, 0x01, 0x0c, 0x01, 0xff, 0xff, 0x01, 0x60][..],
+        &[0, 0, 1, 0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90][..],
+    ]
+    .concat();
+    for round in 0..20_000 {
+        let mut data = if round % 2 == 0 {
+            seed.clone()
+        } else {
+            (0..rng.below(64)).map(|_| rng.next() as u8).collect()
+        };
+        for _ in 0..rng.below(6) {
+            if !data.is_empty() {
+                let at = rng.below(data.len());
+                data[at] = rng.next() as u8;
+            }
+        }
+        for codec in [Codec::H264, Codec::H265] {
+            let mut tracker = ParamTracker::new(codec);
+            for au in codec::access_units(codec, &data) {
+                let _ = tracker.update(&au);
+            }
+        }
+        for nal in codec::nal::annexb(&data) {
+            let _ = h264::Sps::parse(nal.data, nal.offset);
+            let _ = h265::Sps::parse(nal.data, nal.offset);
+            let _ = h264::parse_avcc(nal.data);
+        }
+        let _ = codec::nal::length_prefixed(&data, 4, 0);
+        let _ = vp9::parse_frame(&data, 0);
+        let _ = vp9::superframe(&data, 0);
+        let _ = jpeg::parse(&data);
+        let mut ivf = b"DKIF\0\0\x20\0VP90\x80\x02\x68\x01\x1e\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0".to_vec();
+        ivf.extend_from_slice(&data);
+        let _ = vp9::parse_ivf(&ivf);
+    }
+}
