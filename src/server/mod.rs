@@ -212,9 +212,9 @@ impl Server {
                     state,
                     error,
                     listen_to: n.spec.listen_to.clone(),
-                    frames_in: n.shared.frames_in.load(std::sync::atomic::Ordering::Relaxed),
+                    frames_in: n.shared.frames_in(),
                     frames_out: n.shared.frames_out(),
-                    frames_dropped: n.shared.dropped.load(std::sync::atomic::Ordering::Relaxed) + queue_drops,
+                    frames_dropped: n.shared.dropped() + queue_drops,
                     fps: n.shared.fps(),
                     input,
                     pool: n

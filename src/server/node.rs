@@ -28,9 +28,9 @@ pub(crate) struct NodeShared {
     pub(crate) clock: Arc<dyn Clock>,
     state: Mutex<(NodeState, Option<String>)>,
     stop: AtomicBool,
-    pub(crate) frames_in: AtomicU64,
+    frames_in: AtomicU64,
     frames_out: AtomicU64,
-    pub(crate) dropped: AtomicU64,
+    dropped: AtomicU64,
     first_out_ns: AtomicI64,
     last_out_ns: AtomicI64,
     /// The node's buffer pool, for stats (producers only).
@@ -66,6 +66,24 @@ impl NodeShared {
 
     pub(crate) fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::Acquire)
+    }
+
+    /// Counts one frame/packet in.
+    pub(crate) fn count_in(&self) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one frame/packet lost by this node.
+    pub(crate) fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn frames_in(&self) -> u64 {
+        self.frames_in.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Counts one frame/packet out, now.
@@ -106,7 +124,7 @@ pub(crate) struct Every {
     period_ns: i64,
     last_ns: Option<i64>,
     /// Occurrences since the last time it fired.
-    pub(crate) pending: u64,
+    pending: u64,
 }
 
 impl Every {
@@ -118,15 +136,35 @@ impl Every {
         }
     }
 
-    /// Records one occurrence; true when it is time to log (then `pending` holds the count).
-    pub(crate) fn tick(&mut self, now_ns: i64) -> bool {
+    /// Records one occurrence. When it is time to log, returns how many
+    /// occurrences the log line covers (and starts counting anew).
+    pub(crate) fn tick(&mut self, now_ns: i64) -> Option<u64> {
         self.pending += 1;
         match self.last_ns {
-            Some(last) if now_ns - last < self.period_ns => false,
+            Some(last) if now_ns - last < self.period_ns => None,
             _ => {
                 self.last_ns = Some(now_ns);
-                true
+                Some(std::mem::take(&mut self.pending))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_second_logs_the_first_then_counts() {
+        let mut e = Every::second();
+        assert_eq!(e.tick(0), Some(1));
+        assert_eq!(e.tick(100), None);
+        assert_eq!(e.tick(999_999_999), None);
+        assert_eq!(
+            e.tick(1_000_000_000),
+            Some(3),
+            "the line covers everything since the last one"
+        );
+        assert_eq!(e.tick(1_000_000_001), None);
     }
 }

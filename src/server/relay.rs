@@ -2,7 +2,6 @@
 //! moving leases (never pixels). Relinking its input switches sources without
 //! disturbing whoever listens to the relay.
 
-use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 
 use crate::config::RelayOptions;
@@ -25,7 +24,7 @@ pub(super) fn spawn(
             while let Some(item) = input.recv() {
                 let media = item.is_media();
                 if media {
-                    shared.frames_in.fetch_add(1, Ordering::Relaxed);
+                    shared.count_in();
                 }
                 if matches!(item, Item::Eos) {
                     tracing::debug!(node = %ctx.name, "upstream ended");
