@@ -38,7 +38,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::media::{CodecParams, Frame, Packet, VideoInfo};
-use queue::{Push, SubShared};
+use queue::{Push, SubShared, Wait};
 pub use queue::{Recv, RecvError};
 
 /// What flows through a stream.
@@ -359,17 +359,19 @@ impl Subscription {
     /// The next item, waiting for one; `None` once the subscription is closed and
     /// its queue drained.
     pub fn recv(&self) -> Option<Item> {
-        self.control.shared.recv(None).ok()
+        self.control.shared.recv(Wait::Forever).ok()
     }
 
     /// The next item, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Item, RecvError> {
-        self.control.shared.recv(Some(timeout))
+        self.control
+            .shared
+            .recv(Wait::Until(std::time::Instant::now() + timeout))
     }
 
     /// The next item if one is queued.
     pub fn try_recv(&self) -> Result<Item, RecvError> {
-        self.control.shared.try_recv()
+        self.control.shared.recv(Wait::No)
     }
 
     /// The next item, for async tasks (any runtime).

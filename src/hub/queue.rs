@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{Item, Policy, Stream, StreamFormat, SubStats, SubscribeOptions, lock};
 
@@ -22,6 +22,14 @@ pub enum RecvError {
     /// The subscription was closed and its queue drained.
     #[error("subscription closed")]
     Closed,
+}
+
+/// How long a receive may wait for an item.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Wait {
+    No,
+    Forever,
+    Until(Instant),
 }
 
 /// What is being pushed: media counts against capacity, events never wait.
@@ -183,8 +191,8 @@ impl SubShared {
         self.wake_consumers(recv_waiting, waker);
     }
 
-    pub(super) fn recv(&self, timeout: Option<Duration>) -> Result<Item, RecvError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+    /// The next item; when none is queued, waits as `wait` says.
+    pub(super) fn recv(&self, wait: Wait) -> Result<Item, RecvError> {
         let mut q = self.lock();
         loop {
             if let Some(item) = q.pop() {
@@ -198,38 +206,24 @@ impl SubShared {
             if q.closed {
                 return Err(RecvError::Closed);
             }
+            let deadline = match wait {
+                Wait::No => return Err(RecvError::Empty),
+                Wait::Forever => None,
+                Wait::Until(d) if Instant::now() >= d => return Err(RecvError::Timeout),
+                Wait::Until(d) => Some(d),
+            };
             q.recv_waiting += 1;
             q = match deadline {
                 None => self.not_empty.wait(q).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        q.recv_waiting -= 1;
-                        return Err(RecvError::Timeout);
-                    }
+                    let left = d.saturating_duration_since(Instant::now());
                     self.not_empty
-                        .wait_timeout(q, d - now)
+                        .wait_timeout(q, left)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
             };
             q.recv_waiting -= 1;
-        }
-    }
-
-    pub(super) fn try_recv(&self) -> Result<Item, RecvError> {
-        let mut q = self.lock();
-        match q.pop() {
-            Some(item) => {
-                let notify = q.wake_producer(self.capacity);
-                drop(q);
-                if notify {
-                    self.not_full.notify_all();
-                }
-                Ok(item)
-            }
-            None if q.closed => Err(RecvError::Closed),
-            None => Err(RecvError::Empty),
         }
     }
 
@@ -280,7 +274,7 @@ impl Future for Recv<'_> {
     type Output = Option<Item>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
-        match self.shared.try_recv() {
+        match self.shared.recv(Wait::No) {
             Ok(item) => Poll::Ready(Some(item)),
             Err(RecvError::Closed) => Poll::Ready(None),
             Err(_) => {
