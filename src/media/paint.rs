@@ -68,24 +68,27 @@ impl<'a> Canvas<'a> {
         let y1 = (y1 + ah - 1) / ah * ah;
         let (x0, y0, x1, y1) = (x0 as usize, y0 as usize, x1 as usize, y1 as usize);
         let (yy, u, v) = rgb_to_yuv(color);
-        let planes = *self.info.planes().first().expect("every format has a plane");
+        let p = self.info.planes();
+        let (luma_cols, rows) = (x0..x1, y0..y1);
+        // Chroma of 4:2:0 at half resolution both ways; macropixels of 4:2:2 per two columns.
+        let (half_cols, half_rows) = (x0 / 2..x1 / 2, y0 / 2..y1 / 2);
+        let data = &mut *self.data;
         match self.info.format {
-            PixelFormat::Nv12 | PixelFormat::I420 | PixelFormat::Gray8 => {
-                fill_plane(self.data, &planes, x0..x1, y0..y1, &[yy]);
-                if self.info.format == PixelFormat::Nv12 {
-                    let uv = self.info.planes()[1];
-                    fill_plane(self.data, &uv, x0 / 2..x1 / 2, y0 / 2..y1 / 2, &[u, v]);
-                } else if self.info.format == PixelFormat::I420 {
-                    let (pu, pv) = (self.info.planes()[1], self.info.planes()[2]);
-                    fill_plane(self.data, &pu, x0 / 2..x1 / 2, y0 / 2..y1 / 2, &[u]);
-                    fill_plane(self.data, &pv, x0 / 2..x1 / 2, y0 / 2..y1 / 2, &[v]);
-                }
+            PixelFormat::Gray8 => fill_plane(data, &p[0], luma_cols, rows, &[yy]),
+            PixelFormat::Nv12 => {
+                fill_plane(data, &p[0], luma_cols, rows, &[yy]);
+                fill_plane(data, &p[1], half_cols, half_rows, &[u, v]);
             }
-            PixelFormat::Yuyv => fill_plane(self.data, &planes, x0 / 2..x1 / 2, y0..y1, &[yy, u, yy, v]),
-            PixelFormat::Uyvy => fill_plane(self.data, &planes, x0 / 2..x1 / 2, y0..y1, &[u, yy, v, yy]),
-            PixelFormat::Rgb24 => fill_plane(self.data, &planes, x0..x1, y0..y1, &[color.0, color.1, color.2]),
-            PixelFormat::Rgba => fill_plane(self.data, &planes, x0..x1, y0..y1, &[color.0, color.1, color.2, 255]),
-            PixelFormat::Bgrx => fill_plane(self.data, &planes, x0..x1, y0..y1, &[color.2, color.1, color.0, 255]),
+            PixelFormat::I420 => {
+                fill_plane(data, &p[0], luma_cols, rows, &[yy]);
+                fill_plane(data, &p[1], half_cols.clone(), half_rows.clone(), &[u]);
+                fill_plane(data, &p[2], half_cols, half_rows, &[v]);
+            }
+            PixelFormat::Yuyv => fill_plane(data, &p[0], half_cols, rows, &[yy, u, yy, v]),
+            PixelFormat::Uyvy => fill_plane(data, &p[0], half_cols, rows, &[u, yy, v, yy]),
+            PixelFormat::Rgb24 => fill_plane(data, &p[0], luma_cols, rows, &[color.0, color.1, color.2]),
+            PixelFormat::Rgba => fill_plane(data, &p[0], luma_cols, rows, &[color.0, color.1, color.2, 255]),
+            PixelFormat::Bgrx => fill_plane(data, &p[0], luma_cols, rows, &[color.2, color.1, color.0, 255]),
         }
     }
 
