@@ -87,7 +87,8 @@ pub struct ServerStats {
 }
 
 struct Running {
-    spec: NodeSpec,
+    /// Its description: `config.nodes[index]`, the one record relinks update.
+    index: usize,
     shared: Arc<NodeShared>,
     input: Option<SubscriptionControl>,
     thread: Option<JoinHandle<()>>,
@@ -114,17 +115,17 @@ impl Server {
     pub fn start_with(config: Config, hub: Hub, clock: Arc<dyn Clock>) -> Result<Server, ServerError> {
         config.validate()?;
         let started_ns = clock.now_ns();
+        let order = config.flow_order();
         let mut server = Server {
             hub,
             clock,
-            config: config.clone(),
+            config,
             nodes: Vec::new(),
             started_ns,
         };
         // Consumers first: their subscriptions exist before the first frame is published.
-        for i in config.flow_order().into_iter().rev() {
-            let spec = config.nodes[i].clone();
-            if let Err(e) = server.spawn(spec) {
+        for i in order.into_iter().rev() {
+            if let Err(e) = server.spawn(i) {
                 server.shutdown();
                 return Err(e);
             }
@@ -135,7 +136,8 @@ impl Server {
         Ok(server)
     }
 
-    fn spawn(&mut self, spec: NodeSpec) -> Result<(), ServerError> {
+    fn spawn(&mut self, index: usize) -> Result<(), ServerError> {
+        let spec = &self.config.nodes[index];
         let shared = Arc::new(NodeShared::new(Arc::clone(&self.clock)));
         let ctx = NodeCtx {
             name: spec.name.as_str().into(),
@@ -154,7 +156,7 @@ impl Server {
         })?;
         tracing::debug!(node = %spec.name, kind = spec.props.kind(), "node started");
         self.nodes.push(Running {
-            spec,
+            index,
             shared,
             input,
             thread: Some(thread),
@@ -172,19 +174,20 @@ impl Server {
         &self.config
     }
 
+    fn spec(&self, running: &Running) -> &NodeSpec {
+        &self.config.nodes[running.index]
+    }
+
     /// Relinks consumer `node` to `stream` without restarting it.
     pub fn relink(&mut self, node: &str, stream: &str) -> Result<(), ServerError> {
-        let running = self.nodes.iter_mut().find(|n| n.spec.name == node);
+        let running = self.nodes.iter().find(|n| self.spec(n).name == node);
         let running = running.ok_or_else(|| ServerError::NoSuchNode(node.to_owned()))?;
         let input = running
             .input
             .as_ref()
             .ok_or_else(|| ServerError::NotAConsumer(node.to_owned()))?;
         input.relink(stream);
-        running.spec.listen_to = Some(stream.to_owned());
-        if let Some(n) = self.config.nodes.iter_mut().find(|n| n.name == node) {
-            n.listen_to = Some(stream.to_owned());
-        }
+        self.config.nodes[running.index].listen_to = Some(stream.to_owned());
         tracing::info!(node, stream, "relinked");
         Ok(())
     }
@@ -192,7 +195,11 @@ impl Server {
     /// True when there are sources and every one has ended by itself (reached
     /// `num_frames`) or failed. A server without sources never finishes.
     pub fn sources_finished(&self) -> bool {
-        let mut sources = self.nodes.iter().filter(|n| !n.spec.props.is_consumer()).peekable();
+        let mut sources = self
+            .nodes
+            .iter()
+            .filter(|n| !self.spec(n).props.is_consumer())
+            .peekable();
         sources.peek().is_some()
             && sources.all(|n| matches!(n.shared.state().0, NodeState::Stopped | NodeState::Failed))
     }
@@ -203,15 +210,16 @@ impl Server {
             .nodes
             .iter()
             .map(|n| {
+                let spec = self.spec(n);
                 let (state, error) = n.shared.state();
                 let input = n.input.as_ref().map(|c| c.stats());
                 let queue_drops = input.as_ref().map_or(0, |s| s.dropped);
                 NodeStats {
-                    name: n.spec.name.clone(),
-                    kind: n.spec.props.kind(),
+                    name: spec.name.clone(),
+                    kind: spec.props.kind(),
                     state,
                     error,
-                    listen_to: n.spec.listen_to.clone(),
+                    listen_to: spec.listen_to.clone(),
                     frames_in: n.shared.frames_in(),
                     frames_out: n.shared.frames_out(),
                     frames_dropped: n.shared.dropped() + queue_drops,
@@ -247,6 +255,7 @@ impl Server {
 
     fn stop_all(&mut self) {
         for n in &mut self.nodes {
+            let name = &self.config.nodes[n.index].name;
             n.shared.request_stop();
             if let Some(input) = &n.input {
                 input.close();
@@ -256,7 +265,7 @@ impl Server {
             {
                 n.shared
                     .set_state(NodeState::Failed, Some("the node's thread panicked".into()));
-                tracing::error!(node = %n.spec.name, "node panicked");
+                tracing::error!(node = %name, "node panicked");
             }
         }
     }
