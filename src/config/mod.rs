@@ -97,8 +97,7 @@ impl NodeProps {
         match self {
             NodeProps::Testsrc(o) => {
                 o.video_info().map_err(|e| match e {
-                    FormatError::BadSize { why, .. } if why.starts_with("width") => ("width", e.to_string()),
-                    FormatError::BadSize { .. } => ("height", e.to_string()),
+                    FormatError::BadSize { dimension, .. } => (dimension, e.to_string()),
                     _ => ("format", e.to_string()),
                 })?;
                 if o.pool == 0 {

@@ -395,23 +395,24 @@ impl fmt::Display for VideoInfo {
 }
 
 fn check_size(format: PixelFormat, width: u32, height: u32) -> Result<(), FormatError> {
-    let bad = |why: &'static str| {
+    let bad = |dimension: &'static str, why: &'static str| {
         Err(FormatError::BadSize {
             format,
             width,
             height,
+            dimension,
             why,
         })
     };
     let (aw, ah) = format.alignment();
     if width == 0 || width > MAX_DIMENSION {
-        bad("width out of range 1..=16384")
+        bad("width", "out of range 1..=16384")
     } else if height == 0 || height > MAX_DIMENSION {
-        bad("height out of range 1..=16384")
+        bad("height", "out of range 1..=16384")
     } else if !width.is_multiple_of(aw) {
-        bad("width must be even")
+        bad("width", "must be even")
     } else if !height.is_multiple_of(ah) {
-        bad("height must be even")
+        bad("height", "must be even")
     } else {
         Ok(())
     }
@@ -433,7 +434,7 @@ pub enum FormatError {
     #[error("unknown pixel format `{0}` (expected one of nv12, i420, yuyv, uyvy, rgb24, rgba, bgrx, gray8)")]
     UnknownFormat(String),
     /// A size the format cannot have.
-    #[error("{format} cannot be {width}x{height}: {why}")]
+    #[error("{format} cannot be {width}x{height}: {dimension} {why}")]
     BadSize {
         /// The format.
         format: PixelFormat,
@@ -441,7 +442,9 @@ pub enum FormatError {
         width: u32,
         /// Asked height.
         height: u32,
-        /// What is wrong; starts with the dimension at fault (`width`/`height`).
+        /// The dimension at fault: `width` or `height`.
+        dimension: &'static str,
+        /// What is wrong with it.
         why: &'static str,
     },
     /// A frame rate that is not a positive fraction.
