@@ -35,6 +35,8 @@
 pub mod capture;
 pub mod codec;
 pub mod config;
+pub mod demux;
 pub mod hub;
 pub mod media;
+pub mod mux;
 pub mod server;

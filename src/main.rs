@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use eyrie::config::Config;
+use eyrie::media::Fps;
 use eyrie::server::{NodeState, Server, ServerStats};
+mod mux_cmd;
+
 use signal_hook::consts::{SIGINT, SIGTERM};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
@@ -39,6 +42,20 @@ enum Command {
         /// Write final per-node stats as JSON to this file.
         #[arg(long, value_name = "FILE")]
         stats: Option<PathBuf>,
+    },
+    /// Wrap an elementary stream (`.h264`/`.h265` Annex-B, `.ivf` VP9) into the
+    /// container the output's extension names (`.ts`, `.mkv`, `.webm`, `.mp4`).
+    Mux {
+        /// Input elementary stream.
+        input: PathBuf,
+        /// Output file.
+        output: PathBuf,
+        /// Frame rate, e.g. `30` or `30000/1001` (default: the stream's own).
+        #[arg(long)]
+        fps: Option<Fps>,
+        /// Write fragmented MP4 (an init segment and a fragment per keyframe).
+        #[arg(long)]
+        fragmented: bool,
     },
     /// Validate a config file and exit.
     Check {
@@ -94,6 +111,18 @@ fn main() -> ExitCode {
             duration,
             stats,
         } => run(config, duration, stats),
+        Command::Mux {
+            input,
+            output,
+            fps,
+            fragmented,
+        } => match mux_cmd::run(&input, &output, fps, fragmented) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("eyrie mux: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

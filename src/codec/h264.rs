@@ -69,8 +69,27 @@ pub struct Sps {
     pub log2_max_poc_lsb: u32,
     /// `frame_mbs_only_flag`.
     pub frame_mbs_only: bool,
+    /// `separate_colour_plane_flag` (4:4:4 coded as three planes).
+    pub separate_colour_plane: bool,
+    /// `max_num_ref_frames`.
+    pub max_num_ref_frames: u32,
     /// Frame rate from VUI timing info, when signalled.
     pub fps: Option<Fps>,
+    /// `max_num_reorder_frames` from the VUI bitstream restriction, when signalled.
+    pub max_num_reorder_frames: Option<u32>,
+}
+
+impl Sps {
+    /// How many frames may precede a frame in decoding order and follow it in
+    /// output order: the VUI value, else none for POC type 2 (output order is
+    /// decoding order), else the DPB bound of 16.
+    pub fn reorder_depth(&self) -> u32 {
+        match (self.max_num_reorder_frames, self.pic_order_cnt_type) {
+            (Some(n), _) => n.min(16),
+            (None, 2) => 0,
+            (None, _) => 16,
+        }
+    }
 }
 
 const HIGH_PROFILES: [u8; 13] = [100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135];
@@ -140,7 +159,7 @@ impl Sps {
         if log2_max_frame_num > 16 || log2_max_poc_lsb > 16 {
             return Err(r.error("log2_max_frame_num or log2_max_pic_order_cnt_lsb above 16"));
         }
-        r.ue()?; // max_num_ref_frames
+        let max_num_ref_frames = r.ue()?;
         r.skip(1)?; // gaps_in_frame_num_value_allowed_flag
         let width_mbs = r.ue()? as u64 + 1;
         let height_map_units = r.ue()? as u64 + 1;
@@ -172,7 +191,7 @@ impl Sps {
         if cw >= coded_w || ch >= coded_h || coded_w > 16384 * 2 || coded_h > 16384 * 2 {
             return Err(r.error(format!("bad size {coded_w}x{coded_h} with cropping {cw}x{ch}")));
         }
-        let fps = if r.bit()? { vui_fps(&mut r)? } else { None };
+        let (fps, max_num_reorder_frames) = if r.bit()? { vui(&mut r)? } else { (None, None) };
         Ok(Sps {
             profile_idc,
             constraints,
@@ -187,7 +206,10 @@ impl Sps {
             pic_order_cnt_type,
             log2_max_poc_lsb,
             frame_mbs_only,
+            separate_colour_plane,
+            max_num_ref_frames,
             fps,
+            max_num_reorder_frames,
         })
     }
 }
@@ -206,8 +228,10 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), CodecErro
     Ok(())
 }
 
-/// Reads VUI parameters up to the timing info (§E.1.1).
-fn vui_fps(r: &mut BitReader<'_>) -> Result<Option<Fps>, CodecError> {
+/// Reads the VUI parameters (§E.1.1): the frame rate from the timing info and
+/// `max_num_reorder_frames` from the bitstream restriction. A VUI cut short
+/// after the timing info keeps what was read.
+fn vui(r: &mut BitReader<'_>) -> Result<(Option<Fps>, Option<u32>), CodecError> {
     if r.bit()? && r.bits(8)? == 255 {
         r.skip(32)?; // sar_width, sar_height
     }
@@ -224,22 +248,66 @@ fn vui_fps(r: &mut BitReader<'_>) -> Result<Option<Fps>, CodecError> {
         r.ue()?;
         r.ue()?;
     }
+    let mut fps = None;
+    if r.bit()? {
+        let units = r.bits(32)?;
+        let scale = r.bits(32)?;
+        r.skip(1)?; // fixed_frame_rate_flag
+        fps = fps_of(units, scale);
+    }
+    Ok((fps, vui_reorder(r).unwrap_or(None)))
+}
+
+/// A frame is two fields: fps = time_scale / (2 × num_units_in_tick), reduced.
+fn fps_of(units: u32, scale: u32) -> Option<Fps> {
+    let (num, den) = (scale as u64, 2 * units as u64);
+    if num == 0 || den == 0 {
+        return None;
+    }
+    let g = gcd(num, den);
+    u32::try_from(num / g)
+        .ok()
+        .zip(u32::try_from(den / g).ok())
+        .and_then(|(n, d)| Fps::new(n, d).ok())
+}
+
+/// The VUI after the timing info: HRD parameters, then the bitstream restriction.
+fn vui_reorder(r: &mut BitReader<'_>) -> Result<Option<u32>, CodecError> {
+    let nal_hrd = r.bit()?;
+    if nal_hrd {
+        skip_hrd(r)?;
+    }
+    let vcl_hrd = r.bit()?;
+    if vcl_hrd {
+        skip_hrd(r)?;
+    }
+    if nal_hrd || vcl_hrd {
+        r.skip(1)?; // low_delay_hrd_flag
+    }
+    r.skip(1)?; // pic_struct_present_flag
     if !r.bit()? {
         return Ok(None);
     }
-    let units = r.bits(32)?;
-    let scale = r.bits(32)?;
-    // A frame is two fields: fps = time_scale / (2 * num_units_in_tick), reduced.
-    let (num, den) = (scale as u64, 2 * units as u64);
-    if num == 0 || den == 0 {
-        return Ok(None);
+    r.skip(1)?; // motion_vectors_over_pic_boundaries_flag
+    for _ in 0..4 {
+        r.ue()?; // max_bytes_per_pic_denom .. log2_max_mv_length_vertical
     }
-    let g = gcd(num, den);
-    let (num, den) = (num / g, den / g);
-    Ok(u32::try_from(num)
-        .ok()
-        .zip(u32::try_from(den).ok())
-        .and_then(|(n, d)| Fps::new(n, d).ok()))
+    Ok(Some(r.ue()?))
+}
+
+/// hrd_parameters() (§E.1.2).
+fn skip_hrd(r: &mut BitReader<'_>) -> Result<(), CodecError> {
+    let cpb_cnt = r.ue()? + 1;
+    if cpb_cnt > 32 {
+        return Err(r.error(format!("cpb_cnt_minus1 {} > 31", cpb_cnt - 1)));
+    }
+    r.skip(8)?; // bit_rate_scale, cpb_size_scale
+    for _ in 0..cpb_cnt {
+        r.ue()?;
+        r.ue()?;
+        r.skip(1)?;
+    }
+    r.skip(20)
 }
 
 pub(super) fn gcd(a: u64, b: u64) -> u64 {

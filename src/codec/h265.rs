@@ -82,6 +82,12 @@ pub struct Sps {
     pub bit_depth_luma: u32,
     /// Chroma bit depth.
     pub bit_depth_chroma: u32,
+    /// `separate_colour_plane_flag`.
+    pub separate_colour_plane: bool,
+    /// `log2_max_pic_order_cnt_lsb_minus4 + 4`.
+    pub log2_max_poc_lsb: u32,
+    /// `sps_max_num_reorder_pics` of the highest sub-layer.
+    pub max_num_reorder_pics: u32,
 }
 
 impl Sps {
@@ -135,6 +141,20 @@ impl Sps {
         if bit_depth_luma > 16 || bit_depth_chroma > 16 {
             return Err(r.error("bit depth above 16"));
         }
+        let log2_max_poc_lsb = r.ue()? + 4;
+        if log2_max_poc_lsb > 16 {
+            return Err(r.error(format!("log2_max_pic_order_cnt_lsb {log2_max_poc_lsb} > 16")));
+        }
+        let all_sub_layers = r.bit()?;
+        let mut max_num_reorder_pics = 0;
+        for _ in if all_sub_layers { 0 } else { max_sub_layers_minus1 }..=max_sub_layers_minus1 {
+            r.ue()?; // sps_max_dec_pic_buffering_minus1
+            max_num_reorder_pics = r.ue()?;
+            r.ue()?; // sps_max_latency_increase_plus1
+        }
+        if max_num_reorder_pics > 16 {
+            return Err(r.error(format!("sps_max_num_reorder_pics {max_num_reorder_pics} > 16")));
+        }
         Ok(Sps {
             id,
             sub_layers: max_sub_layers_minus1 + 1,
@@ -145,6 +165,9 @@ impl Sps {
             height: (height - ch) as u32,
             bit_depth_luma,
             bit_depth_chroma,
+            separate_colour_plane,
+            log2_max_poc_lsb,
+            max_num_reorder_pics,
         })
     }
 }

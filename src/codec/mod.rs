@@ -10,6 +10,7 @@ pub mod h264;
 pub mod h265;
 pub mod jpeg;
 pub mod nal;
+pub mod poc;
 pub mod vp9;
 
 use std::sync::Arc;

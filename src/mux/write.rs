@@ -1,0 +1,225 @@
+//! Writers: where a muxer's bytes go. [`FileWriter`] (one file),
+//! [`Segmenter`] (a series of files, each starting on a keyframe) and
+//! [`MemoryWriter`] (a vector, for tests and in-memory consumers).
+
+use std::fs::{self, File};
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::{Container, MuxError, Muxer, Output, Trailer};
+use crate::media::Packet;
+
+/// Writes all of `out` with vectored writes (at most 1024 slices per call).
+pub fn write_output(w: &mut impl Write, out: &Output) -> io::Result<()> {
+    let mut slices = out.slices();
+    for chunk in slices.chunks_mut(1024) {
+        let mut chunk: &mut [IoSlice<'_>] = chunk;
+        while !chunk.is_empty() {
+            let n = w.write_vectored(chunk)?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0"));
+            }
+            IoSlice::advance_slices(&mut chunk, n);
+        }
+    }
+    Ok(())
+}
+
+/// A muxer's output into one file. Each [`FileWriter::write`] is one run of
+/// vectored writes, so what a muxer hands over in one piece (a fragment, a
+/// block) reaches the file together.
+#[derive(Debug)]
+pub struct FileWriter {
+    file: File,
+    path: PathBuf,
+    written: u64,
+    /// Held outputs, when the file is written only at the end.
+    held: Option<Vec<Output>>,
+}
+
+impl FileWriter {
+    /// Creates (truncates) `path`. With `hold`, nothing is written before
+    /// [`FileWriter::finish`]: the data stays referenced in memory so that a
+    /// trailer's `prepend` costs no rewrite.
+    pub fn create(path: &Path, hold: bool) -> io::Result<FileWriter> {
+        Ok(FileWriter {
+            file: File::create(path)?,
+            path: path.to_path_buf(),
+            written: 0,
+            held: hold.then(Vec::new),
+        })
+    }
+
+    /// Writes (or holds) `out` and leaves it empty.
+    pub fn write(&mut self, out: &mut Output) -> io::Result<()> {
+        self.written += out.len();
+        match &mut self.held {
+            Some(held) => held.push(std::mem::take(out)),
+            None => {
+                write_output(&mut self.file, out)?;
+                out.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes handed over so far (without a prepend).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Applies the trailer; returns the file's final size.
+    pub fn finish(mut self, trailer: Trailer) -> io::Result<u64> {
+        if let Some(held) = self.held.take() {
+            self.file.write_all(&trailer.prepend)?;
+            for out in &held {
+                write_output(&mut self.file, out)?;
+            }
+        } else if !trailer.prepend.is_empty() {
+            // Rewrite behind a temporary name: prepend, then the bytes so far
+            // (copied in the kernel where the filesystem allows).
+            let tmp = self.path.with_extension("prepend.tmp");
+            let mut dst = File::create(&tmp)?;
+            dst.write_all(&trailer.prepend)?;
+            let mut src = File::open(&self.path)?;
+            io::copy(&mut src, &mut dst)?;
+            fs::rename(&tmp, &self.path)?;
+            self.file = dst;
+        }
+        let shift = trailer.prepend.len() as u64;
+        for p in &trailer.patches {
+            self.file.write_all_at(&p.bytes, shift + p.offset)?;
+        }
+        self.file.flush()?;
+        Ok(shift + self.written)
+    }
+}
+
+/// A muxer's output in memory.
+#[derive(Debug, Default)]
+pub struct MemoryWriter {
+    /// The bytes so far.
+    pub bytes: Vec<u8>,
+}
+
+impl MemoryWriter {
+    /// Appends `out` and leaves it empty.
+    pub fn write(&mut self, out: &mut Output) {
+        for s in out.slices() {
+            self.bytes.extend_from_slice(&s);
+        }
+        out.clear();
+    }
+
+    /// Applies the trailer; returns the finished bytes.
+    pub fn finish(mut self, trailer: Trailer) -> Vec<u8> {
+        for p in &trailer.patches {
+            let at = p.offset as usize;
+            self.bytes[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
+        }
+        let mut bytes = trailer.prepend;
+        bytes.extend_from_slice(&self.bytes);
+        bytes
+    }
+}
+
+/// Muxes packets to memory with a fresh muxer: the whole file.
+pub fn mux_to_vec(container: Container, packets: &[Packet]) -> Result<Vec<u8>, MuxError> {
+    let mut muxer = container.muxer();
+    let mut out = Output::new();
+    let mut w = MemoryWriter::default();
+    for p in packets {
+        muxer.push(p, &mut out)?;
+        w.write(&mut out);
+    }
+    let trailer = muxer.finish(&mut out)?;
+    w.write(&mut out);
+    Ok(w.finish(trailer))
+}
+
+/// An error of a writer: muxing or I/O, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The muxer refused a packet.
+    #[error(transparent)]
+    Mux(#[from] MuxError),
+    /// The file could not be written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        error: io::Error,
+    },
+}
+
+/// Writes a series of files, `pattern` with `{n}` replaced by the segment
+/// number (from 0); a new segment starts at the first keyframe at least
+/// `segment_ns` after the current segment's start, so every segment starts
+/// on a keyframe and no packet is lost or repeated between segments.
+pub struct Segmenter {
+    container: Container,
+    pattern: String,
+    segment_ns: i64,
+    current: Option<(Box<dyn Muxer>, FileWriter, PathBuf, i64)>,
+    out: Output,
+    done: Vec<PathBuf>,
+}
+
+impl Segmenter {
+    /// A segmenter writing `container` files named by `pattern`.
+    pub fn new(container: Container, pattern: impl Into<String>, segment_ns: i64) -> Self {
+        Segmenter {
+            container,
+            pattern: pattern.into(),
+            segment_ns,
+            current: None,
+            out: Output::new(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Adds a packet, starting a new segment when it is due.
+    pub fn push(&mut self, packet: &Packet) -> Result<(), WriteError> {
+        let due = match &self.current {
+            None => true,
+            Some((_, _, _, start)) => packet.keyframe && packet.dts - start >= self.segment_ns,
+        };
+        if due {
+            self.close()?;
+            let path = PathBuf::from(self.pattern.replace("{n}", &self.done.len().to_string()));
+            let writer = FileWriter::create(&path, false).map_err(|error| WriteError::Io {
+                path: path.clone(),
+                error,
+            })?;
+            self.current = Some((self.container.muxer(), writer, path, packet.dts));
+        }
+        let (muxer, writer, path, _) = self.current.as_mut().expect("a segment is open");
+        muxer.push(packet, &mut self.out)?;
+        writer.write(&mut self.out).map_err(|error| WriteError::Io {
+            path: path.clone(),
+            error,
+        })
+    }
+
+    /// Finishes the open segment; returns every segment written, in order.
+    pub fn finish(mut self) -> Result<Vec<PathBuf>, WriteError> {
+        self.close()?;
+        Ok(self.done)
+    }
+
+    fn close(&mut self) -> Result<(), WriteError> {
+        if let Some((mut muxer, mut writer, path, _)) = self.current.take() {
+            let io = |error| WriteError::Io {
+                path: path.clone(),
+                error,
+            };
+            let trailer = muxer.finish(&mut self.out)?;
+            writer.write(&mut self.out).map_err(io)?;
+            writer.finish(trailer).map_err(io)?;
+            self.done.push(path);
+        }
+        Ok(())
+    }
+}
