@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's:
-#   1. installs what the tests need: a C compiler, python3, and ffmpeg (the
-#      `ffmpeg`/`ffprobe` CLI encodes test streams and judges what Eyrie parses),
+#   1. installs what the tests need: a C compiler, python3, ffmpeg (the
+#      `ffmpeg`/`ffprobe` CLI encodes test streams and judges what Eyrie parses
+#      and writes), mkvtoolnix (`mkvinfo`) and tstools (`tsinfo`, `tsreport`),
 #   2. format and lint checks,
 #   3. unit and integration tests (all crates of the workspace),
 #   4. the acceptance run: the release binary's default pipeline for 10 s must
@@ -15,6 +16,8 @@ need=()
 command -v cc >/dev/null || need+=(build-essential)
 command -v python3 >/dev/null || need+=(python3)
 command -v ffprobe >/dev/null || need+=(ffmpeg)
+command -v mkvinfo >/dev/null || need+=(mkvtoolnix)
+command -v tsinfo >/dev/null || need+=(tstools)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing ${need[*]}"
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

@@ -2,23 +2,14 @@
 //! (libx264, libx265, libvpx-vp9, mjpeg) are split, parsed and compared with what
 //! `ffprobe` reports for the same files.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
+
+use common::ff::{Dir, tool};
 
 use eyrie::codec::{self, ParamTracker, h264, h265, jpeg, vp9};
 use eyrie::media::Codec;
-
-fn tool(name: &str) -> Command {
-    let found = Command::new("which")
-        .arg(name)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "`{name}` is not installed: scripts/test.sh installs it (Debian package ffmpeg)"
-    );
-    Command::new(name)
-}
 
 /// Encodes `frames` frames of FFmpeg's test pattern at `size` with `codec_args` into `out`.
 fn encode(out: &Path, size: &str, frames: u32, codec_args: &[&str]) -> Vec<u8> {
@@ -76,17 +67,6 @@ fn ffprobe_size(file: &Path) -> (u32, u32) {
     let text = String::from_utf8(out.stdout).unwrap();
     let (w, h) = text.trim().split_once(',').unwrap();
     (w.parse().unwrap(), h.parse().unwrap())
-}
-
-struct Dir(tempfile::TempDir);
-
-impl Dir {
-    fn new() -> Self {
-        Dir(tempfile::tempdir().unwrap())
-    }
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.path().join(name)
-    }
 }
 
 fn check_annexb(codec: Codec, file: &Path, data: &[u8], size: (u32, u32)) {

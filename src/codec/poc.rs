@@ -267,7 +267,7 @@ impl PocCounter {
         let temporal_id = nal.data.get(1).map_or(0, |b| (b & 7).saturating_sub(1));
         // RADL/RASL (6..=9) and sub-layer non-reference pictures (even types ≤ 14)
         // do not anchor the next POC.
-        let sub_layer_non_ref = t <= 14 && t % 2 == 0;
+        let sub_layer_non_ref = t <= 14 && t.is_multiple_of(2);
         if temporal_id == 0 && !(6..=9).contains(&t) && !sub_layer_non_ref {
             (self.prev_msb, self.prev_lsb) = (msb, lsb);
         }

@@ -2,11 +2,133 @@
 //! writes ([`ts`], [`mkv`], [`mp4`]), producing the same [`Packet`]s the
 //! muxers take (H.264/H.265 payloads back in Annex-B).
 //!
-//! Readers hold the whole file ([`Bytes`]) and return packets that share it;
-//! malformed input is a [`CodecError`] naming the byte offset.
+//! Readers hold the whole file ([`Bytes`]) and return its packets in
+//! decoding order; VP9 and JPEG payloads share the file, H.264/H.265 ones are
+//! rewritten from length-prefixed to Annex-B. Malformed input is a
+//! [`CodecError`] naming the byte offset; nothing here panics on any input.
 
 pub mod es;
+pub mod mkv;
+pub mod mp4;
+pub mod ts;
 
-use crate::codec::CodecError;
-use crate::media::Packet;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::codec::{CodecError, ParamTracker, access_units, nal, vp9};
+use crate::media::{Codec, CodecParams, Packet};
 pub use es::EsKind;
+
+/// Reads a file Eyrie can demux, chosen by its extension: `.ts`, `.mkv`,
+/// `.webm`, `.mp4` (progressive or fragmented), or an elementary stream.
+pub fn read_file(path: &Path, source: &Arc<str>) -> Result<Vec<Packet>, String> {
+    let data = Bytes::from(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let result = match ext.as_str() {
+        "ts" | "m2ts" | "mts" => ts::read(&data, source),
+        "mkv" | "webm" => mkv::read(&data, source),
+        "mp4" | "m4v" | "mov" | "m4s" => mp4::read(&data, source),
+        other => match EsKind::from_extension(other) {
+            Some(kind) => es::read(&data, kind, None, source),
+            None => return Err(format!("{}: unknown file type", path.display())),
+        },
+    };
+    result.map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Follows the parameter sets carried in H.264/H.265 samples, so a change
+/// mid-stream reaches the packets' [`CodecParams`].
+pub(crate) struct ParamFollower {
+    codec: Codec,
+    tracker: Option<ParamTracker>,
+    current: Option<Arc<CodecParams>>,
+}
+
+impl ParamFollower {
+    /// Starts from the container's parameters, if it has any.
+    pub(crate) fn new(codec: Codec, initial: Option<CodecParams>) -> Self {
+        ParamFollower {
+            codec,
+            tracker: matches!(codec, Codec::H264 | Codec::H265).then(|| ParamTracker::new(codec)),
+            current: initial.map(Arc::new),
+        }
+    }
+
+    /// The parameters in effect for an Annex-B sample found at byte `offset`,
+    /// and whether the sample is a keyframe (IDR/IRAP; false for other codecs).
+    pub(crate) fn follow(&mut self, data: &[u8], offset: usize) -> Result<(Arc<CodecParams>, bool), CodecError> {
+        let mut keyframe = false;
+        if let Some(tracker) = &mut self.tracker {
+            for au in access_units(self.codec, data) {
+                keyframe |= au.keyframe;
+                if let Some(p) = tracker
+                    .update(&au)
+                    .map_err(|e| CodecError::new(offset + e.offset, e.message))?
+                {
+                    self.current = Some(p);
+                }
+            }
+        }
+        let params = self
+            .current
+            .clone()
+            .ok_or_else(|| CodecError::new(offset, format!("{} data before its parameter sets", self.codec)))?;
+        Ok((params, keyframe))
+    }
+}
+
+/// A length-prefixed H.264/H.265 sample (at byte `offset` of the file) as Annex-B.
+pub(crate) fn to_annexb(sample: &[u8], length_size: usize, offset: usize) -> Result<Bytes, CodecError> {
+    let nals = nal::length_prefixed(sample, length_size, offset)?;
+    let mut out = Vec::with_capacity(sample.len() + nals.len() * 4);
+    nal::write_annexb(nals.iter().map(|n| n.data), &mut out);
+    Ok(Bytes::from(out))
+}
+
+/// Whether a VP9 packet (frame or superframe, at byte `offset`) is a key frame.
+pub(crate) fn vp9_keyframe(data: &[u8], offset: usize) -> Result<bool, CodecError> {
+    let frames = vp9::superframe(data, offset)?;
+    let first = frames
+        .first()
+        .ok_or_else(|| CodecError::new(offset, "empty VP9 frame"))?;
+    Ok(vp9::parse_frame(first, offset)?.keyframe)
+}
+
+/// Decode times for packets that carry only presentation times (Matroska):
+/// the sorted presentation times, shifted back just enough that no packet
+/// is decoded after it is shown.
+pub(crate) fn reconstruct_dts(packets: &mut [Packet]) {
+    let mut sorted: Vec<i64> = packets.iter().map(|p| p.pts).collect();
+    sorted.sort_unstable();
+    let shift = packets
+        .iter()
+        .zip(&sorted)
+        .map(|(p, s)| s - p.pts)
+        .max()
+        .unwrap_or(0)
+        .max(0);
+    for (p, s) in packets.iter_mut().zip(sorted) {
+        p.dts = s - shift;
+    }
+}
+
+/// Fills each packet's duration from the next packet's decode time (the last
+/// keeps the one before it, or `fallback`).
+pub(crate) fn fill_durations(packets: &mut [Packet], fallback: i64) {
+    let mut last = fallback;
+    for i in 0..packets.len() {
+        if packets[i].duration <= 0 {
+            packets[i].duration = match packets.get(i + 1) {
+                Some(next) if next.dts > packets[i].dts => next.dts - packets[i].dts,
+                _ => last,
+            };
+        }
+        last = packets[i].duration;
+    }
+}

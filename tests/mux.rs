@@ -1,0 +1,369 @@
+//! Containers judged by independent implementations: streams encoded by the
+//! `ffmpeg` CLI are wrapped by `eyrie mux` into every container, then
+//! `ffprobe` must report the reference's frame count, keyframes and every
+//! pts/dts; `ffmpeg -xerror -err_detect explode` must decode them silently;
+//! `mkvinfo` and `tsinfo`/`tsreport` must accept them; and Eyrie's own
+//! readers must give back the packets that went in.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use common::ff::{Dir, Probed, decode_strict, ffmpeg, ffprobe_packets, tool};
+use eyrie::codec::{h264, h265, nal};
+use eyrie::demux::{self, EsKind, es};
+use eyrie::media::{Codec, Packet};
+
+/// One test input: an elementary stream and the reference timestamps.
+struct Input {
+    name: &'static str,
+    es: PathBuf,
+    /// A container FFmpeg wrote with the encoder's own timestamps, or `None`
+    /// when the expectation is computed (concatenated streams).
+    reference: Option<PathBuf>,
+    fps: &'static str,
+    containers: &'static [&'static str],
+}
+
+const H26X: &[&str] = &["ts", "mkv", "mp4", "frag.mp4"];
+const VP9: &[&str] = &["mkv", "webm", "mp4", "frag.mp4"];
+
+struct Inputs {
+    _dir: Dir,
+    list: Vec<Input>,
+}
+
+/// Encodes the inputs once per test binary.
+fn inputs() -> &'static Inputs {
+    static INPUTS: OnceLock<Inputs> = OnceLock::new();
+    INPUTS.get_or_init(|| {
+        let dir = Dir::new();
+        let f = |n: &str| dir.file(n).to_str().unwrap().to_string();
+        let src = |size: &str, frames: u32| {
+            [
+                "-f".to_string(),
+                "lavfi".into(),
+                "-i".into(),
+                format!("testsrc2=size={size}:rate=30"),
+                "-frames:v".into(),
+                frames.to_string(),
+                "-pix_fmt".into(),
+                "yuv420p".into(),
+            ]
+        };
+        let mut list = Vec::new();
+        let mut h26x = |name: &'static str, size: &str, frames: u32, enc: &[&str], bsf: &str, ext: &str| {
+            let reference = f(&format!("{name}.ref.mp4"));
+            let es = f(&format!("{name}.{ext}"));
+            let mut args: Vec<String> = src(size, frames).to_vec();
+            args.extend(enc.iter().map(|s| s.to_string()));
+            args.extend(["-video_track_timescale".into(), "90000".into(), reference.clone()]);
+            ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            ffmpeg(&["-i", &reference, "-c", "copy", "-bsf:v", bsf, &es]);
+            list.push(Input {
+                name,
+                es: es.into(),
+                reference: Some(reference.into()),
+                fps: "30",
+                containers: H26X,
+            });
+        };
+        let x264 = |bf: &'static str, g: &'static str| vec!["-c:v", "libx264", "-bf", bf, "-g", g];
+        h26x("h264", "320x240", 45, &x264("0", "15"), "h264_mp4toannexb", "h264");
+        h26x(
+            "h264-bframes",
+            "320x240",
+            60,
+            &x264("3", "30"),
+            "h264_mp4toannexb",
+            "h264",
+        );
+        h26x(
+            "h264-odd-size",
+            "1366x768",
+            20,
+            &x264("2", "10"),
+            "h264_mp4toannexb",
+            "h264",
+        );
+        let x265 = ["-c:v", "libx265", "-x265-params", "log-level=error:keyint=20"];
+        h26x("h265", "320x240", 40, &x265, "hevc_mp4toannexb", "h265");
+
+        let vp9 = f("vp9.ivf");
+        let mut args: Vec<String> = src("320x240", 40).to_vec();
+        args.extend(
+            [
+                "-c:v",
+                "libvpx-vp9",
+                "-g",
+                "15",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+                &vp9,
+            ]
+            .map(String::from),
+        );
+        ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        list.push(Input {
+            name: "vp9",
+            es: vp9.clone().into(),
+            reference: Some(vp9.into()),
+            fps: "30",
+            containers: VP9,
+        });
+
+        // A resolution change mid-stream: two encodes, concatenated.
+        let (a, b, change) = (f("part1.h264"), f("part2.h264"), f("change.h264"));
+        for (size, out) in [("320x240", &a), ("640x360", &b)] {
+            let mut args: Vec<String> = src(size, 15).to_vec();
+            args.extend(["-c:v", "libx264", "-bf", "0", "-g", "5", "-f", "h264", out].map(String::from));
+            ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        let mut joined = std::fs::read(&a).unwrap();
+        joined.extend(std::fs::read(&b).unwrap());
+        std::fs::write(&change, joined).unwrap();
+        list.push(Input {
+            name: "resolution-change",
+            es: change.into(),
+            reference: None,
+            fps: "30",
+            containers: H26X,
+        });
+        Inputs { _dir: dir, list }
+    })
+}
+
+fn eyrie() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_eyrie"))
+}
+
+/// `eyrie mux` of `input` into `dir`/`name`.`container`.
+fn mux(input: &Input, container: &str, dir: &Dir) -> PathBuf {
+    let (ext, fragmented) = match container {
+        "frag.mp4" => ("mp4", true),
+        c => (c, false),
+    };
+    let out = dir.file(&format!(
+        "{}.{}{ext}",
+        input.name,
+        if fragmented { "frag." } else { "" }
+    ));
+    let mut cmd = eyrie();
+    cmd.arg("mux").arg(&input.es).arg(&out).args(["--fps", input.fps]);
+    if fragmented {
+        cmd.arg("--fragmented");
+    }
+    let res = cmd.output().unwrap();
+    assert!(
+        res.status.success(),
+        "eyrie mux {} → {container}: {}",
+        input.name,
+        String::from_utf8_lossy(&res.stderr)
+    );
+    out
+}
+
+/// Times relative to the first presented picture, as FFmpeg sees them.
+fn normalized(packets: &[Probed]) -> Vec<Probed> {
+    let start = packets.iter().map(|p| p.pts).fold(f64::INFINITY, f64::min);
+    packets
+        .iter()
+        .map(|p| Probed {
+            pts: p.pts - start,
+            dts: p.dts.map(|d| d - start),
+            key: p.key,
+        })
+        .collect()
+}
+
+/// What ffprobe must report for `input`.
+fn expected(input: &Input) -> Vec<Probed> {
+    match &input.reference {
+        Some(r) => normalized(&ffprobe_packets(r)),
+        // The concatenated stream: 30 frames at 30 fps, IDR every 5, no reordering.
+        None => (0..30)
+            .map(|i| Probed {
+                pts: i as f64 / 30.0,
+                dts: Some(i as f64 / 30.0),
+                key: i % 5 == 0,
+            })
+            .collect(),
+    }
+}
+
+fn compare(what: &str, want: &[Probed], got: &[Probed], tolerance: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: packet count");
+    for (i, (w, g)) in want.iter().zip(got).enumerate() {
+        assert_eq!(g.key, w.key, "{what}: packet {i} keyframe flag");
+        assert!(
+            (g.pts - w.pts).abs() <= tolerance,
+            "{what}: packet {i} pts {} != {}",
+            g.pts,
+            w.pts
+        );
+        if let (Some(gd), Some(wd)) = (g.dts, w.dts) {
+            assert!((gd - wd).abs() <= tolerance, "{what}: packet {i} dts {gd} != {wd}");
+        }
+    }
+}
+
+/// ffprobe timestamps: Matroska counts milliseconds, the others 90 kHz.
+fn tolerance(container: &str) -> f64 {
+    if matches!(container, "mkv" | "webm") {
+        0.0011
+    } else {
+        0.00002
+    }
+}
+
+fn judge(input: &Input) {
+    let dir = Dir::new();
+    let want = expected(input);
+    for container in input.containers {
+        let out = mux(input, container, &dir);
+        let what = format!("{} in {container}", input.name);
+        let got = normalized(&ffprobe_packets(&out));
+        compare(&what, &want, &got, tolerance(container));
+        if !matches!(*container, "mkv" | "webm") {
+            assert!(got.iter().all(|p| p.dts.is_some()), "{what}: every packet has a dts");
+        }
+        decode_strict(&out).unwrap_or_else(|e| panic!("{what}: {e}"));
+        match *container {
+            "mkv" | "webm" => {
+                let res = tool("mkvinfo").arg(&out).output().unwrap();
+                assert!(
+                    res.status.success(),
+                    "{what}: mkvinfo: {}",
+                    String::from_utf8_lossy(&res.stdout)
+                );
+            }
+            "ts" => {
+                for args in [&["-v"][..], &["-b"][..]] {
+                    let prog = if args == ["-v"] { "tsinfo" } else { "tsreport" };
+                    let res = tool(prog).args(args).arg(&out).output().unwrap();
+                    let text = String::from_utf8_lossy(&res.stdout).to_string() + &String::from_utf8_lossy(&res.stderr);
+                    assert!(res.status.success(), "{what}: {prog}: {text}");
+                    assert!(!text.contains("### "), "{what}: {prog} reports a problem: {text}");
+                }
+            }
+            _ => {}
+        }
+        read_back(input, container, &out);
+    }
+}
+
+/// The NAL units of an Annex-B payload, access unit delimiters left out
+/// (the TS muxer adds them).
+fn nal_units(codec: Codec, data: &[u8]) -> Vec<Vec<u8>> {
+    nal::annexb(data)
+        .filter(|n| match codec {
+            Codec::H264 => h264::nal_type(n.data) != h264::AUD,
+            _ => h265::nal_type(n.data) != h265::AUD,
+        })
+        .map(|n| n.data.to_vec())
+        .collect()
+}
+
+/// Eyrie's reader gives back the packets that went in: payloads, keyframes,
+/// parameters and times (relative to the first packet; Matroska to the ms,
+/// and without decode times of its own).
+fn read_back(input: &Input, container: &str, file: &Path) {
+    let source: Arc<str> = Arc::from("test");
+    let data = Bytes::from(std::fs::read(&input.es).unwrap());
+    let kind = EsKind::from_extension(input.es.extension().unwrap().to_str().unwrap()).unwrap();
+    let sent = es::read(&data, kind, Some(input.fps.parse().unwrap()), &source).unwrap();
+    let got = demux::read_file(file, &source).unwrap();
+    let what = format!("{} read back from {container}", input.name);
+    assert_eq!(got.len(), sent.len(), "{what}: packet count");
+    let mkv = matches!(container, "mkv" | "webm");
+    let tol = if mkv { 1_000_000 } else { 12_000 };
+    let (s0, g0) = (&sent[0], &got[0]);
+    for (i, (s, g)) in sent.iter().zip(&got).enumerate() {
+        assert_eq!(g.codec, s.codec, "{what} {i}");
+        assert_eq!(g.keyframe, s.keyframe, "{what} {i}: keyframe");
+        assert_eq!(
+            (g.params.width, g.params.height),
+            (s.params.width, s.params.height),
+            "{what} {i}: size"
+        );
+        if s.codec == Codec::Vp9 {
+            assert_eq!(g.data, s.data, "{what} {i}: payload");
+        } else {
+            assert_eq!(
+                nal_units(g.codec, &g.data),
+                nal_units(s.codec, &s.data),
+                "{what} {i}: NAL units"
+            );
+        }
+        let dpts = (g.pts - g0.pts) - (s.pts - s0.pts);
+        assert!(dpts.abs() <= tol, "{what} {i}: pts off by {dpts} ns");
+        if !mkv {
+            let ddts = (g.dts - g0.dts) - (s.dts - s0.dts);
+            assert!(ddts.abs() <= tol, "{what} {i}: dts off by {ddts} ns");
+        }
+        assert!(g.dts <= g.pts, "{what} {i}: dts after pts");
+    }
+}
+
+fn input(name: &str) -> &'static Input {
+    inputs().list.iter().find(|i| i.name == name).unwrap()
+}
+
+#[test]
+fn h264_without_b_frames() {
+    judge(input("h264"));
+}
+
+#[test]
+fn h264_with_b_frames() {
+    judge(input("h264-bframes"));
+}
+
+#[test]
+fn h264_odd_size() {
+    judge(input("h264-odd-size"));
+}
+
+#[test]
+fn h265() {
+    judge(input("h265"));
+}
+
+#[test]
+fn vp9() {
+    judge(input("vp9"));
+}
+
+#[test]
+fn resolution_change_mid_stream() {
+    let i = input("resolution-change");
+    judge(i);
+    // The packets carry the change: the second half has the new size.
+    let data = Bytes::from(std::fs::read(&i.es).unwrap());
+    let packets: Vec<Packet> = es::read(&data, EsKind::H264, Some("30".parse().unwrap()), &Arc::from("t")).unwrap();
+    assert_eq!((packets[0].params.width, packets[14].params.width), (320, 320));
+    assert_eq!((packets[15].params.width, packets[15].params.height), (640, 360));
+}
+
+#[test]
+fn webm_refuses_h264_and_ts_refuses_vp9_naming_the_alternative() {
+    let dir = Dir::new();
+    for (i, container, hint) in [("h264", "webm", ".mkv"), ("vp9", "ts", "h264 and h265")] {
+        let out = dir.file(&format!("x.{container}"));
+        let res = eyrie()
+            .arg("mux")
+            .arg(&input(i).es)
+            .arg(&out)
+            .args(["--fps", "30"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(1), "{err}");
+        assert!(err.contains(hint), "{container}: {err}");
+    }
+}
