@@ -56,6 +56,9 @@ enum Command {
         /// Write fragmented MP4 (an init segment and a fragment per keyframe).
         #[arg(long)]
         fragmented: bool,
+        /// Write at the stream's own pace, like a live recording.
+        #[arg(long)]
+        realtime: bool,
     },
     /// Validate a config file and exit.
     Check {
@@ -116,7 +119,8 @@ fn main() -> ExitCode {
             output,
             fps,
             fragmented,
-        } => match mux_cmd::run(&input, &output, fps, fragmented) {
+            realtime,
+        } => match mux_cmd::run(&input, &output, fps, fragmented, realtime) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("eyrie mux: {e}");

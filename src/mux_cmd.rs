@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use eyrie::demux::{EsKind, es};
@@ -11,7 +11,7 @@ use eyrie::media::{Fps, Packet};
 use eyrie::mux::write::FileWriter;
 use eyrie::mux::{Container, Output};
 
-pub fn run(input: &Path, output: &Path, fps: Option<Fps>, fragmented: bool) -> Result<(), String> {
+pub fn run(input: &Path, output: &Path, fps: Option<Fps>, fragmented: bool, realtime: bool) -> Result<(), String> {
     let started = Instant::now();
     let kind = input
         .extension()
@@ -39,7 +39,12 @@ pub fn run(input: &Path, output: &Path, fps: Option<Fps>, fragmented: bool) -> R
     let mut writer = FileWriter::create(output, hold).map_err(io)?;
     let mut muxer = container.muxer();
     let mut out = Output::new();
+    let first_dts = packets.first().map_or(0, |p| p.dts);
     for p in &packets {
+        if realtime {
+            let due = started + Duration::from_nanos((p.dts - first_dts).max(0) as u64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
         muxer
             .push(p, &mut out)
             .map_err(|e| format!("{}: {e}", input.display()))?;

@@ -367,3 +367,70 @@ fn webm_refuses_h264_and_ts_refuses_vp9_naming_the_alternative() {
         assert!(err.contains(hint), "{container}: {err}");
     }
 }
+
+/// A recording killed with SIGKILL mid-stream leaves a file FFmpeg opens and
+/// decodes without error, up to its last whole fragment/cluster/packet, and
+/// that Eyrie reads back as a prefix of what was sent.
+#[test]
+fn sigkill_mid_recording_leaves_a_playable_file() {
+    let dir = Dir::new();
+    let es_path = dir.file("long.h264");
+    let es_str = es_path.to_str().unwrap();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=30",
+        "-frames:v",
+        "150",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "2",
+        "-g",
+        "10",
+        es_str,
+    ]);
+    let data = Bytes::from(std::fs::read(&es_path).unwrap());
+    let sent = es::read(&data, EsKind::H264, Some("30".parse().unwrap()), &Arc::from("t")).unwrap();
+    for (name, fragmented) in [("cut.mp4", true), ("cut.mkv", false), ("cut.ts", false)] {
+        let out = dir.file(name);
+        let mut cmd = eyrie();
+        cmd.arg("mux")
+            .arg(&es_path)
+            .arg(&out)
+            .args(["--fps", "30", "--realtime"]);
+        if fragmented {
+            cmd.arg("--fragmented");
+        }
+        let mut child = cmd.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        // SIGKILL: no chance to finish the file.
+        let _ = Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "{name}: the writer was still running when killed");
+        decode_strict(&out).unwrap_or_else(|e| panic!("{name} after SIGKILL: {e}"));
+        let probed = ffprobe_packets(&out);
+        let got = demux::read_file(&out, &Arc::from("t")).unwrap();
+        assert!(
+            got.len() >= 20 && got.len() < sent.len(),
+            "{name}: {} of {} packets survive",
+            got.len(),
+            sent.len()
+        );
+        assert_eq!(
+            probed.len(),
+            got.len(),
+            "{name}: ffprobe and Eyrie agree on what survived"
+        );
+        for (i, (g, s)) in got.iter().zip(&sent).enumerate() {
+            assert_eq!(
+                nal_units(g.codec, &g.data),
+                nal_units(s.codec, &s.data),
+                "{name}: packet {i}"
+            );
+        }
+    }
+}

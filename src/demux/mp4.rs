@@ -100,6 +100,7 @@ struct Sample {
     offset: u64,
     size: u32,
     dts: i64,
+    duration: u32,
     cto: i64,
     sync: bool,
 }
@@ -174,22 +175,17 @@ pub fn read(data: &Bytes, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> 
             Codec::Vp9 => vp9_keyframe(&payload, a)?,
             _ => s.sync,
         };
-        let next = samples.get(i + 1).map_or(s.dts, |n| n.dts);
         out.push(Packet {
             codec: t.codec,
             data: payload,
             pts: to_ns(s.dts + s.cto - t.media_time, t.timescale),
             dts: to_ns(s.dts - t.media_time, t.timescale),
-            duration: to_ns(next - s.dts, t.timescale),
+            duration: to_ns(s.duration as i64, t.timescale),
             keyframe,
             params,
             source: Arc::clone(source),
             seq: i as u64,
         });
-    }
-    if out.len() > 1 {
-        let last = out.len() - 1;
-        out[last].duration = out[last - 1].duration;
     }
     Ok(out)
 }
@@ -313,6 +309,7 @@ fn progressive(data: &[u8], t: &Track) -> Result<Vec<Sample>, CodecError> {
     let missing = |k: &str| CodecError::new(stsz.0, format!("stbl without {k}"));
     // Decode times.
     let mut dts = Vec::with_capacity(n);
+    let mut durations = Vec::with_capacity(n);
     let mut c = Cursor::new(data, table(b"stts").ok_or_else(|| missing("stts"))?);
     c.full()?;
     let mut t_now = 0i64;
@@ -321,6 +318,7 @@ fn progressive(data: &[u8], t: &Track) -> Result<Vec<Sample>, CodecError> {
         for _ in 0..count {
             if dts.len() < n {
                 dts.push(t_now);
+                durations.push(delta);
             }
             t_now += delta as i64;
         }
@@ -395,6 +393,7 @@ fn progressive(data: &[u8], t: &Track) -> Result<Vec<Sample>, CodecError> {
                 offset,
                 size: sizes[i],
                 dts: dts[i],
+                duration: durations[i],
                 cto: cto[i],
                 sync: sync[i],
             });
@@ -465,6 +464,7 @@ fn fragment(
                     offset,
                     size: sz,
                     dts: *next_dts,
+                    duration: d,
                     cto,
                     sync: fl & 0x1_0000 == 0,
                 });
