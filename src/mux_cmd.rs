@@ -1,13 +1,15 @@
-//! `eyrie mux INPUT OUTPUT`: an elementary stream into a container, written
-//! with one vectored write per muxer output and no payload copy.
+//! `eyrie mux INPUT OUTPUT`: an elementary stream into a container. The input
+//! is memory-mapped and streamed: each picture is parsed, muxed and written
+//! (one vectored write, no payload copy) while its bytes are still in cache.
 
+use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use eyrie::demux::{EsKind, es};
-use eyrie::media::{Fps, Packet};
+use eyrie::media::Fps;
 use eyrie::mux::write::FileWriter;
 use eyrie::mux::{Container, Output};
 
@@ -29,53 +31,86 @@ pub fn run(input: &Path, output: &Path, fps: Option<Fps>, fragmented: bool, real
             output.display()
         )
     })?;
-    let data = Bytes::from(std::fs::read(input).map_err(|e| format!("{}: {e}", input.display()))?);
+    let in_err = |e: &dyn std::fmt::Display| format!("{}: {e}", input.display());
+    let file = File::open(input).map_err(|e| in_err(&e))?;
+    // SAFETY: the map is read-only and private to this process; a file
+    // truncated underneath it would fault, as with any mapped input.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| in_err(&e))?;
+    let data = Bytes::from_owner(map);
     let source: Arc<str> = Arc::from(input.display().to_string());
-    let packets = es::read(&data, kind, fps, &source).map_err(|e| format!("{}: {e}", input.display()))?;
     // A progressive MP4's index goes in front: hold the (shared, uncopied)
     // data until it is known rather than rewriting the file.
     let hold = container == Container::Mp4;
-    let io = |e: std::io::Error| format!("{}: {e}", output.display());
-    let mut writer = FileWriter::create(output, hold).map_err(io)?;
+    let out_err = |e: &dyn std::fmt::Display| format!("{}: {e}", output.display());
+    let mut writer = FileWriter::create(output, hold).map_err(|e| out_err(&e))?;
     let mut muxer = container.muxer();
     let mut out = Output::new();
-    let first_dts = packets.first().map_or(0, |p| p.dts);
-    for p in &packets {
+    let mut stats = Stats::default();
+    es::for_each(&data, kind, fps, &source, |p| -> Result<(), Error> {
         if realtime {
-            let due = started + Duration::from_nanos((p.dts - first_dts).max(0) as u64);
+            let due = started + Duration::from_nanos((p.dts - stats.first_dts.unwrap_or(p.dts)).max(0) as u64);
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
-        muxer
-            .push(p, &mut out)
-            .map_err(|e| format!("{}: {e}", input.display()))?;
-        writer.write(&mut out).map_err(io)?;
-    }
-    let trailer = muxer
-        .finish(&mut out)
-        .map_err(|e| format!("{}: {e}", input.display()))?;
-    writer.write(&mut out).map_err(io)?;
-    let size = writer.finish(trailer).map_err(io)?;
-    report(&packets, size, output, started);
+        stats.add(&p);
+        muxer.push(&p, &mut out).map_err(|e| Error::Other(in_err(&e)))?;
+        writer.write(&mut out).map_err(|e| Error::Other(out_err(&e)))
+    })
+    .map_err(|e| match e {
+        Error::Parse(e) => in_err(&e),
+        Error::Other(s) => s,
+    })?;
+    let trailer = muxer.finish(&mut out).map_err(|e| in_err(&e))?;
+    writer.write(&mut out).map_err(|e| out_err(&e))?;
+    let size = writer.finish(trailer).map_err(|e| out_err(&e))?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{}: {} packets ({} keyframes), {} {}x{}, {:.3} s, {size} bytes in {secs:.3} s ({:.0} MB/s)",
+        output.display(),
+        stats.packets,
+        stats.keyframes,
+        stats.codec,
+        stats.size.0,
+        stats.size.1,
+        (stats.end - stats.start) as f64 / 1e9,
+        size as f64 / 1e6 / secs.max(1e-9),
+    );
     Ok(())
 }
 
-fn report(packets: &[Packet], size: u64, output: &Path, started: Instant) {
-    let keyframes = packets.iter().filter(|p| p.keyframe).count();
-    let span = match (
-        packets.iter().map(|p| p.pts).min(),
-        packets.iter().map(|p| p.pts + p.duration).max(),
-    ) {
-        (Some(a), Some(b)) => (b - a) as f64 / 1e9,
-        _ => 0.0,
-    };
-    let (codec, w, h) = packets.first().map_or(("-".to_string(), 0, 0), |p| {
-        (p.codec.to_string(), p.params.width, p.params.height)
-    });
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "{}: {} packets ({keyframes} keyframes), {codec} {w}x{h}, {span:.3} s, {size} bytes in {secs:.3} s ({:.0} MB/s)",
-        output.display(),
-        packets.len(),
-        size as f64 / 1e6 / secs.max(1e-9),
-    );
+/// Why muxing stopped: the input does not parse, or a message naming the file at fault.
+enum Error {
+    Parse(eyrie::codec::CodecError),
+    Other(String),
+}
+
+impl From<eyrie::codec::CodecError> for Error {
+    fn from(e: eyrie::codec::CodecError) -> Self {
+        Error::Parse(e)
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    packets: u64,
+    keyframes: u64,
+    codec: String,
+    size: (u32, u32),
+    first_dts: Option<i64>,
+    start: i64,
+    end: i64,
+}
+
+impl Stats {
+    fn add(&mut self, p: &eyrie::media::Packet) {
+        if self.first_dts.is_none() {
+            self.first_dts = Some(p.dts);
+            (self.start, self.end) = (p.pts, p.pts);
+            self.codec = p.codec.to_string();
+        }
+        self.packets += 1;
+        self.keyframes += p.keyframe as u64;
+        self.size = (p.params.width, p.params.height);
+        self.start = self.start.min(p.pts);
+        self.end = self.end.max(p.pts + p.duration);
+    }
 }

@@ -42,24 +42,102 @@ impl EsKind {
 /// Reads every packet of an elementary stream held in `data` (packets share
 /// `data`; nothing is copied). `fps` overrides the stream's own rate.
 pub fn read(data: &Bytes, kind: EsKind, fps: Option<Fps>, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> {
+    let mut out = Vec::new();
+    for_each(data, kind, fps, source, |p| {
+        out.push(p);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Streams the packets of an elementary stream to `sink`, in decoding order,
+/// each as soon as its presentation time is known (a few pictures behind the
+/// parser), so a caller can mux a picture while its bytes are still in cache.
+pub fn for_each<E: From<CodecError>>(
+    data: &Bytes,
+    kind: EsKind,
+    fps: Option<Fps>,
+    source: &Arc<str>,
+    sink: impl FnMut(Packet) -> Result<(), E>,
+) -> Result<(), E> {
     match kind {
-        EsKind::H264 => read_annexb(data, Codec::H264, fps, source),
-        EsKind::H265 => read_annexb(data, Codec::H265, fps, source),
-        EsKind::Ivf => read_ivf(data, source),
+        EsKind::H264 => read_annexb(data, Codec::H264, fps, source, sink),
+        EsKind::H265 => read_annexb(data, Codec::H265, fps, source, sink),
+        EsKind::Ivf => read_ivf(data, source, sink),
     }
 }
 
-fn read_annexb(data: &Bytes, codec: Codec, fps: Option<Fps>, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> {
+/// Annex-B access units waiting for their presentation index.
+struct Pending {
+    codec: Codec,
+    source: Arc<str>,
+    fps: Option<Fps>,
+    delay: i64,
+    /// Decoding index of `units[0]`.
+    first: u64,
+    /// (access unit, keyframe, params, presentation index once known).
+    units: std::collections::VecDeque<(Bytes, bool, Arc<CodecParams>, Option<u64>)>,
+}
+
+impl Pending {
+    fn shown(&mut self, id: u64, at: u64) {
+        if let Some(u) = self.units.get_mut((id - self.first) as usize) {
+            u.3 = Some(at);
+        }
+    }
+
+    /// Hands every front unit whose presentation index is known to `sink`.
+    fn drain<E: From<CodecError>>(&mut self, sink: &mut impl FnMut(Packet) -> Result<(), E>) -> Result<(), E> {
+        while self.units.front().is_some_and(|u| u.3.is_some()) {
+            let fps = self.fps.ok_or_else(|| {
+                CodecError::new(
+                    0,
+                    format!(
+                        "the {} stream does not signal its frame rate: give one (--fps)",
+                        self.codec
+                    ),
+                )
+            })?;
+            let (data, keyframe, params, at) = self.units.pop_front().expect("a front unit");
+            let t = |n: i64| n.signum() * fps.frame_time_ns(n.unsigned_abs()) as i64;
+            sink(Packet {
+                codec: self.codec,
+                data,
+                pts: t(at.expect("known") as i64),
+                dts: t(self.first as i64 - self.delay),
+                duration: fps.frame_time_ns(1) as i64,
+                keyframe,
+                params,
+                source: Arc::clone(&self.source),
+                seq: self.first,
+            })?;
+            self.first += 1;
+        }
+        Ok(())
+    }
+}
+
+fn read_annexb<E: From<CodecError>>(
+    data: &Bytes,
+    codec: Codec,
+    fps: Option<Fps>,
+    source: &Arc<str>,
+    mut sink: impl FnMut(Packet) -> Result<(), E>,
+) -> Result<(), E> {
     let mut splitter = AuSplitter::new(codec);
     let mut params = ParamTracker::new(codec);
     let mut pocs = PocCounter::new(codec);
     let mut presenter = Presenter::new();
-    let mut fps = fps;
-    let mut delay = None;
-    // (access unit bytes, keyframe, params), in decoding order, and each one's presentation index.
-    let mut units: Vec<(Bytes, bool, Arc<CodecParams>)> = Vec::new();
-    let mut shown: Vec<u64> = Vec::new();
-    let mut add = |au: AccessUnit<'_>| -> Result<(), CodecError> {
+    let mut pending = Pending {
+        codec,
+        source: Arc::clone(source),
+        fps,
+        delay: -1,
+        first: 0,
+        units: Default::default(),
+    };
+    let mut decoded = 0u64;
+    let mut add = |au: AccessUnit<'_>, sink: &mut dyn FnMut(Packet) -> Result<(), E>| -> Result<(), E> {
         params.update(&au)?;
         let Some(poc) = pocs.push(&au)? else {
             return Ok(()); // no coded picture (e.g. a trailing end-of-stream unit)
@@ -68,63 +146,44 @@ fn read_annexb(data: &Bytes, codec: Codec, fps: Option<Fps>, source: &Arc<str>) 
             .current()
             .cloned()
             .ok_or_else(|| CodecError::new(au.offset(), "a picture before the stream's parameter sets (SPS/PPS)"))?;
-        if fps.is_none() && codec == Codec::H264 {
-            fps = au
+        if pending.fps.is_none() && codec == Codec::H264 {
+            pending.fps = au
                 .nals
                 .iter()
                 .find(|n| h264::nal_type(n.data) == h264::SPS)
                 .and_then(|n| h264::Sps::parse(n.data, n.offset).ok()?.fps);
         }
-        delay.get_or_insert(poc.reorder);
+        if pending.delay < 0 {
+            pending.delay = poc.reorder as i64;
+        }
         let last = au.nals.last().expect("an access unit has NAL units");
         let (start, end) = (au.offset() - 3, last.offset + last.data.len());
-        let id = units.len() as u64;
-        units.push((data.slice(start..end), au.keyframe, p));
-        shown.push(u64::MAX);
-        for (id, at) in presenter.push(id, poc) {
-            shown[id as usize] = at;
+        pending.units.push_back((data.slice(start..end), au.keyframe, p, None));
+        for (id, at) in presenter.push(decoded, poc) {
+            pending.shown(id, at);
         }
-        Ok(())
+        decoded += 1;
+        pending.drain(&mut |p| sink(p))
     };
     for n in nal::annexb(data) {
         if let Some(au) = splitter.push(n) {
-            add(au)?;
+            add(au, &mut sink)?;
         }
     }
     if let Some(au) = splitter.finish() {
-        add(au)?;
+        add(au, &mut sink)?;
     }
     for (id, at) in presenter.flush() {
-        shown[id as usize] = at;
+        pending.shown(id, at);
     }
-    let fps = fps.ok_or_else(|| {
-        CodecError::new(
-            0,
-            format!("the {codec} stream does not signal its frame rate: give one (--fps)"),
-        )
-    })?;
-    let delay = delay.unwrap_or(0) as i64;
-    let t = |n: i64| n.signum() * fps.frame_time_ns(n.unsigned_abs()) as i64;
-    let duration = fps.frame_time_ns(1) as i64;
-    Ok(units
-        .into_iter()
-        .zip(shown)
-        .enumerate()
-        .map(|(i, ((bytes, keyframe, params), at))| Packet {
-            codec,
-            data: bytes,
-            pts: t(at as i64),
-            dts: t(i as i64 - delay),
-            duration,
-            keyframe,
-            params,
-            source: Arc::clone(source),
-            seq: i as u64,
-        })
-        .collect())
+    pending.drain(&mut sink)
 }
 
-fn read_ivf(data: &Bytes, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> {
+fn read_ivf<E: From<CodecError>>(
+    data: &Bytes,
+    source: &Arc<str>,
+    mut sink: impl FnMut(Packet) -> Result<(), E>,
+) -> Result<(), E> {
     let (header, frames) = vp9::parse_ivf(data)?;
     if &header.fourcc != b"VP90" {
         return Err(CodecError::new(
@@ -133,11 +192,11 @@ fn read_ivf(data: &Bytes, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> 
                 "IVF codec {} (Eyrie reads VP90)",
                 String::from_utf8_lossy(&header.fourcc)
             ),
-        ));
+        )
+        .into());
     }
     let ns = |ts: u64| (ts as i128 * header.timebase_num as i128 * 1_000_000_000 / header.timebase_den as i128) as i64;
     let mut params = Arc::new(CodecParams::new(Codec::Vp9, header.width as u32, header.height as u32));
-    let mut out: Vec<Packet> = Vec::with_capacity(frames.len());
     for (i, f) in frames.iter().enumerate() {
         let first = vp9::superframe(f.data, f.offset)?
             .first()
@@ -151,7 +210,7 @@ fn read_ivf(data: &Bytes, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> 
         }
         let pts = ns(f.pts);
         let next = frames.get(i + 1).map(|n| ns(n.pts));
-        out.push(Packet {
+        sink(Packet {
             codec: Codec::Vp9,
             data: data.slice_ref(f.data),
             pts,
@@ -161,7 +220,7 @@ fn read_ivf(data: &Bytes, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> 
             params: Arc::clone(&params),
             source: Arc::clone(source),
             seq: i as u64,
-        });
+        })?;
     }
-    Ok(out)
+    Ok(())
 }
