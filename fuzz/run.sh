@@ -3,7 +3,7 @@
 # Rust: only codegen flags, no sanitizer) and runs each for SECONDS
 # (default 300), seeded with the test fixtures and muxed files. Crashers land
 # in fuzz/artifacts/TARGET/; minimize one with
-#   fuzz/target/release/TARGET -minimize_crash=1 fuzz/artifacts/TARGET/crash-...
+#   fuzz/target/HOST/release/TARGET -minimize_crash=1 fuzz/artifacts/TARGET/crash-...
 # and turn it into a unit test.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]
@@ -15,7 +15,10 @@ targets=("${@:-nal sps demux}")
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
-cargo build --release --bins
+# With an explicit --target, RUSTFLAGS skip build scripts (which must not be instrumented).
+host=$(rustc -vV | sed -n 's/^host: //p')
+cargo build --release --bins --target "$host"
+bin=target/$host/release
 seeds=corpus/seeds
 mkdir -p "$seeds"
 cp ../tests/fixtures/tiny.* "$seeds"/
@@ -26,6 +29,6 @@ done
 for t in ${targets[@]}; do
   mkdir -p "corpus/$t" "artifacts/$t"
   echo "== $t: ${secs}s"
-  ./target/release/"$t" -max_total_time="$secs" -max_len=65536 -artifact_prefix="artifacts/$t/" \
+  "$bin/$t" -max_total_time="$secs" -max_len=65536 -artifact_prefix="artifacts/$t/" \
     -print_final_stats=1 "corpus/$t" "$seeds" 2>&1 | tail -12
 done

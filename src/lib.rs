@@ -7,6 +7,11 @@
 //!   buffer pools with leases, and the global bytes-copied counter (pure);
 //! - [`codec`]: bitstream parsing — H.264/H.265 NAL units, parameter sets and
 //!   access units, `avcC`/`hvcC`, VP9 and IVF, JPEG (pure);
+//! - [`mux`]: sans-IO container muxers — MPEG-TS, Matroska/WebM, MP4 and
+//!   fragmented MP4 — and the writers that put their bytes in files (pure
+//!   muxers; writers do the I/O);
+//! - [`demux`]: elementary-stream readers with picture-order timing, and
+//!   readers for every container [`mux`] writes;
 //! - [`hub`]: named streams and relinkable subscriptions (the interpipe of Eyrie);
 //! - [`capture`]: sources (synthetic cameras today);
 //! - [`config`]: the TOML node descriptions shared with the run-time API;
