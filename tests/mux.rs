@@ -434,3 +434,85 @@ fn sigkill_mid_recording_leaves_a_playable_file() {
         }
     }
 }
+
+/// MJPEG in Matroska (`V_MJPEG`): JPEGs FFmpeg encoded, one per packet.
+#[test]
+fn mjpeg_in_matroska() {
+    let dir = Dir::new();
+    let pattern = dir.file("f%02d.jpg");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25",
+        "-frames:v",
+        "10",
+        "-pix_fmt",
+        "yuvj420p",
+        pattern.to_str().unwrap(),
+    ]);
+    let source: Arc<str> = Arc::from("jpeg");
+    let packets: Vec<Packet> = (1..=10)
+        .map(|i| {
+            let data = Bytes::from(std::fs::read(dir.file(&format!("f{i:02}.jpg"))).unwrap());
+            let info = eyrie::codec::jpeg::parse(&data).unwrap();
+            let params = eyrie::media::CodecParams::new(Codec::Mjpeg, info.width.into(), info.height.into());
+            Packet {
+                codec: Codec::Mjpeg,
+                data,
+                pts: i as i64 * 40_000_000,
+                dts: i as i64 * 40_000_000,
+                duration: 40_000_000,
+                keyframe: true,
+                params: Arc::new(params),
+                source: Arc::clone(&source),
+                seq: i as u64,
+            }
+        })
+        .collect();
+    let out = dir.file("mjpeg.mkv");
+    std::fs::write(
+        &out,
+        eyrie::mux::write::mux_to_vec(eyrie::mux::Container::Mkv, &packets).unwrap(),
+    )
+    .unwrap();
+    let probed = ffprobe_packets(&out);
+    assert_eq!(probed.len(), 10);
+    assert!(probed.iter().all(|p| p.key));
+    decode_strict(&out).unwrap();
+    assert!(tool("mkvinfo").arg(&out).output().unwrap().status.success());
+    let back = demux::read_file(&out, &source).unwrap();
+    assert!(
+        back.iter()
+            .zip(&packets)
+            .all(|(g, s)| g.data == s.data && g.pts == s.pts - packets[0].dts)
+    );
+}
+
+/// Segments: each starts on a keyframe, none loses or repeats a packet, and
+/// each is a whole file FFmpeg decodes.
+#[test]
+fn segmenter_cuts_on_keyframes_without_loss() {
+    let dir = Dir::new();
+    let i = input("h264"); // 45 frames, IDR every 15 (0.5 s)
+    let data = Bytes::from(std::fs::read(&i.es).unwrap());
+    let packets = es::read(&data, EsKind::H264, Some("30".parse().unwrap()), &Arc::from("t")).unwrap();
+    let pattern = dir.file("seg{n}.ts").to_str().unwrap().to_string();
+    let mut seg = eyrie::mux::write::Segmenter::new(eyrie::mux::Container::Ts, pattern, 400_000_000);
+    for p in &packets {
+        seg.push(p).unwrap();
+    }
+    let files = seg.finish().unwrap();
+    assert_eq!(files.len(), 3, "a segment per 0.5 s GOP with 0.4 s segments");
+    let mut total = 0;
+    for f in &files {
+        decode_strict(f).unwrap();
+        let back = demux::read_file(f, &Arc::from("t")).unwrap();
+        assert!(back[0].keyframe, "{} starts on a keyframe", f.display());
+        for (g, s) in back.iter().zip(&packets[total..]) {
+            assert_eq!(nal_units(g.codec, &g.data), nal_units(s.codec, &s.data));
+        }
+        total += back.len();
+    }
+    assert_eq!(total, packets.len());
+}

@@ -277,3 +277,28 @@ fn read_of_write_is_identity() {
         }
     }
 }
+
+/// Fragmented MP4 with `fragment_ms`: fragments also cut between keyframes.
+#[test]
+fn fmp4_fragments_every_n_ms() {
+    use eyrie::mux::mp4::{Mp4Muxer, Mp4Options};
+    use eyrie::mux::{Muxer, Output};
+    let packets = fixture("tiny.h264"); // 40 ms frames, IDR every 6
+    let mut m = Mp4Muxer::new(Mp4Options {
+        fragmented: true,
+        fragment_ms: 100,
+    });
+    let mut out = Output::new();
+    for p in &packets {
+        m.push(p, &mut out).unwrap();
+    }
+    m.finish(&mut out).unwrap();
+    let file = out.to_vec();
+    let counts: Vec<u32> = boxes(&file)
+        .iter()
+        .filter(|b| &b.0 == b"moof")
+        .map(|b| u32_at(child(b.1, &[b"traf", b"trun"]), 4))
+        .collect();
+    // A cut once a fragment spans 100 ms (3 frames), and at each keyframe.
+    assert_eq!(counts, [3, 3, 3, 3]);
+}
