@@ -162,3 +162,13 @@ fn bitstream_parsers_never_panic() {
         let _ = vp9::parse_ivf(&ivf);
     }
 }
+
+/// Crashers found by `fuzz/run.sh`, minimized: each must be an error, not a panic.
+#[test]
+fn fuzz_crashers_are_errors() {
+    // sps: an SPS whose log2_max_frame_num_minus4 is a 31-zero Exp-Golomb code
+    // (the +4 overflowed u32).
+    let mut sps = vec![0x67, 0x00, 0x00, 0x00, 0x0D, 0x00, 0x00, 0x00, 0x00];
+    sps.extend([0xFF; 91]);
+    assert!(eyrie::codec::h264::Sps::parse(&sps, 0).is_err());
+}

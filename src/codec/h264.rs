@@ -122,8 +122,8 @@ impl Sps {
             if chroma_format_idc == 3 {
                 separate_colour_plane = r.bit()?;
             }
-            bit_depth_luma = r.ue()? + 8;
-            bit_depth_chroma = r.ue()? + 8;
+            bit_depth_luma = r.ue()?.saturating_add(8);
+            bit_depth_chroma = r.ue()?.saturating_add(8);
             if bit_depth_luma > 14 || bit_depth_chroma > 14 {
                 return Err(r.error("bit depth above 14"));
             }
@@ -136,11 +136,11 @@ impl Sps {
                 }
             }
         }
-        let log2_max_frame_num = r.ue()? + 4;
+        let log2_max_frame_num = r.ue()?.saturating_add(4);
         let pic_order_cnt_type = r.ue()?;
         let mut log2_max_poc_lsb = 0;
         match pic_order_cnt_type {
-            0 => log2_max_poc_lsb = r.ue()? + 4,
+            0 => log2_max_poc_lsb = r.ue()?.saturating_add(4),
             1 => {
                 r.skip(1)?;
                 r.se()?;
@@ -297,7 +297,7 @@ fn vui_reorder(r: &mut BitReader<'_>) -> Result<Option<u32>, CodecError> {
 
 /// hrd_parameters() (§E.1.2).
 fn skip_hrd(r: &mut BitReader<'_>) -> Result<(), CodecError> {
-    let cpb_cnt = r.ue()? + 1;
+    let cpb_cnt = r.ue()?.saturating_add(1);
     if cpb_cnt > 32 {
         return Err(r.error(format!("cpb_cnt_minus1 {} > 31", cpb_cnt - 1)));
     }

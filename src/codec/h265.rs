@@ -136,12 +136,12 @@ impl Sps {
         if width == 0 || height == 0 || cw >= width || ch >= height || width > 32768 || height > 32768 {
             return Err(r.error(format!("bad size {width}x{height} with conformance window {cw}x{ch}")));
         }
-        let bit_depth_luma = r.ue()? + 8;
-        let bit_depth_chroma = r.ue()? + 8;
+        let bit_depth_luma = r.ue()?.saturating_add(8);
+        let bit_depth_chroma = r.ue()?.saturating_add(8);
         if bit_depth_luma > 16 || bit_depth_chroma > 16 {
             return Err(r.error("bit depth above 16"));
         }
-        let log2_max_poc_lsb = r.ue()? + 4;
+        let log2_max_poc_lsb = r.ue()?.saturating_add(4);
         if log2_max_poc_lsb > 16 {
             return Err(r.error(format!("log2_max_pic_order_cnt_lsb {log2_max_poc_lsb} > 16")));
         }
