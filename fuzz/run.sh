@@ -26,9 +26,14 @@ for c in ts mkv mp4; do
   ../target/debug/eyrie mux ../tests/fixtures/tiny.h264 "$seeds/tiny.$c" --fps 25 2>/dev/null || true
 done
 ../target/debug/eyrie mux ../tests/fixtures/tiny.h265 "$seeds/tiny-frag.mp4" --fps 25 --fragmented 2>/dev/null || true
+failed=()
 for t in ${targets[@]}; do
   mkdir -p "corpus/$t" "artifacts/$t"
   echo "== $t: ${secs}s"
   "$bin/$t" -max_total_time="$secs" -max_len=65536 -artifact_prefix="artifacts/$t/" \
-    -print_final_stats=1 "corpus/$t" "$seeds" 2>&1 | tail -12
+    -print_final_stats=1 "corpus/$t" "$seeds" > "artifacts/$t.log" 2>&1 || failed+=("$t")
+  tail -8 "artifacts/$t.log"
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "crashed: ${failed[*]} (inputs in fuzz/artifacts/)"; exit 1
+fi
