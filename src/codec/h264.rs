@@ -219,6 +219,9 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), CodecErro
     for _ in 0..size {
         if next != 0 {
             let delta = r.se()?;
+            if !(-128..=127).contains(&delta) {
+                return Err(r.error(format!("delta_scale {delta} outside -128..=127")));
+            }
             next = (last + delta).rem_euclid(256);
         }
         if next != 0 {
