@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use super::ebml::{UNKNOWN_SIZE, put_bytes, put_float, put_id, put_master, put_size, put_size_len, put_uint, void};
-use super::{MuxError, Muxer, Output, Patch, Trailer, nal_ranges, put_length_prefixed, to_units};
+use super::{MuxError, Muxer, Output, Patch, Sample, Trailer, to_units};
 use crate::media::{Codec, CodecParams, Packet};
 
 /// Element IDs used here (RFC 9559 §5.1).
@@ -233,23 +233,15 @@ impl Muxer for MkvMuxer {
             put_uint(&mut self.buf, id::TIMESTAMP, ms as u64);
         }
         let cluster_ms = self.cluster.map_or(0, |(_, t)| t);
-        let nal = matches!(packet.codec, Codec::H264 | Codec::H265);
-        let size = if nal {
-            nal_ranges(&packet.data).iter().map(|(_, l)| 4 + *l as u64).sum()
-        } else {
-            packet.data.len() as u64
-        };
+        let sample = Sample::new(packet);
+        let size = sample.size();
         put_id(&mut self.buf, id::SIMPLE_BLOCK);
         put_size(&mut self.buf, 4 + size);
         self.buf.push(0x81); // track 1
         self.buf.extend_from_slice(&((ms - cluster_ms) as i16).to_be_bytes());
         self.buf.push(if packet.keyframe { 0x80 } else { 0x00 });
         self.emit(out);
-        if nal {
-            put_length_prefixed(&packet.data, out);
-        } else {
-            out.share(packet.data.clone());
-        }
+        sample.put(out);
         self.pos += size;
         self.end_ms = self.end_ms.max(ms + to_units(packet.duration, 1000));
         Ok(())

@@ -243,23 +243,51 @@ pub fn to_ns(units: i64, timescale: u32) -> i64 {
     ((v + half) / ts) as i64
 }
 
-/// The NAL units of an Annex-B payload as `(offset, len)` pairs.
-pub(crate) fn nal_ranges(data: &[u8]) -> Vec<(usize, usize)> {
-    crate::codec::nal::annexb(data)
-        .map(|n| (n.offset, n.data.len()))
-        .collect()
+/// A packet's payload as MP4 and Matroska store it: H.264/H.265 access
+/// units length-prefixed (4-byte lengths, NAL units shared), other codecs as
+/// they are. The Annex-B payload is scanned once, on creation.
+#[derive(Debug)]
+pub(crate) struct Sample {
+    data: Bytes,
+    /// `(offset, len)` of each NAL unit; `None` for codecs stored whole.
+    nals: Option<Vec<(usize, usize)>>,
+    size: u64,
 }
 
-/// Appends an Annex-B H.264/H.265 payload to `out` as a length-prefixed sample
-/// (4-byte lengths), sharing the NAL units; returns the sample's size.
-pub(crate) fn put_length_prefixed(data: &Bytes, out: &mut Output) -> u64 {
-    let mut size = 0;
-    for (offset, len) in nal_ranges(data) {
-        out.put(&(len as u32).to_be_bytes());
-        out.share(data.slice(offset..offset + len));
-        size += 4 + len as u64;
+impl Sample {
+    pub(crate) fn new(packet: &Packet) -> Sample {
+        let nals: Option<Vec<(usize, usize)>> = matches!(packet.codec, Codec::H264 | Codec::H265).then(|| {
+            crate::codec::nal::annexb(&packet.data)
+                .map(|n| (n.offset, n.data.len()))
+                .collect()
+        });
+        let size = nals
+            .as_ref()
+            .map_or(packet.data.len() as u64, |n| n.iter().map(|(_, l)| 4 + *l as u64).sum());
+        Sample {
+            data: packet.data.clone(),
+            nals,
+            size,
+        }
     }
-    size
+
+    /// Stored size in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends the stored form to `out`, sharing the payload.
+    pub(crate) fn put(&self, out: &mut Output) {
+        match &self.nals {
+            None => out.share(self.data.clone()),
+            Some(nals) => {
+                for &(offset, len) in nals {
+                    out.put(&(len as u32).to_be_bytes());
+                    out.share(self.data.slice(offset..offset + len));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,9 +16,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
-use super::{MuxError, Muxer, Output, Trailer, nal_ranges, put_length_prefixed, to_units};
+use super::{MuxError, Muxer, Output, Sample, Trailer, to_units};
 use crate::codec::vp9;
 use crate::media::{Codec, CodecParams, Packet};
 
@@ -37,8 +35,9 @@ pub struct Mp4Options {
     pub fragment_ms: u32,
 }
 
+/// A sample's table entry.
 #[derive(Clone, Copy, Debug)]
-struct Sample {
+struct Entry {
     size: u32,
     dts: i64,
     cto: i64,
@@ -58,9 +57,9 @@ pub struct Mp4Muxer {
     vp9_profile: u8,
     base: i64,
     /// Progressive: every sample; fragmented: the open fragment's.
-    samples: Vec<Sample>,
+    samples: Vec<Entry>,
     /// Fragmented: the open fragment's payloads.
-    payloads: Vec<Bytes>,
+    payloads: Vec<Sample>,
     /// Progressive: bytes of sample data written.
     data_len: u64,
     last_dts: Option<i64>,
@@ -245,7 +244,7 @@ impl Mp4Muxer {
     /// Progressive sample tables: stts, ctts, stss, stsc, stsz, stco (one chunk).
     fn sample_tables(&self, b: &mut Vec<u8>) {
         let s = &self.samples;
-        let runs = |key: &dyn Fn(&Sample) -> i64| {
+        let runs = |key: &dyn Fn(&Entry) -> i64| {
             let mut runs: Vec<(u32, i64)> = Vec::new();
             for x in s {
                 match runs.last_mut() {
@@ -323,16 +322,8 @@ impl Mp4Muxer {
         out.put(b"mdat");
         self.samples.clear();
         for p in self.payloads.drain(..) {
-            put_sample(&p, self.params.as_deref().map(|p| p.codec), out);
+            p.put(out);
         }
-    }
-}
-
-fn put_sample(data: &Bytes, codec: Option<Codec>, out: &mut Output) {
-    if matches!(codec, Some(Codec::H264 | Codec::H265)) {
-        put_length_prefixed(data, out);
-    } else {
-        out.share(data.clone());
     }
 }
 
@@ -376,13 +367,9 @@ impl Muxer for Mp4Muxer {
             self.flush_fragment(out);
         }
         self.last_dts = Some(dts);
-        let size = if matches!(packet.codec, Codec::H264 | Codec::H265) {
-            nal_ranges(&packet.data).iter().map(|(_, l)| 4 + *l as u64).sum()
-        } else {
-            packet.data.len() as u64
-        };
-        let size = u32::try_from(size).map_err(|_| MuxError::bad(packet, "sample larger than 4 GiB"))?;
-        self.samples.push(Sample {
+        let sample = Sample::new(packet);
+        let size = u32::try_from(sample.size()).map_err(|_| MuxError::bad(packet, "sample larger than 4 GiB"))?;
+        self.samples.push(Entry {
             size,
             dts,
             cto: pts - dts,
@@ -390,9 +377,9 @@ impl Muxer for Mp4Muxer {
             sync: packet.keyframe,
         });
         if self.opts.fragmented {
-            self.payloads.push(packet.data.clone());
+            self.payloads.push(sample);
         } else {
-            put_sample(&packet.data, codec, out);
+            sample.put(out);
             self.data_len += size as u64;
         }
         if packet.duration > 0 {
