@@ -122,6 +122,16 @@ pub fn superframe(data: &[u8], offset: usize) -> Result<Vec<&[u8]>, CodecError> 
     Ok(out)
 }
 
+/// The header of a packet's first frame (a packet may be a superframe), at
+/// byte `offset` of the input.
+pub fn packet_header(data: &[u8], offset: usize) -> Result<FrameHeader, CodecError> {
+    let frames = superframe(data, offset)?;
+    let first = frames
+        .first()
+        .ok_or_else(|| CodecError::new(offset, "empty VP9 packet"))?;
+    parse_frame(first, offset)
+}
+
 /// The header of an IVF file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IvfHeader {

@@ -198,11 +198,7 @@ fn read_ivf<E: From<CodecError>>(
     let ns = |ts: u64| (ts as i128 * header.timebase_num as i128 * 1_000_000_000 / header.timebase_den as i128) as i64;
     let mut params = Arc::new(CodecParams::new(Codec::Vp9, header.width as u32, header.height as u32));
     for (i, f) in frames.iter().enumerate() {
-        let first = vp9::superframe(f.data, f.offset)?
-            .first()
-            .copied()
-            .ok_or_else(|| CodecError::new(f.offset, "empty VP9 frame"))?;
-        let h = vp9::parse_frame(first, f.offset)?;
+        let h = vp9::packet_header(f.data, f.offset)?;
         if let Some((w, hgt)) = h.size.filter(|_| h.keyframe)
             && (w, hgt) != (params.width, params.height)
         {

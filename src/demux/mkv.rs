@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{ParamFollower, fill_durations, reconstruct_dts, to_annexb};
-use crate::codec::CodecError;
+use crate::codec::{CodecError, vp9};
 use crate::media::{Codec, CodecParams, Packet};
 use crate::mux::ebml::{Header, read_float, read_header, read_uint, read_vint};
 use crate::mux::mkv::id;
@@ -251,7 +251,7 @@ impl Reader<'_> {
         // Keyframes come from the payload, whatever the block flags say.
         let keyframe = match codec {
             Codec::H264 | Codec::H265 => nal_key,
-            Codec::Vp9 => super::vp9_keyframe(&data, payload)?,
+            Codec::Vp9 => vp9::packet_header(&data, payload)?.keyframe,
             Codec::Mjpeg => true,
         };
         let pts = (cluster_ts + rel) * self.scale;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::codec::{CodecError, ParamTracker, access_units, nal, vp9};
+use crate::codec::{CodecError, ParamTracker, access_units, nal};
 use crate::media::{Codec, CodecParams, Packet};
 pub use es::EsKind;
 
@@ -89,15 +89,6 @@ pub(crate) fn to_annexb(sample: &[u8], length_size: usize, offset: usize) -> Res
     let mut out = Vec::with_capacity(sample.len() + nals.len() * 4);
     nal::write_annexb(nals.iter().map(|n| n.data), &mut out);
     Ok(Bytes::from(out))
-}
-
-/// Whether a VP9 packet (frame or superframe, at byte `offset`) is a key frame.
-pub(crate) fn vp9_keyframe(data: &[u8], offset: usize) -> Result<bool, CodecError> {
-    let frames = vp9::superframe(data, offset)?;
-    let first = frames
-        .first()
-        .ok_or_else(|| CodecError::new(offset, "empty VP9 frame"))?;
-    Ok(vp9::parse_frame(first, offset)?.keyframe)
 }
 
 /// Decode times for packets that carry only presentation times (Matroska):

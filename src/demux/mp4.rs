@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{ParamFollower, to_annexb, vp9_keyframe};
-use crate::codec::CodecError;
+use super::{ParamFollower, to_annexb};
+use crate::codec::{CodecError, vp9};
 use crate::media::{Codec, CodecParams, Packet};
 use crate::mux::to_ns;
 
@@ -172,7 +172,7 @@ pub fn read(data: &Bytes, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> 
         };
         let (params, _) = follower.follow(&payload, a)?;
         let keyframe = match t.codec {
-            Codec::Vp9 => vp9_keyframe(&payload, a)?,
+            Codec::Vp9 => vp9::packet_header(&payload, a)?.keyframe,
             _ => s.sync,
         };
         out.push(Packet {

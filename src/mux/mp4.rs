@@ -97,12 +97,7 @@ impl Mp4Muxer {
             }
             Codec::H264 | Codec::H265 => {}
             Codec::Vp9 => {
-                let frames =
-                    vp9::superframe(&packet.data, 0).map_err(|error| MuxError::Bitstream { seq: packet.seq, error })?;
-                let first = frames
-                    .first()
-                    .ok_or_else(|| MuxError::bad(packet, "empty VP9 packet"))?;
-                self.vp9_profile = vp9::parse_frame(first, 0)
+                self.vp9_profile = vp9::packet_header(&packet.data, 0)
                     .map_err(|error| MuxError::Bitstream { seq: packet.seq, error })?
                     .profile;
             }
