@@ -61,7 +61,7 @@ fn inputs() -> &'static Inputs {
             let mut args: Vec<String> = src(size, frames).to_vec();
             args.extend(enc.iter().map(|s| s.to_string()));
             args.extend(["-video_track_timescale".into(), "90000".into(), reference.clone()]);
-            ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            ffmpeg(&args);
             ffmpeg(&["-i", &reference, "-c", "copy", "-bsf:v", bsf, &es]);
             list.push(Input {
                 name,
@@ -108,7 +108,7 @@ fn inputs() -> &'static Inputs {
             ]
             .map(String::from),
         );
-        ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        ffmpeg(&args);
         list.push(Input {
             name: "vp9",
             es: vp9.clone().into(),
@@ -122,7 +122,7 @@ fn inputs() -> &'static Inputs {
         for (size, out) in [("320x240", &a), ("640x360", &b)] {
             let mut args: Vec<String> = src(size, 15).to_vec();
             args.extend(["-c:v", "libx264", "-bf", "0", "-g", "5", "-f", "h264", out].map(String::from));
-            ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            ffmpeg(&args);
         }
         let mut joined = std::fs::read(&a).unwrap();
         joined.extend(std::fs::read(&b).unwrap());

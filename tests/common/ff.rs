@@ -29,7 +29,7 @@ impl Dir {
 }
 
 /// Runs `ffmpeg -v error -y` with `args`, asserting success.
-pub fn ffmpeg(args: &[&str]) {
+pub fn ffmpeg<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) {
     let out = tool("ffmpeg").args(["-v", "error", "-y"]).args(args).output().unwrap();
     assert!(
         out.status.success(),
