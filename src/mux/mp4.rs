@@ -324,17 +324,16 @@ impl Mp4Muxer {
 
 impl Muxer for Mp4Muxer {
     fn push(&mut self, packet: &Packet, out: &mut Output) -> Result<(), MuxError> {
-        let mut init = Vec::new();
         if self.params.is_none() {
             self.start(packet)?;
             if self.opts.fragmented {
+                let mut init = Vec::new();
                 self.ftyp(&mut init);
                 self.moov(&mut init, 0);
                 out.put(&init);
             }
         }
-        let codec = self.params.as_ref().map(|p| p.codec);
-        if codec != Some(packet.codec) {
+        if self.params.as_ref().is_some_and(|p| p.codec != packet.codec) {
             return Err(MuxError::bad(packet, "codec differs from the track's"));
         }
         let dts = to_units(packet.dts - self.base, TIMESCALE);
@@ -348,13 +347,14 @@ impl Muxer for Mp4Muxer {
             }
             self.last_duration = (dts - last) as u32;
         }
-        // The previous sample lasts until this one.
+        // A fragment ends before a keyframe, or once it spans fragment_ms.
         let cut = self.opts.fragmented
             && (packet.keyframe
                 || (self.opts.fragment_ms > 0
                     && self.samples.first().is_some_and(|s| {
                         dts - s.dts >= to_units(self.opts.fragment_ms as i64 * 1_000_000, TIMESCALE)
                     })));
+        // The previous sample lasts until this one.
         if let Some(prev) = self.samples.last_mut() {
             prev.duration = self.last_duration;
         }
