@@ -51,7 +51,7 @@ fn mux(c: &mut Criterion) {
                 let mut written = 0;
                 for p in &packets {
                     muxer.push(p, &mut out).unwrap();
-                    written += black_box(out.slices().len()) as u64 + out.len();
+                    written += black_box(out.slices().count()) as u64 + out.len();
                     out.clear();
                 }
                 muxer.finish(&mut out).unwrap();

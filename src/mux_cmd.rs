@@ -1,6 +1,8 @@
 //! `eyrie mux INPUT OUTPUT`: an elementary stream into a container. The input
-//! is memory-mapped and streamed: each picture is parsed, muxed and written
-//! (one vectored write, no payload copy) while its bytes are still in cache.
+//! is memory-mapped and streamed: each picture is parsed and muxed while its
+//! bytes are still in cache, and the output, still referencing the map, is
+//! written 1 MiB at a time with vectored writes (each packet as it comes with
+//! `--realtime`).
 
 use std::fs::File;
 use std::path::Path;
@@ -12,6 +14,9 @@ use eyrie::demux::{EsKind, es};
 use eyrie::media::Fps;
 use eyrie::mux::write::FileWriter;
 use eyrie::mux::{Container, Output};
+
+/// Bytes gathered per write in a batch conversion.
+const GATHER: u64 = 1 << 20;
 
 pub fn run(input: &Path, output: &Path, fps: Option<Fps>, fragmented: bool, realtime: bool) -> Result<(), String> {
     let started = Instant::now();
@@ -35,14 +40,19 @@ pub fn run(input: &Path, output: &Path, fps: Option<Fps>, fragmented: bool, real
     let file = File::open(input).map_err(|e| in_err(&e))?;
     // SAFETY: the map is read-only and private to this process; a file
     // truncated underneath it would fault, as with any mapped input.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| in_err(&e))?;
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|e| in_err(&e))?;
     let data = Bytes::from_owner(map);
     let source: Arc<str> = Arc::from(input.display().to_string());
-    // A progressive MP4's index goes in front: hold the (shared, uncopied)
-    // data until it is known rather than rewriting the file.
-    let hold = container == Container::Mp4;
+    // Batch conversion gathers a few MiB per write. A progressive MP4's index
+    // goes in front: hold the (shared, uncopied) data until it is known rather
+    // than rewriting the file. `--realtime` writes each packet as it comes.
+    let gather = match container {
+        Container::Mp4 => u64::MAX,
+        _ if realtime => 0,
+        _ => GATHER,
+    };
     let out_err = |e: &dyn std::fmt::Display| format!("{}: {e}", output.display());
-    let mut writer = FileWriter::create(output, hold).map_err(|e| out_err(&e))?;
+    let mut writer = FileWriter::create(output).map_err(|e| out_err(&e))?.gather(gather);
     let mut muxer = container.muxer();
     let mut out = Output::new();
     let mut stats = Stats::default();

@@ -107,6 +107,11 @@ impl Output {
         self.len += bytes.len() as u64;
     }
 
+    /// Makes room for `additional` more bytes of [`Output::put`] without reallocating.
+    pub fn reserve(&mut self, additional: usize) {
+        self.own.reserve(additional);
+    }
+
     /// Appends a payload slice without copying it.
     pub fn share(&mut self, bytes: Bytes) {
         if bytes.len() < SHARE_MIN {
@@ -135,14 +140,11 @@ impl Output {
     }
 
     /// The held bytes as slices for a vectored write.
-    pub fn slices(&self) -> Vec<IoSlice<'_>> {
-        self.parts
-            .iter()
-            .map(|p| match p {
-                Part::Own(s, e) => IoSlice::new(&self.own[*s..*e]),
-                Part::Shared(b) => IoSlice::new(b),
-            })
-            .collect()
+    pub fn slices(&self) -> impl Iterator<Item = IoSlice<'_>> {
+        self.parts.iter().map(|p| match p {
+            Part::Own(s, e) => IoSlice::new(&self.own[*s..*e]),
+            Part::Shared(b) => IoSlice::new(b),
+        })
     }
 
     /// The held bytes, copied into one vector (tests, in-memory sinks).
@@ -301,7 +303,7 @@ mod tests {
         out.put(b"cd");
         out.share(Bytes::from(vec![7u8; 100]));
         out.share(Bytes::from_static(b"short"));
-        assert_eq!(out.slices().len(), 3);
+        assert_eq!(out.slices().count(), 3);
         assert_eq!(out.len(), 2 + 2 + 100 + 5);
         let v = out.to_vec();
         assert_eq!(&v[..4], b"abcd");

@@ -7,8 +7,6 @@
 //! Timestamps: the first packet's DTS maps to 1.4 s, and the PCR runs 0.7 s
 //! behind the DTS, leaving the decoder buffer time to fill.
 
-use bytes::Bytes;
-
 use super::{MuxError, Muxer, Output, Trailer, to_units};
 use crate::codec::{h264, h265, nal};
 use crate::media::{Codec, Packet};
@@ -100,9 +98,9 @@ impl Muxer for TsMuxer {
         if packet.keyframe || first {
             self.tables(stream_type, out);
         }
-        let first_type = nal::annexb(&packet.data).next().map(|n| match packet.codec {
-            Codec::H264 => h264::nal_type(n.data),
-            _ => h265::nal_type(n.data),
+        let first_type = nal::first_unit(&packet.data).map(|n| match packet.codec {
+            Codec::H264 => h264::nal_type(n),
+            _ => h265::nal_type(n),
         });
         let has_aud = first_type
             == Some(if packet.codec == Codec::H264 {
@@ -140,8 +138,9 @@ impl Muxer for TsMuxer {
 impl TsMuxer {
     /// Splits `prefix` + `data` into TS packets on the video PID; the first
     /// carries the PCR (and the random-access indicator for keyframes).
-    fn payload(&mut self, prefix: &[u8], data: &Bytes, mut first: Option<(i64, bool)>, out: &mut Output) {
+    fn payload(&mut self, prefix: &[u8], data: &[u8], mut first: Option<(i64, bool)>, out: &mut Output) {
         let total = prefix.len() + data.len();
+        out.reserve(total.div_ceil(PACKET - 4 - 8) * PACKET);
         let mut pos = 0;
         while pos < total {
             let mut af: Option<Vec<u8>> = first.take().map(|(pcr, key)| {
@@ -183,7 +182,7 @@ impl TsMuxer {
             }
             if end > prefix.len() {
                 let from = pos.max(prefix.len()) - prefix.len();
-                out.share(data.slice(from..end - prefix.len()));
+                out.put(&data[from..end - prefix.len()]);
             }
             pos = end;
         }

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use super::{Container, MuxError, Muxer, Output, Trailer};
 use crate::media::Packet;
 
-/// Writes all of `out` with vectored writes (at most 1024 slices per call).
-pub fn write_output(w: &mut impl Write, out: &Output) -> io::Result<()> {
-    let mut slices = out.slices();
+/// Writes all of `outs`, in order, with vectored writes (at most 1024 slices per call).
+pub fn write_outputs<'a>(w: &mut impl Write, outs: impl IntoIterator<Item = &'a Output>) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'a>> = outs.into_iter().flat_map(Output::slices).collect();
     for chunk in slices.chunks_mut(1024) {
         let mut chunk: &mut [IoSlice<'_>] = chunk;
         while !chunk.is_empty() {
@@ -26,41 +26,74 @@ pub fn write_output(w: &mut impl Write, out: &Output) -> io::Result<()> {
     Ok(())
 }
 
-/// A muxer's output into one file. Each [`FileWriter::write`] is one run of
-/// vectored writes, so what a muxer hands over in one piece (a fragment, a
-/// block) reaches the file together.
+/// A muxer's output into one file. By default each [`FileWriter::write`] is
+/// one run of vectored writes, so what a muxer hands over in one piece (a
+/// fragment, a block) reaches the file together, and a crash of the process
+/// loses nothing handed over; [`FileWriter::gather`] trades that for fewer,
+/// larger writes.
 #[derive(Debug)]
 pub struct FileWriter {
     file: File,
     path: PathBuf,
+    /// Bytes handed over.
     written: u64,
-    /// Held outputs, when the file is written only at the end.
-    held: Option<Vec<Output>>,
+    /// Bytes handed to the file (the rest are in `pending`).
+    flushed: u64,
+    /// Up to how many bytes are gathered before they are written.
+    gather: u64,
+    pending: Vec<Output>,
+    /// Emptied outputs, to hand back to the muxer so that their buffers are reused.
+    spare: Vec<Output>,
 }
 
 impl FileWriter {
-    /// Creates (truncates) `path`. With `hold`, nothing is written before
-    /// [`FileWriter::finish`]: the data stays referenced in memory so that a
-    /// trailer's `prepend` costs no rewrite.
-    pub fn create(path: &Path, hold: bool) -> io::Result<FileWriter> {
+    /// Creates (truncates) `path`.
+    pub fn create(path: &Path) -> io::Result<FileWriter> {
         Ok(FileWriter {
             file: File::create(path)?,
             path: path.to_path_buf(),
             written: 0,
-            held: hold.then(Vec::new),
+            flushed: 0,
+            gather: 0,
+            pending: Vec::new(),
+            spare: Vec::new(),
         })
     }
 
-    /// Writes (or holds) `out` and leaves it empty.
+    /// Gathers up to `bytes` of output (referenced, not copied) before writing
+    /// it: far fewer system calls for a batch job, at the price of losing what
+    /// is gathered if the process dies. `u64::MAX` holds everything until
+    /// [`FileWriter::finish`], so that a trailer's `prepend` costs no rewrite.
+    pub fn gather(mut self, bytes: u64) -> Self {
+        self.gather = bytes;
+        self
+    }
+
+    /// Writes (or gathers) `out` and leaves it empty.
     pub fn write(&mut self, out: &mut Output) -> io::Result<()> {
         self.written += out.len();
-        match &mut self.held {
-            Some(held) => held.push(std::mem::take(out)),
-            None => {
-                write_output(&mut self.file, out)?;
-                out.clear();
-            }
+        if self.gather == 0 {
+            write_outputs(&mut self.file, [&*out])?;
+            out.clear();
+            self.flushed = self.written;
+            return Ok(());
         }
+        let spare = self.spare.pop().unwrap_or_default();
+        self.pending.push(std::mem::replace(out, spare));
+        if self.written - self.flushed >= self.gather {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is gathered.
+    pub fn flush(&mut self) -> io::Result<()> {
+        write_outputs(&mut self.file, &self.pending)?;
+        for mut out in self.pending.drain(..) {
+            out.clear();
+            self.spare.push(out);
+        }
+        self.flushed = self.written;
         Ok(())
     }
 
@@ -71,14 +104,12 @@ impl FileWriter {
 
     /// Applies the trailer; returns the file's final size.
     pub fn finish(mut self, trailer: Trailer) -> io::Result<u64> {
-        if let Some(held) = self.held.take() {
+        if self.flushed == 0 {
             self.file.write_all(&trailer.prepend)?;
-            for out in &held {
-                write_output(&mut self.file, out)?;
-            }
         } else if !trailer.prepend.is_empty() {
-            // Rewrite behind a temporary name: prepend, then the bytes so far
-            // (copied in the kernel where the filesystem allows).
+            // Rewrite behind a temporary name: prepend, then the bytes written
+            // so far (copied in the kernel where the filesystem allows); what
+            // is still gathered follows.
             let tmp = self.path.with_extension("prepend.tmp");
             let mut dst = File::create(&tmp)?;
             dst.write_all(&trailer.prepend)?;
@@ -87,6 +118,7 @@ impl FileWriter {
             fs::rename(&tmp, &self.path)?;
             self.file = dst;
         }
+        self.flush()?;
         let shift = trailer.prepend.len() as u64;
         for p in &trailer.patches {
             self.file.write_all_at(&p.bytes, shift + p.offset)?;
@@ -189,7 +221,7 @@ impl Segmenter {
         if due {
             self.close()?;
             let path = PathBuf::from(self.pattern.replace("{n}", &self.done.len().to_string()));
-            let writer = FileWriter::create(&path, false).map_err(|error| WriteError::Io {
+            let writer = FileWriter::create(&path).map_err(|error| WriteError::Io {
                 path: path.clone(),
                 error,
             })?;
