@@ -180,4 +180,42 @@ fn fuzz_crashers_are_errors() {
         0xC7,
     ];
     assert!(eyrie::codec::h264::Sps::parse(&sps, 0).is_err());
+    // demux: a 64-bit box size whose end overflowed u64.
+    static MP4: [u8; 44] = [
+        0x00, 0x00, 0x00, 0x1C, 0x66, 0x74, 0x79, 0x70, 0x69, 0x73, 0x6F, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0xFF,
+        0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x3C, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01,
+        0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    ];
+    assert!(eyrie::demux::mp4::read(&bytes::Bytes::from_static(&MP4), &std::sync::Arc::from("crasher")).is_err());
+}
+
+/// Sample counts of 2³²−1 in an MP4's tables (a fuzzer's timeout: the reader
+/// looped over every count) are bounded by the samples the file can hold.
+#[test]
+fn mp4_sample_counts_are_bounded_by_the_file() {
+    use eyrie::mux::{Container, write::mux_to_vec};
+    let data = bytes::Bytes::from(std::fs::read("tests/fixtures/tiny.h264").unwrap());
+    let source = std::sync::Arc::from("tiny");
+    let packets =
+        eyrie::demux::es::read(&data, eyrie::demux::EsKind::H264, Some("25".parse().unwrap()), &source).unwrap();
+    let file = mux_to_vec(Container::Mp4, &packets).unwrap();
+    let at = |kind: &[u8; 4]| file.windows(4).position(|w| w == kind).unwrap() + 4;
+    // stts and ctts: the first run's sample count (after version/flags and entry count).
+    for table in [b"stts", b"ctts"] {
+        let mut f = file.clone();
+        let run = at(table) + 8;
+        f[run..run + 4].copy_from_slice(&[0xFF; 4]);
+        let read = eyrie::demux::mp4::read(&bytes::Bytes::from(f), &source);
+        assert!(
+            read.is_ok_and(|p| p.len() == packets.len()),
+            "{}",
+            String::from_utf8_lossy(table)
+        );
+    }
+    // stsz: one size for all, and 2³²−1 samples of it.
+    let mut f = file.clone();
+    let stsz = at(b"stsz");
+    f[stsz + 4..stsz + 12].copy_from_slice(&[0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF]);
+    let err = eyrie::demux::mp4::read(&bytes::Bytes::from(f), &source).unwrap_err();
+    assert!(err.to_string().contains("more than the input holds"), "{err}");
 }

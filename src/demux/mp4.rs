@@ -31,7 +31,7 @@ fn boxes(data: &[u8], from: usize, to: usize) -> Result<Vec<Mp4Box>, CodecError>
             }
             s => (8, s),
         };
-        if size < header || pos as u64 + size > to as u64 {
+        if size < header || size > (to - pos) as u64 {
             return Err(CodecError::new(
                 pos,
                 format!(
@@ -90,6 +90,20 @@ impl<'a> Cursor<'a> {
         let n = self.u32()? as usize;
         if n.saturating_mul(entry) > self.end - self.pos {
             return Err(CodecError::new(at, format!("{n} entries do not fit in the box")));
+        }
+        Ok(n)
+    }
+
+    /// A u32 count of samples of `size` bytes each that the table does not
+    /// list one by one, checked against the input: no more than it can hold.
+    fn samples(&mut self, size: u32) -> Result<usize, CodecError> {
+        let at = self.pos;
+        let n = self.u32()? as usize;
+        if n.saturating_mul(size.max(1) as usize) > self.data.len() {
+            return Err(CodecError::new(
+                at,
+                format!("{n} samples of {size} bytes are more than the input holds"),
+            ));
         }
         Ok(n)
     }
@@ -299,7 +313,7 @@ fn progressive(data: &[u8], t: &Track) -> Result<Vec<Sample>, CodecError> {
     let mut c = Cursor::new(data, stsz);
     c.full()?;
     let fixed = c.u32()?;
-    let n = c.count(if fixed == 0 { 4 } else { 0 })?;
+    let n = if fixed == 0 { c.count(4)? } else { c.samples(fixed)? };
     let sizes: Vec<u32> = (0..n)
         .map(|_| if fixed == 0 { c.u32() } else { Ok(fixed) })
         .collect::<Result<_, _>>()?;
@@ -315,11 +329,9 @@ fn progressive(data: &[u8], t: &Track) -> Result<Vec<Sample>, CodecError> {
     let mut t_now = 0i64;
     for _ in 0..c.count(8)? {
         let (count, delta) = (c.u32()?, c.u32()?);
-        for _ in 0..count {
-            if dts.len() < n {
-                dts.push(t_now);
-                durations.push(delta);
-            }
+        for _ in 0..(count as usize).min(n - dts.len()) {
+            dts.push(t_now);
+            durations.push(delta);
             t_now += delta as i64;
         }
     }
@@ -331,12 +343,9 @@ fn progressive(data: &[u8], t: &Track) -> Result<Vec<Sample>, CodecError> {
         let mut i = 0;
         for _ in 0..c.count(8)? {
             let (count, off) = (c.u32()?, c.u32()? as i32 as i64);
-            for _ in 0..count {
-                if let Some(x) = cto.get_mut(i) {
-                    *x = off;
-                }
-                i += 1;
-            }
+            let run = (count as usize).min(n - i);
+            cto[i..i + run].fill(off);
+            i += run;
         }
     }
     // Sync samples (all when stss is absent).
@@ -377,12 +386,15 @@ fn progressive(data: &[u8], t: &Track) -> Result<Vec<Sample>, CodecError> {
         })
         .collect::<Result<_, CodecError>>()?;
     let mut out = Vec::with_capacity(n);
+    // stsc runs ascend by first chunk (1-based); walk them alongside the chunks.
+    let mut run = None;
     for (ci, &chunk) in chunks.iter().enumerate() {
-        let per = runs
-            .iter()
-            .rev()
-            .find(|(first, _)| *first as usize <= ci + 1)
-            .map_or(0, |r| r.1);
+        let mut next = run.map_or(0, |r| r + 1);
+        while runs.get(next).is_some_and(|(first, _)| *first as usize <= ci + 1) {
+            run = Some(next);
+            next += 1;
+        }
+        let per = run.map_or(0, |r| runs[r].1);
         let mut offset = chunk;
         for _ in 0..per {
             let i = out.len();
@@ -445,7 +457,7 @@ fn fragment(
             let mut c = Cursor::new(data, (*rs, *re));
             let (_, f) = c.full()?;
             let per = [0x100, 0x200, 0x400, 0x800].iter().filter(|b| f & **b != 0).count() * 4;
-            let n = c.count(per)?;
+            let n = if per == 0 { c.samples(size)? } else { c.count(per)? };
             let mut offset = base;
             if f & 0x1 != 0 {
                 offset = (base as i64 + c.u32()? as i32 as i64).max(0) as u64;
