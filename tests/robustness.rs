@@ -187,6 +187,21 @@ fn fuzz_crashers_are_errors() {
         0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
     ];
     assert!(eyrie::demux::mp4::read(&bytes::Bytes::from_static(&MP4), &std::sync::Arc::from("crasher")).is_err());
+    // demux: minimized findings kept as files (tests/fixtures/README.md); any result but a panic.
+    for entry in std::fs::read_dir("tests/fixtures").unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if let Some(rest) = name.strip_prefix("fuzz-") {
+            let data = bytes::Bytes::from(std::fs::read(&path).unwrap());
+            let source = std::sync::Arc::from(name.as_str());
+            let _ = match rest.rsplit_once('.').map(|(_, ext)| ext) {
+                Some("mp4") => eyrie::demux::mp4::read(&data, &source),
+                Some("mkv") => eyrie::demux::mkv::read(&data, &source),
+                Some("ts") => eyrie::demux::ts::read(&data, &source),
+                _ => panic!("{name}: no reader for it"),
+            };
+        }
+    }
 }
 
 /// Sample counts of 2³²−1 in an MP4's tables (a fuzzer's timeout: the reader

@@ -192,8 +192,8 @@ pub fn read(data: &Bytes, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> 
         out.push(Packet {
             codec: t.codec,
             data: payload,
-            pts: to_ns(s.dts + s.cto - t.media_time, t.timescale),
-            dts: to_ns(s.dts - t.media_time, t.timescale),
+            pts: to_ns(s.dts.saturating_add(s.cto).saturating_sub(t.media_time), t.timescale),
+            dts: to_ns(s.dts.saturating_sub(t.media_time), t.timescale),
             duration: to_ns(s.duration as i64, t.timescale),
             keyframe,
             params,
@@ -481,7 +481,7 @@ fn fragment(
                     sync: fl & 0x1_0000 == 0,
                 });
                 offset += sz as u64;
-                *next_dts += d as i64;
+                *next_dts = next_dts.saturating_add(d as i64);
             }
         }
     }

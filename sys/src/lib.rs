@@ -9,6 +9,8 @@
 //! the system header by a layout test.
 #![no_std]
 
+pub mod v4l2;
+
 /// Builds a V4L2 FourCC code, as `v4l2_fourcc(a, b, c, d)` in `<linux/videodev2.h>`.
 pub const fn v4l2_fourcc(a: u8, b: u8, c: u8, d: u8) -> u32 {
     (a as u32) | ((b as u32) << 8) | ((c as u32) << 16) | ((d as u32) << 24)
@@ -35,6 +37,16 @@ pub mod pix_fmt {
     pub const XBGR32: u32 = v4l2_fourcc(b'X', b'R', b'2', b'4');
     /// `V4L2_PIX_FMT_GREY`: 8-bit luma only.
     pub const GREY: u32 = v4l2_fourcc(b'G', b'R', b'E', b'Y');
+    /// `V4L2_PIX_FMT_NV12M`: NV12 with its two planes in separate memory planes.
+    pub const NV12M: u32 = v4l2_fourcc(b'N', b'M', b'1', b'2');
+    /// `V4L2_PIX_FMT_MJPEG`: Motion-JPEG.
+    pub const MJPEG: u32 = v4l2_fourcc(b'M', b'J', b'P', b'G');
+    /// `V4L2_PIX_FMT_JPEG`: JFIF JPEG.
+    pub const JPEG: u32 = v4l2_fourcc(b'J', b'P', b'E', b'G');
+    /// `V4L2_PIX_FMT_H264`: H.264 with start codes.
+    pub const H264: u32 = v4l2_fourcc(b'H', b'2', b'6', b'4');
+    /// `V4L2_PIX_FMT_HEVC`: H.265 with start codes.
+    pub const HEVC: u32 = v4l2_fourcc(b'H', b'E', b'V', b'C');
 }
 
 #[cfg(test)]
