@@ -3,6 +3,8 @@
 #   1. installs what the tests need: a C compiler, python3, ffmpeg (the
 #      `ffmpeg`/`ffprobe` CLI encodes test streams and judges what Eyrie parses
 #      and writes), mkvtoolnix (`mkvinfo`) and tstools (`tsinfo`, `tsreport`),
+#      and, through tests/vm/prepare.sh, QEMU with a Debian kernel whose real
+#      `vivid` driver the V4L2 tests (tests/v4l2_vm.rs) capture from,
 #   2. format and lint checks,
 #   3. unit and integration tests (all crates of the workspace),
 #   4. the acceptance run: the release binary's default pipeline for 10 s must
@@ -24,6 +26,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
 fi
+
+step "V4L2 test kernel (tests/vm/prepare.sh: QEMU, busybox, Debian's kernel and vivid)"
+tests/vm/prepare.sh
 
 step "format"
 cargo fmt --all -- --check

@@ -60,6 +60,12 @@ enum Command {
         #[arg(long)]
         realtime: bool,
     },
+    /// List V4L2 devices with their formats, frame sizes and rates (all
+    /// `/dev/video*` when no device is given).
+    Probe {
+        /// Device node, e.g. `/dev/video0`.
+        device: Option<PathBuf>,
+    },
     /// Validate a config file and exit.
     Check {
         /// Config file (TOML).
@@ -114,6 +120,7 @@ fn main() -> ExitCode {
             duration,
             stats,
         } => run(config, duration, stats),
+        Command::Probe { device } => probe(device),
         Command::Mux {
             input,
             output,
@@ -128,6 +135,50 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// `eyrie probe`: what each device is and, for capture devices, what it can capture.
+fn probe(device: Option<PathBuf>) -> ExitCode {
+    use eyrie::capture::v4l2::{Device, device_paths};
+    let paths = match device {
+        Some(d) => vec![d],
+        None => device_paths(),
+    };
+    if paths.is_empty() {
+        eprintln!("eyrie probe: no V4L2 devices (/dev/video*)");
+        return ExitCode::from(1);
+    }
+    let mut failed = false;
+    for path in paths {
+        let device = match Device::open(&path) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+                continue;
+            }
+        };
+        let info = device.info();
+        println!(
+            "{}: {} (driver {}, {}): {}",
+            path.display(),
+            info.card,
+            info.driver,
+            info.bus,
+            info.roles().join(", ")
+        );
+        if info.capture_type().is_none() {
+            continue;
+        }
+        match device.formats() {
+            Ok(formats) => formats.iter().for_each(|f| println!("  {f}")),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
 fn run(config: Option<PathBuf>, duration: Option<f64>, stats_path: Option<PathBuf>) -> ExitCode {

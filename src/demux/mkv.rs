@@ -254,7 +254,7 @@ impl Reader<'_> {
             Codec::Vp9 => vp9::packet_header(&data, payload)?.keyframe,
             Codec::Mjpeg => true,
         };
-        let pts = (cluster_ts + rel) * self.scale;
+        let pts = cluster_ts.saturating_add(rel).saturating_mul(self.scale);
         self.packets.push(Packet {
             codec: *codec,
             data,

@@ -1,0 +1,296 @@
+//! V4L2 capture against a real kernel driver. The host test boots Debian's
+//! kernel under QEMU (tests/vm/prepare.sh fetches it) with an initramfs
+//! holding busybox, the `vivid` driver, the `eyrie` binary and this very test
+//! binary; inside, the init script loads the modules and runs the `vm_*`
+//! tests below (ignored on the host), then reports their exit status on the
+//! serial console.
+//!
+//! vivid is loaded twice over: `/dev/video0` single-planar, `/dev/video1`
+//! multi-planar (the Jetson and Raspberry Pi style), capture nodes only.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use eyrie::capture::v4l2::{Device, V4l2Error, Want, fourcc, fourcc_name};
+use eyrie::media::{Fps, MemoryKind, bytes_copied};
+
+const MARKER: &str = "EYRIE-VM-RESULT";
+/// The whole VM run: boot (≈ 5 s), module loading and the tests under TCG.
+const VM_TIMEOUT: Duration = Duration::from_secs(420);
+
+fn shared_libs(exe: &Path) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(exe).output().expect("ldd");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')).map(PathBuf::from))
+        .collect()
+}
+
+/// Copies `file` into `root` at its own absolute path.
+fn copy_into(root: &Path, file: &Path) {
+    let to = root.join(file.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(file, &to).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+}
+
+#[test]
+fn v4l2_in_a_real_kernel() {
+    let kernel = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/vm/kernel");
+    assert!(
+        kernel.join("vmlinuz").exists(),
+        "no kernel in {}: run tests/vm/prepare.sh (scripts/test.sh does)",
+        kernel.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    for sub in ["bin", "proc", "sys", "dev", "tmp", "modules"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("a static /bin/busybox (busybox-static)");
+    let order = std::fs::read_to_string(kernel.join("modules/order")).unwrap();
+    for m in order.split_whitespace() {
+        std::fs::copy(
+            kernel.join(format!("modules/{m}.ko")),
+            root.join(format!("modules/{m}.ko")),
+        )
+        .unwrap();
+    }
+    let test_exe = std::env::current_exe().unwrap();
+    let eyrie = PathBuf::from(env!("CARGO_BIN_EXE_eyrie"));
+    std::fs::copy(&test_exe, root.join("t")).unwrap();
+    std::fs::copy(&eyrie, root.join("eyrie")).unwrap();
+    for exe in [&test_exe, &eyrie] {
+        for lib in shared_libs(exe) {
+            copy_into(&root, &lib);
+        }
+    }
+    let init = format!(
+        "#!/bin/busybox sh\n\
+         /bin/busybox --install -s /bin\n\
+         mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev\n\
+         for m in {order}; do\n\
+           case $m in vivid) args='n_devs=2 multiplanar=1,2 node_types=0x1,0x1' ;; *) args= ;; esac\n\
+           insmod /modules/$m.ko $args || echo \"insmod $m failed\"\n\
+         done\n\
+         cd /tmp\n\
+         EYRIE_BIN=/eyrie RUST_BACKTRACE=1 /t --ignored --test-threads=1 vm_\n\
+         echo \"{MARKER} $?\"\n\
+         poweroff -f\n",
+        order = order.trim()
+    );
+    std::fs::write(root.join("init"), init).unwrap();
+    std::fs::set_permissions(root.join("init"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let initrd = dir.path().join("initrd.cpio");
+    let packed = Command::new("sh")
+        .arg("-c")
+        .arg(format!("find . | cpio -o -H newc --quiet > '{}'", initrd.display()))
+        .current_dir(&root)
+        .status()
+        .expect("cpio");
+    assert!(packed.success(), "cpio failed");
+
+    let started = Instant::now();
+    let mut qemu = Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-smp",
+            "1",
+            "-m",
+            "1024",
+            "-nographic",
+            "-no-reboot",
+        ])
+        .arg("-kernel")
+        .arg(kernel.join("vmlinuz"))
+        .arg("-initrd")
+        .arg(&initrd)
+        .args(["-append", "console=ttyS0 quiet panic=-1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("qemu-system-x86_64 (package qemu-system-x86; tests/vm/prepare.sh installs it)");
+    let pid = qemu.id();
+    let watchdog = std::thread::spawn(move || {
+        while started.elapsed() < VM_TIMEOUT {
+            std::thread::sleep(Duration::from_millis(200));
+            if std::fs::metadata(format!("/proc/{pid}")).is_err() {
+                return false;
+            }
+        }
+        // SAFETY: kills the QEMU child this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        true
+    });
+    let mut result = None;
+    for line in BufReader::new(qemu.stdout.take().unwrap()).lines() {
+        let line = line.unwrap_or_default();
+        println!("vm| {line}");
+        if let Some(code) = line.trim().strip_prefix(MARKER) {
+            result = code.trim().parse::<i32>().ok();
+        }
+    }
+    qemu.wait().unwrap();
+    let timed_out = watchdog.join().unwrap();
+    assert!(!timed_out, "the VM did not finish within {VM_TIMEOUT:?}");
+    println!("VM run: {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(result, Some(0), "the tests inside the VM failed (output above)");
+}
+
+// ---- inside the VM ----
+
+/// The vivid capture node of instance `n` (looked up by name, not number).
+fn vivid(n: u32) -> PathBuf {
+    let want = format!("vivid-{n:03}-vid-cap");
+    for entry in std::fs::read_dir("/sys/class/video4linux").expect("sysfs") {
+        let entry = entry.unwrap();
+        let name = std::fs::read_to_string(entry.path().join("name")).unwrap_or_default();
+        if name.trim() == want {
+            return Path::new("/dev").join(entry.file_name());
+        }
+    }
+    panic!("no {want} device");
+}
+
+/// `code` at `width`×`height`, 25 fps (vivid's most at 640×480).
+fn want(code: &str, width: u32, height: u32) -> Want {
+    Want {
+        fourcc: fourcc(code).unwrap(),
+        width,
+        height,
+        fps: Some(Fps::new(25, 1).unwrap()),
+    }
+}
+
+/// Captures `n` frames and checks them: sizes, sequence without gaps, leases
+/// on driver memory with a DMABUF export, and no byte copied.
+fn capture(device: &Path, code: &str) {
+    let dev = Device::open(device).unwrap();
+    let negotiated = dev.configure(&want(code, 640, 480)).unwrap();
+    assert_eq!((negotiated.width, negotiated.height), (640, 480));
+    assert_eq!(fourcc_name(negotiated.fourcc), code);
+    let mut stream = dev.stream(4).unwrap();
+    let copied = bytes_copied();
+    let mut last: Option<u32> = None;
+    let mut frames = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while frames < 100 {
+        assert!(Instant::now() < deadline, "{frames} frames in 60 s");
+        let Some(c) = stream.next(Duration::from_millis(500)).unwrap() else {
+            continue;
+        };
+        assert!(!c.corrupted);
+        assert!(c.timestamp_ns.is_some(), "vivid stamps buffers with CLOCK_MONOTONIC");
+        if let Some(prev) = last {
+            assert_eq!(c.sequence, prev + 1, "a gap in the sequence after {prev}");
+        }
+        last = Some(c.sequence);
+        assert_eq!(c.bytes().len(), negotiated.size_image as usize);
+        let buffer = c.into_buffer();
+        assert_eq!(buffer.kind(), MemoryKind::Mmap);
+        assert!(buffer.dmabuf_fd().is_some(), "EXPBUF gives a DMABUF for each buffer");
+        frames += 1;
+    }
+    assert_eq!(bytes_copied(), copied, "capture copied frame bytes");
+    assert_eq!(stream.requeue_failures(), 0);
+}
+
+#[test]
+#[ignore = "runs inside the VM (v4l2_in_a_real_kernel)"]
+fn vm_capture_yuyv_single_planar() {
+    let dev = vivid(0);
+    let info = Device::open(&dev).unwrap().info().clone();
+    assert!(info.roles().contains(&"capture"), "{:?}", info.roles());
+    capture(&dev, "YUYV");
+}
+
+#[test]
+#[ignore = "runs inside the VM (v4l2_in_a_real_kernel)"]
+fn vm_capture_nv12_multi_planar() {
+    let dev = vivid(1);
+    let info = Device::open(&dev).unwrap().info().clone();
+    assert!(info.roles().contains(&"capture (multi-planar)"), "{:?}", info.roles());
+    capture(&dev, "NV12");
+}
+
+#[test]
+#[ignore = "runs inside the VM (v4l2_in_a_real_kernel)"]
+fn vm_held_buffers_make_drops_and_capture_recovers() {
+    let dev = Device::open(&vivid(0)).unwrap();
+    dev.configure(&want("YUYV", 640, 480)).unwrap();
+    let mut stream = dev.stream(4).unwrap();
+    let mut held = Vec::new();
+    let mut last = 0;
+    while held.len() < stream.buffer_count() {
+        if let Some(c) = stream.next(Duration::from_millis(500)).unwrap() {
+            last = c.sequence;
+            held.push(c.into_buffer());
+        }
+    }
+    // Every buffer is downstream: nothing comes, and nothing blocks.
+    let t = Instant::now();
+    for _ in 0..5 {
+        assert!(stream.next(Duration::from_millis(100)).unwrap().is_none());
+    }
+    assert!(t.elapsed() < Duration::from_secs(5));
+    drop(held);
+    let next = loop {
+        if let Some(c) = stream.next(Duration::from_millis(500)).unwrap() {
+            break c.sequence;
+        }
+    };
+    assert!(
+        next > last + 1,
+        "frames the driver had no buffer for show as a gap ({last} → {next})"
+    );
+    for _ in 0..10 {
+        while stream.next(Duration::from_millis(500)).unwrap().is_none() {}
+    }
+}
+
+#[test]
+#[ignore = "runs inside the VM (v4l2_in_a_real_kernel)"]
+fn vm_impossible_formats_list_what_the_device_can_do() {
+    let dev = Device::open(&vivid(0)).unwrap();
+    let err = dev.configure(&want("ABCD", 640, 480)).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, V4l2Error::Unsupported { .. }), "{text}");
+    assert!(text.contains("cannot capture ABCD 640x480"), "{text}");
+    assert!(text.contains("it can capture YUYV, UYVY,"), "{text}");
+    let err = dev.configure(&want("YUYV", 641, 480)).unwrap_err().to_string();
+    assert!(err.contains("cannot capture YUYV 641x480"), "{err}");
+    assert!(
+        err.contains("YUYV YUYV 4:2:2") && err.contains("640x480 @ 1, 2, 4, 5, 10, 25/2, 15, 25 fps"),
+        "{err}"
+    );
+    let err = dev
+        .configure(&Want {
+            fps: Some(Fps::new(7, 3).unwrap()),
+            ..want("YUYV", 640, 480)
+        })
+        .unwrap_err();
+    let err = err.to_string();
+    assert!(
+        err.contains("cannot capture YUYV 640x480 at 7/3 fps") && err.contains("640x480 @ 1,"),
+        "{err}"
+    );
+}
+
+#[test]
+#[ignore = "runs inside the VM (v4l2_in_a_real_kernel)"]
+fn vm_probe_lists_vivid_formats() {
+    let out = Command::new(std::env::var("EYRIE_BIN").unwrap())
+        .arg("probe")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for needle in ["vivid", "capture (multi-planar)", "YUYV", "NV12", "640x480 @ "] {
+        assert!(text.contains(needle), "no `{needle}` in:\n{text}");
+    }
+}
