@@ -89,7 +89,7 @@ fn zeroed<T: Copy>() -> T {
 pub fn fourcc_name(code: u32) -> String {
     code.to_le_bytes()
         .iter()
-        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' })
         .collect::<String>()
         .trim_end()
         .to_string()
@@ -97,7 +97,7 @@ pub fn fourcc_name(code: u32) -> String {
 
 /// Parses a FourCC (`"YUYV"`, `"H264"`; shorter codes are space-padded).
 pub fn fourcc(name: &str) -> Option<u32> {
-    let b = name.as_bytes();
+    let b = name.trim_end().as_bytes();
     if b.is_empty() || b.len() > 4 || !b.iter().all(|c| c.is_ascii_graphic()) {
         return None;
     }
