@@ -294,3 +294,65 @@ fn vm_probe_lists_vivid_formats() {
         assert!(text.contains(needle), "no `{needle}` in:\n{text}");
     }
 }
+
+/// Waits up to `within` for `n` frames from `sub`, checking each; returns
+/// their (pts, seq). (Frames are not kept: each holds one of 4 driver buffers.)
+fn frames(sub: &eyrie::hub::Subscription, n: usize, within: Duration) -> Vec<(i64, u64)> {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    while got.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "{} of {n} frames within {within:?}", got.len());
+        if let Ok(eyrie::hub::Item::Frame(f)) = sub.recv_timeout(left) {
+            assert_eq!(f.buffer.kind(), MemoryKind::Mmap, "frames lease the driver's buffers");
+            assert_eq!((f.info.width, f.info.height), (640, 480));
+            got.push((f.pts, f.seq));
+        }
+    }
+    got
+}
+
+#[test]
+#[ignore = "runs inside the VM (v4l2_in_a_real_kernel)"]
+fn vm_node_publishes_frames_and_survives_an_unplug() {
+    use eyrie::config::Config;
+    use eyrie::hub::{Policy, SubscribeOptions};
+    use eyrie::server::{NodeState, Server};
+    let text = format!(
+        "[[node]]\nname = \"cam\"\nkind = \"v4l2\"\ndevice = \"{}\"\nformat = \"YUYV\"\n\
+         width = 640\nheight = 480\nfps = 25\nretry_max_secs = 1\n",
+        vivid(0).display()
+    );
+    let server = Server::start(Config::parse(&text, "<vm>").unwrap()).unwrap();
+    let sub = server.hub().subscribe(
+        "cam",
+        SubscribeOptions {
+            capacity: 2,
+            policy: Policy::Leaky,
+        },
+    );
+    let copied = bytes_copied();
+    let first = frames(&sub, 20, Duration::from_secs(20));
+    assert!(
+        first.windows(2).all(|w| w[1].0 > w[0].0 && w[1].1 > w[0].1),
+        "{first:?}"
+    );
+    assert_eq!(bytes_copied(), copied);
+
+    // Unplug: the driver goes away under the open device, then comes back.
+    let driver = Path::new("/sys/bus/platform/drivers/vivid");
+    std::fs::write(driver.join("unbind"), "vivid.0").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.stats().nodes[0].reconnects == 0 {
+        assert!(Instant::now() < deadline, "the node did not notice the unplug");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(driver.join("bind"), "vivid.0").unwrap();
+    while sub.try_recv().is_ok() {}
+    frames(&sub, 10, Duration::from_secs(30));
+    let stats = server.shutdown();
+    let cam = &stats.nodes[0];
+    assert!(cam.reconnects >= 1 && cam.error.is_none(), "{cam:?}");
+    assert_eq!(cam.state, NodeState::Stopped);
+    assert_eq!(stats.bytes_copied, 0);
+}

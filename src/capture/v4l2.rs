@@ -89,7 +89,13 @@ fn zeroed<T: Copy>() -> T {
 pub fn fourcc_name(code: u32) -> String {
     code.to_le_bytes()
         .iter()
-        .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' })
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            }
+        })
         .collect::<String>()
         .trim_end()
         .to_string()
@@ -271,6 +277,101 @@ pub struct Negotiated {
     pub size_image: u32,
     /// The frame rate in effect (as the device reports it; the asked one if it reports none).
     pub fps: Option<Fps>,
+}
+
+/// The keys of a `v4l2` node.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct V4l2Options {
+    /// The device node.
+    pub device: std::path::PathBuf,
+    /// FourCC of what to capture: a raw format (`YUYV`, `NV12`, `UYVY`, `YU12`,
+    /// `RGB3`, `GREY`, …) gives frames; `MJPG`, `JPEG`, `H264` or `HEVC` gives
+    /// packets, passed on without decoding.
+    pub format: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Frame rate, e.g. `30` or `"30000/1001"`. Default: the device's.
+    pub fps: Option<Fps>,
+    /// Driver buffers. Frames hold them downstream without copying; when all
+    /// are held the driver skips frames, counted as drops.
+    pub buffers: u32,
+    /// Longest wait, in seconds, between attempts to reopen a device that is
+    /// gone (unplugged, not there yet); waits double from 0.5 s up to this.
+    pub retry_max_secs: f64,
+}
+
+impl Default for V4l2Options {
+    fn default() -> Self {
+        V4l2Options {
+            device: "/dev/video0".into(),
+            format: "YUYV".into(),
+            width: 640,
+            height: 480,
+            fps: None,
+            buffers: 4,
+            retry_max_secs: 30.0,
+        }
+    }
+}
+
+impl V4l2Options {
+    /// What these options ask the device for.
+    pub fn want(&self) -> Result<Want, (&'static str, String)> {
+        let fourcc = fourcc(&self.format).ok_or(("format", format!("`{}` is not a FourCC", self.format)))?;
+        if Output::of(fourcc).is_none() {
+            return Err((
+                "format",
+                format!(
+                    "{} is neither a pixel format Eyrie handles ({}) nor MJPG, JPEG, H264 or HEVC",
+                    self.format,
+                    crate::media::PixelFormat::ALL
+                        .map(|f| fourcc_name(f.fourcc()))
+                        .join(", ")
+                ),
+            ));
+        }
+        if self.width == 0 || self.height == 0 {
+            return Err(("width", "width and height must be at least 1".into()));
+        }
+        if self.buffers < 2 {
+            return Err(("buffers", "must be at least 2".into()));
+        }
+        if !(self.retry_max_secs > 0.0 && self.retry_max_secs.is_finite()) {
+            return Err(("retry_max_secs", "must be a positive number of seconds".into()));
+        }
+        Ok(Want {
+            fourcc,
+            width: self.width,
+            height: self.height,
+            fps: self.fps,
+        })
+    }
+}
+
+/// What a V4L2 format becomes downstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Raw frames.
+    Frames(crate::media::PixelFormat),
+    /// Encoded packets.
+    Packets(crate::media::Codec),
+}
+
+impl Output {
+    /// What `fourcc` becomes, if Eyrie handles it.
+    pub fn of(fourcc: u32) -> Option<Output> {
+        use crate::media::Codec;
+        use eyrie_sys::pix_fmt;
+        Some(match fourcc {
+            pix_fmt::MJPEG | pix_fmt::JPEG => Output::Packets(Codec::Mjpeg),
+            pix_fmt::H264 => Output::Packets(Codec::H264),
+            pix_fmt::HEVC => Output::Packets(Codec::H265),
+            f => Output::Frames(crate::media::PixelFormat::from_fourcc(f)?),
+        })
+    }
 }
 
 /// An open V4L2 device.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::capture::testsrc::TestSrcOptions;
+use crate::capture::v4l2::V4l2Options;
 use crate::hub::{Policy, SubscribeOptions};
 use crate::media::FormatError;
 
@@ -61,6 +62,8 @@ pub struct NodeSpec {
 pub enum NodeProps {
     /// A synthetic camera.
     Testsrc(TestSrcOptions),
+    /// A V4L2 camera (USB, CSI through a V4L2 driver), captured without copying.
+    V4l2(V4l2Options),
     /// Re-publishes the stream it listens to under its own name, without copying
     /// (GstInterpipe's `interpipesrc ! interpipesink`): the relinkable inputs of
     /// later stages.
@@ -68,13 +71,14 @@ pub enum NodeProps {
 }
 
 /// The kinds a node can have.
-pub const KINDS: [&str; 2] = ["testsrc", "relay"];
+pub const KINDS: [&str; 3] = ["testsrc", "v4l2", "relay"];
 
 impl NodeProps {
     /// The kind's name.
     pub fn kind(&self) -> &'static str {
         match self {
             NodeProps::Testsrc(_) => "testsrc",
+            NodeProps::V4l2(_) => "v4l2",
             NodeProps::Relay(_) => "relay",
         }
     }
@@ -87,6 +91,7 @@ impl NodeProps {
     fn deserialize(kind: &str, de: ValueDeserializer<'_>) -> Result<Option<Self>, toml::de::Error> {
         Ok(Some(match kind {
             "testsrc" => NodeProps::Testsrc(TestSrcOptions::deserialize(de)?),
+            "v4l2" => NodeProps::V4l2(V4l2Options::deserialize(de)?),
             "relay" => NodeProps::Relay(RelayOptions::deserialize(de)?),
             _ => return Ok(None),
         }))
@@ -105,6 +110,7 @@ impl NodeProps {
                 }
                 Ok(())
             }
+            NodeProps::V4l2(o) => o.want().map(|_| ()),
             NodeProps::Relay(o) if o.queue == 0 => Err(("queue", "must be at least 1".into())),
             NodeProps::Relay(_) => Ok(()),
         }

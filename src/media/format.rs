@@ -313,6 +313,30 @@ impl VideoInfo {
         Self::with_layout(format, width, height, fps, &layout[..format.plane_count()], offset)
     }
 
+    /// The layout of a V4L2 single-buffer image: plane 0's rows are
+    /// `bytes_per_line` apart and the other planes follow it, their strides
+    /// scaled from plane 0's as V4L2 defines for planar formats in one buffer.
+    pub fn with_line_stride(
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        fps: Fps,
+        bytes_per_line: usize,
+        size: usize,
+    ) -> Result<Self, FormatError> {
+        check_size(format, width, height)?;
+        let (row0, _) = plane_dims(format, width, height, 0);
+        let mut layout = [(0usize, 0usize); 3];
+        let mut offset = 0;
+        for (p, slot) in layout.iter_mut().enumerate().take(format.plane_count()) {
+            let (row_bytes, rows) = plane_dims(format, width, height, p);
+            let stride = bytes_per_line * row_bytes / row0.max(1);
+            *slot = (offset, stride);
+            offset += stride * rows;
+        }
+        Self::with_layout(format, width, height, fps, &layout[..format.plane_count()], size)
+    }
+
     /// A layout given plane by plane as `(offset, stride)`, as a V4L2 driver or a
     /// hardware allocator reports it, in a buffer of `size` bytes. Every plane must
     /// fit in the buffer and strides must hold a row.
@@ -461,6 +485,17 @@ mod tests {
 
     fn fps30() -> Fps {
         Fps::new(30, 1).unwrap()
+    }
+
+    #[test]
+    fn v4l2_line_strides_scale_to_the_chroma_planes() {
+        // As a driver pads 640-pixel rows to 704 bytes.
+        let i420 = VideoInfo::with_line_stride(PixelFormat::I420, 640, 480, fps30(), 704, 704 * 720).unwrap();
+        let strides: Vec<(usize, usize)> = i420.planes().iter().map(|p| (p.offset, p.stride)).collect();
+        assert_eq!(strides, [(0, 704), (704 * 480, 352), (704 * 480 + 352 * 240, 352)]);
+        let nv12 = VideoInfo::with_line_stride(PixelFormat::Nv12, 640, 480, fps30(), 640, 460_800).unwrap();
+        assert_eq!(nv12, VideoInfo::new(PixelFormat::Nv12, 640, 480, fps30()).unwrap());
+        assert!(VideoInfo::with_line_stride(PixelFormat::Yuyv, 640, 480, fps30(), 1280, 1000).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod node;
 mod relay;
 mod testsrc;
+mod v4l2;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -63,6 +64,8 @@ pub struct NodeStats {
     pub frames_out: u64,
     /// Frames/packets lost: pool exhausted or late (sources), input queue full (consumers).
     pub frames_dropped: u64,
+    /// Times a source lost its device or connection and reopened it.
+    pub reconnects: u64,
     /// Output rate, measured between the first and last frame out.
     pub fps: f64,
     /// The input queue (consumers).
@@ -146,6 +149,7 @@ impl Server {
         };
         let started = match (&spec.props, &spec.listen_to) {
             (NodeProps::Testsrc(o), _) => testsrc::spawn(ctx, o.clone()).map(|t| (t, None)),
+            (NodeProps::V4l2(o), _) => v4l2::spawn(ctx, o.clone()).map(|t| (t, None)),
             (NodeProps::Relay(o), Some(up)) => relay::spawn(ctx, up, o).map(|(t, c)| (t, Some(c))),
             (NodeProps::Relay(_), None) => Err("needs `listen_to`".to_owned()),
         };
@@ -223,6 +227,7 @@ impl Server {
                     frames_in: n.shared.frames_in(),
                     frames_out: n.shared.frames_out(),
                     frames_dropped: n.shared.dropped() + queue_drops,
+                    reconnects: n.shared.reconnects(),
                     fps: n.shared.fps(),
                     input,
                     pool: n

@@ -31,6 +31,7 @@ pub(crate) struct NodeShared {
     frames_in: AtomicU64,
     frames_out: AtomicU64,
     dropped: AtomicU64,
+    reconnects: AtomicU64,
     first_out_ns: AtomicI64,
     last_out_ns: AtomicI64,
     /// The node's buffer pool, for stats (producers only).
@@ -46,6 +47,7 @@ impl NodeShared {
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
             first_out_ns: AtomicI64::new(0),
             last_out_ns: AtomicI64::new(0),
             pool: Mutex::new(None),
@@ -76,6 +78,20 @@ impl NodeShared {
     /// Counts one frame/packet lost by this node.
     pub(crate) fn count_dropped(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `n` frames/packets lost before they reached this node (a source's sequence gap).
+    pub(crate) fn count_dropped_n(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one loss of the device or connection (a source reopening it).
+    pub(crate) fn count_reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
     }
 
     pub(crate) fn frames_in(&self) -> u64 {

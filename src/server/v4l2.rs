@@ -1,0 +1,205 @@
+//! The `v4l2` node: opens, configures and streams a V4L2 device
+//! ([`crate::capture::v4l2`]) and publishes each driver buffer as a frame
+//! (raw formats) or a packet (MJPEG, H.264, H.265) that leases the driver's
+//! memory. Driver timestamps (`CLOCK_MONOTONIC`) are moved onto the pipeline
+//! clock; sequence gaps count as drops; a device that goes away is reopened
+//! with exponential backoff and the stream resumes with a fresh `Format`.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::capture::v4l2::{Device, Negotiated, Output, Stream, V4l2Error, V4l2Options, Want, monotonic_ns};
+use crate::demux::ParamFollower;
+use crate::hub::{Item, Publisher, StreamFormat};
+use crate::media::{Codec, CodecParams, Fps, Frame, FrameMeta, Packet, VideoInfo};
+
+use super::node::{Every, NodeCtx, NodeShared, NodeState};
+
+/// How long one wait for a buffer lasts, so a stop request is seen quickly.
+const POLL: Duration = Duration::from_millis(100);
+/// The first wait before reopening a device that is gone.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+/// The rate assumed when the device reports none and none was asked.
+const DEFAULT_FPS: Fps = Fps { num: 30, den: 1 };
+
+pub(super) fn spawn(ctx: NodeCtx, options: V4l2Options) -> Result<JoinHandle<()>, String> {
+    let want = options.want().map_err(|(key, message)| format!("`{key}`: {message}"))?;
+    let mut publisher = ctx.hub.publisher(&ctx.name);
+    let thread = std::thread::Builder::new()
+        .name(format!("v4l2:{}", ctx.name))
+        .spawn(move || {
+            let NodeCtx { name, shared, .. } = ctx;
+            let max_delay = Duration::from_secs_f64(options.retry_max_secs);
+            let mut delay = FIRST_RETRY;
+            let mut seq = 0u64;
+            while !shared.stop_requested() {
+                let opened = Device::open(&options.device).and_then(|d| {
+                    let negotiated = d.configure(&want)?;
+                    Ok((d.stream(options.buffers)?, negotiated))
+                });
+                let result = opened.and_then(|(stream, negotiated)| {
+                    delay = FIRST_RETRY;
+                    tracing::info!(node = %name, device = %options.device.display(), ?negotiated, "capturing");
+                    let mut capture = Capture {
+                        name: &name,
+                        shared: &shared,
+                        publisher: &mut publisher,
+                        seq: &mut seq,
+                    };
+                    capture.run(stream, &want, &negotiated)
+                });
+                match result {
+                    Ok(()) => break,
+                    Err(e) if e.is_gone() => {
+                        tracing::warn!(node = %name, "{e}; retrying in {:.1} s", delay.as_secs_f64());
+                        shared.count_reconnect();
+                        sleep_unless_stopped(&shared, delay);
+                        delay = (delay * 2).min(max_delay);
+                    }
+                    Err(e) => {
+                        tracing::error!(node = %name, "{e}");
+                        publisher.publish(Item::Eos);
+                        shared.set_state(NodeState::Failed, Some(e.to_string()));
+                        return;
+                    }
+                }
+            }
+            publisher.publish(Item::Eos);
+            shared.set_state(NodeState::Stopped, None);
+        });
+    thread.map_err(|e| format!("cannot start its thread: {e}"))
+}
+
+fn sleep_unless_stopped(shared: &NodeShared, total: Duration) {
+    let mut left = total;
+    while !left.is_zero() && !shared.stop_requested() {
+        let step = left.min(POLL);
+        std::thread::sleep(step);
+        left -= step;
+    }
+}
+
+/// What buffers become.
+enum Sink {
+    Frames(VideoInfo),
+    Packets {
+        follower: ParamFollower,
+        /// The parameters last announced with a `Format`.
+        params: Option<Arc<CodecParams>>,
+    },
+}
+
+/// One streaming session of the node.
+struct Capture<'a> {
+    name: &'a Arc<str>,
+    shared: &'a NodeShared,
+    publisher: &'a mut Publisher,
+    /// The node's frame counter, continued across reopenings.
+    seq: &'a mut u64,
+}
+
+impl Capture<'_> {
+    /// Publishes buffers until a stop request (`Ok`) or a device error.
+    fn run(&mut self, mut stream: Stream, want: &Want, n: &Negotiated) -> Result<(), V4l2Error> {
+        let clock = Arc::clone(&self.shared.clock);
+        let fps = n.fps.or(want.fps).unwrap_or(DEFAULT_FPS);
+        let period = fps.frame_duration_ns() as i64;
+        // Driver timestamps are on CLOCK_MONOTONIC: their offset to the pipeline clock.
+        let offset = clock.now_ns() - monotonic_ns();
+        let output = Output::of(n.fourcc).expect("the options were checked");
+        let unsupported = |message: String| V4l2Error::Unsupported {
+            device: self.name.to_string(),
+            message,
+        };
+        let mut sink = match output {
+            Output::Frames(format) => {
+                let info = VideoInfo::with_line_stride(
+                    format,
+                    n.width,
+                    n.height,
+                    fps,
+                    n.bytes_per_line as usize,
+                    n.size_image as usize,
+                )
+                .map_err(|e| unsupported(format!("the driver's layout: {e}")))?;
+                self.publisher.publish(Item::Format(StreamFormat::Video(info)));
+                Sink::Frames(info)
+            }
+            Output::Packets(codec) => Sink::Packets {
+                // An MJPEG camera's pictures are the negotiated size; H.264
+                // and H.265 ones carry their parameter sets in band.
+                follower: ParamFollower::new(
+                    codec,
+                    (codec == Codec::Mjpeg).then(|| CodecParams::new(codec, n.width, n.height)),
+                ),
+                params: None,
+            },
+        };
+        let mut last: Option<u32> = None;
+        let mut bad = Every::second();
+        while !self.shared.stop_requested() {
+            // When every buffer is held downstream nothing comes; the driver
+            // skips frames meanwhile, and the gap is counted below.
+            let Some(c) = stream.next(POLL)? else {
+                continue;
+            };
+            let gap = last.map_or(0, |prev| c.sequence.wrapping_sub(prev).wrapping_sub(1)) as u64;
+            last = Some(c.sequence);
+            self.shared.count_dropped_n(gap);
+            *self.seq += gap + 1;
+            if c.corrupted {
+                self.shared.count_dropped();
+                if let Some(buffers) = bad.tick(clock.now_ns()) {
+                    tracing::warn!(node = %self.name, buffers, "the driver flagged buffers as corrupted, dropping them");
+                }
+                continue;
+            }
+            let pts = c.timestamp_ns.map_or_else(|| clock.now_ns(), |t| t + offset);
+            let item = match &mut sink {
+                Sink::Frames(info) => Item::Frame(Frame {
+                    info: *info,
+                    pts,
+                    duration: period,
+                    capture_utc: clock.utc_now(),
+                    seq: *self.seq - 1,
+                    source: Arc::clone(self.name),
+                    meta: Arc::new(FrameMeta::default()),
+                    buffer: c.into_buffer(),
+                }),
+                Sink::Packets { follower, params } => {
+                    let data = c.into_bytes();
+                    let (p, keyframe) = match follower.follow(&data, 0) {
+                        Ok(found) => found,
+                        Err(e) => {
+                            self.shared.count_dropped();
+                            if let Some(buffers) = bad.tick(clock.now_ns()) {
+                                tracing::warn!(node = %self.name, buffers, "dropping undecodable buffers: {e}");
+                            }
+                            continue;
+                        }
+                    };
+                    if params.as_ref().is_none_or(|old| !Arc::ptr_eq(old, &p)) {
+                        self.publisher
+                            .publish(Item::Format(StreamFormat::Coded(Arc::clone(&p))));
+                        *params = Some(Arc::clone(&p));
+                    }
+                    Item::Packet(Packet {
+                        codec: p.codec,
+                        data,
+                        pts,
+                        dts: pts,
+                        duration: period,
+                        keyframe: keyframe || p.codec == Codec::Mjpeg,
+                        params: p,
+                        source: Arc::clone(self.name),
+                        seq: *self.seq - 1,
+                    })
+                }
+            };
+            self.publisher.publish(item);
+            self.shared.count_out();
+        }
+        Ok(())
+    }
+}
