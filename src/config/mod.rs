@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use crate::capture::file::FileOptions;
 use crate::capture::testsrc::TestSrcOptions;
 use crate::capture::v4l2::V4l2Options;
 use crate::hub::{Policy, SubscribeOptions};
@@ -64,6 +65,8 @@ pub enum NodeProps {
     Testsrc(TestSrcOptions),
     /// A V4L2 camera (USB, CSI through a V4L2 driver), captured without copying.
     V4l2(V4l2Options),
+    /// A recorded file played as a camera.
+    File(FileOptions),
     /// Re-publishes the stream it listens to under its own name, without copying
     /// (GstInterpipe's `interpipesrc ! interpipesink`): the relinkable inputs of
     /// later stages.
@@ -71,7 +74,7 @@ pub enum NodeProps {
 }
 
 /// The kinds a node can have.
-pub const KINDS: [&str; 3] = ["testsrc", "v4l2", "relay"];
+pub const KINDS: [&str; 4] = ["testsrc", "v4l2", "file", "relay"];
 
 impl NodeProps {
     /// The kind's name.
@@ -79,6 +82,7 @@ impl NodeProps {
         match self {
             NodeProps::Testsrc(_) => "testsrc",
             NodeProps::V4l2(_) => "v4l2",
+            NodeProps::File(_) => "file",
             NodeProps::Relay(_) => "relay",
         }
     }
@@ -92,6 +96,7 @@ impl NodeProps {
         Ok(Some(match kind {
             "testsrc" => NodeProps::Testsrc(TestSrcOptions::deserialize(de)?),
             "v4l2" => NodeProps::V4l2(V4l2Options::deserialize(de)?),
+            "file" => NodeProps::File(FileOptions::deserialize(de)?),
             "relay" => NodeProps::Relay(RelayOptions::deserialize(de)?),
             _ => return Ok(None),
         }))
@@ -111,6 +116,7 @@ impl NodeProps {
                 Ok(())
             }
             NodeProps::V4l2(o) => o.want().map(|_| ()),
+            NodeProps::File(o) => o.check(),
             NodeProps::Relay(o) if o.queue == 0 => Err(("queue", "must be at least 1".into())),
             NodeProps::Relay(_) => Ok(()),
         }

@@ -18,12 +18,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::codec::{CodecError, ParamTracker, access_units, nal};
-use crate::media::{Codec, CodecParams, Packet};
+use crate::media::{Codec, CodecParams, Fps, Packet};
 pub use es::EsKind;
 
 /// Reads a file Eyrie can demux, chosen by its extension: `.ts`, `.mkv`,
 /// `.webm`, `.mp4` (progressive or fragmented), or an elementary stream.
 pub fn read_file(path: &Path, source: &Arc<str>) -> Result<Vec<Packet>, String> {
+    read_file_at(path, None, source)
+}
+
+/// [`read_file`], with the frame rate an elementary stream is timed at
+/// (`None`: its own, from the SPS).
+pub fn read_file_at(path: &Path, fps: Option<Fps>, source: &Arc<str>) -> Result<Vec<Packet>, String> {
     let data = Bytes::from(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?);
     let ext = path
         .extension()
@@ -35,7 +41,7 @@ pub fn read_file(path: &Path, source: &Arc<str>) -> Result<Vec<Packet>, String> 
         "mkv" | "webm" => mkv::read(&data, source),
         "mp4" | "m4v" | "mov" | "m4s" => mp4::read(&data, source),
         other => match EsKind::from_extension(other) {
-            Some(kind) => es::read(&data, kind, None, source),
+            Some(kind) => es::read(&data, kind, fps, source),
             None => return Err(format!("{}: unknown file type", path.display())),
         },
     };

@@ -2,6 +2,7 @@
 //! and stats, relinks them at run time, and shuts them down in order (producers
 //! first, so every consumer drains its input to the end of stream and finalizes).
 
+mod file;
 mod node;
 mod relay;
 mod testsrc;
@@ -150,6 +151,7 @@ impl Server {
         let started = match (&spec.props, &spec.listen_to) {
             (NodeProps::Testsrc(o), _) => testsrc::spawn(ctx, o.clone()).map(|t| (t, None)),
             (NodeProps::V4l2(o), _) => v4l2::spawn(ctx, o.clone()).map(|t| (t, None)),
+            (NodeProps::File(o), _) => file::spawn(ctx, o.clone()).map(|t| (t, None)),
             (NodeProps::Relay(o), Some(up)) => relay::spawn(ctx, up, o).map(|(t, c)| (t, Some(c))),
             (NodeProps::Relay(_), None) => Err("needs `listen_to`".to_owned()),
         };

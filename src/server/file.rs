@@ -1,0 +1,68 @@
+//! The `file` node: plays a recorded file — MP4, Matroska/WebM, MPEG-TS or an
+//! elementary stream, read by [`crate::demux`] — as a camera. Its packets
+//! go out unchanged (shared, never copied), their timestamps moved onto the
+//! pipeline clock, paced like a live camera or as fast as subscribers take
+//! them, and optionally looped (each lap continues the timeline).
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::capture::file::FileOptions;
+use crate::hub::{Item, StreamFormat};
+use crate::media::CodecParams;
+
+use super::node::{NodeCtx, NodeState};
+
+/// Longest single sleep, so a stop request is seen quickly.
+const SLEEP_SLICE_NS: i64 = 50_000_000;
+
+pub(super) fn spawn(ctx: NodeCtx, options: FileOptions) -> Result<JoinHandle<()>, String> {
+    // Read up front: a missing, truncated or foreign file fails the start, naming it.
+    let packets = crate::demux::read_file_at(&options.path, options.fps, &ctx.name)?;
+    let (Some(first), Some(last)) = (packets.first(), packets.last()) else {
+        return Err(format!("{}: no video packets", options.path.display()));
+    };
+    let origin = first.dts;
+    let lap = (last.dts + last.duration.max(1) - origin).max(1);
+    let mut publisher = ctx.hub.publisher(&ctx.name);
+    let thread = std::thread::Builder::new()
+        .name(format!("file:{}", ctx.name))
+        .spawn(move || {
+            let NodeCtx { shared, .. } = ctx;
+            let clock = Arc::clone(&shared.clock);
+            let start = clock.now_ns();
+            let mut params: Option<Arc<CodecParams>> = None;
+            let mut seq = 0u64;
+            'laps: for n in 0.. {
+                let shift = start + n * lap - origin;
+                for p in &packets {
+                    if shared.stop_requested() {
+                        break 'laps;
+                    }
+                    if options.live {
+                        let due = p.dts + shift;
+                        while clock.now_ns() < due && !shared.stop_requested() {
+                            clock.sleep_until(due.min(clock.now_ns() + SLEEP_SLICE_NS));
+                        }
+                    }
+                    if params.as_ref().is_none_or(|old| **old != *p.params) {
+                        publisher.publish(Item::Format(StreamFormat::Coded(Arc::clone(&p.params))));
+                        params = Some(Arc::clone(&p.params));
+                    }
+                    let mut out = p.clone();
+                    out.pts += shift;
+                    out.dts += shift;
+                    out.seq = seq;
+                    seq += 1;
+                    publisher.publish(Item::Packet(out));
+                    shared.count_out();
+                }
+                if !options.looping {
+                    break;
+                }
+            }
+            publisher.publish(Item::Eos);
+            shared.set_state(NodeState::Stopped, None);
+        });
+    thread.map_err(|e| format!("cannot start its thread: {e}"))
+}
