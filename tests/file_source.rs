@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use eyrie::config::Config;
 use eyrie::demux::{EsKind, es};
-use eyrie::hub::{Hub, Item, Policy, StreamFormat, SubscribeOptions};
+use eyrie::hub::{Hub, Item, Policy, StreamFormat, SubscribeOptions, Subscription};
 use eyrie::media::{ManualClock, Packet, bytes_copied};
 use eyrie::mux::Container;
 use eyrie::mux::write::mux_to_vec;
@@ -20,6 +20,19 @@ fn config(path: &Path, extra: &str) -> Config {
         path.display()
     );
     Config::parse(&text, "<test>").unwrap()
+}
+
+/// A hub with a blocking subscription to `cam` holding `capacity` packets, and a manual clock at 0.
+fn setup(capacity: usize) -> (Hub, Subscription, Arc<ManualClock>) {
+    let hub = Hub::new();
+    let sub = hub.subscribe(
+        "cam",
+        SubscribeOptions {
+            capacity,
+            policy: Policy::Blocking,
+        },
+    );
+    (hub, sub, Arc::new(ManualClock::new(SystemTime::UNIX_EPOCH)))
 }
 
 #[test]
@@ -34,15 +47,7 @@ fn a_file_plays_as_a_looping_camera_on_the_pipeline_clock() {
     let file = eyrie::demux::read_file(&clip, &source).unwrap();
     let (origin, lap) = (file[0].dts, 12 * 40_000_000);
 
-    let hub = Hub::new();
-    let sub = hub.subscribe(
-        "cam",
-        SubscribeOptions {
-            capacity: 8,
-            policy: Policy::Blocking,
-        },
-    );
-    let clock = Arc::new(ManualClock::new(SystemTime::UNIX_EPOCH));
+    let (hub, sub, clock) = setup(8);
     let copied = bytes_copied();
     let server = Server::start_with(config(&clip, "loop = true"), hub, clock).unwrap();
     let mut got = Vec::new();
@@ -77,15 +82,7 @@ fn a_file_plays_as_a_looping_camera_on_the_pipeline_clock() {
 #[test]
 fn a_file_without_loop_ends_its_stream() {
     let clip = Path::new("tests/fixtures/tiny.h265");
-    let hub = Hub::new();
-    let sub = hub.subscribe(
-        "cam",
-        SubscribeOptions {
-            capacity: 64,
-            policy: Policy::Blocking,
-        },
-    );
-    let clock = Arc::new(ManualClock::new(SystemTime::UNIX_EPOCH));
+    let (hub, sub, clock) = setup(64);
     let server = Server::start_with(config(clip, "live = false\nfps = 25"), hub, clock).unwrap();
     let mut packets = 0;
     loop {
