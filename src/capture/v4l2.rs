@@ -79,6 +79,30 @@ fn ioctl<T>(fd: RawFd, request: u32, arg: &mut T) -> io::Result<()> {
     }
 }
 
+/// An open device node and its path, which every error names.
+struct Node {
+    fd: OwnedFd,
+    path: String,
+}
+
+impl Node {
+    fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn io(&self, op: &'static str, error: io::Error) -> V4l2Error {
+        V4l2Error::Io {
+            device: self.path.clone(),
+            op,
+            error,
+        }
+    }
+
+    fn ioctl<T>(&self, op: &'static str, request: u32, arg: &mut T) -> Result<(), V4l2Error> {
+        ioctl(self.raw(), request, arg).map_err(|error| self.io(op, error))
+    }
+}
+
 /// An all-zero value of a uapi struct (every one of them is valid zeroed).
 fn zeroed<T: Copy>() -> T {
     // SAFETY: only instantiated with the plain-data uapi structs of `eyrie_sys::v4l2`.
@@ -376,15 +400,14 @@ impl Output {
 
 /// An open V4L2 device.
 pub struct Device {
-    fd: OwnedFd,
-    path: String,
+    node: Node,
     info: DeviceInfo,
 }
 
 impl fmt::Debug for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Device")
-            .field("path", &self.path)
+            .field("path", &self.node.path)
             .field("info", &self.info)
             .finish()
     }
@@ -404,37 +427,31 @@ impl Device {
                 op: "open",
                 error,
             })?;
-        let mut cap: sys::v4l2_capability = zeroed();
-        let device = Device {
+        let node = Node {
             fd: file.into(),
             path: name,
-            info: DeviceInfo {
-                driver: String::new(),
-                card: String::new(),
-                bus: String::new(),
-                caps: 0,
-            },
         };
-        device.ioctl("VIDIOC_QUERYCAP", sys::VIDIOC_QUERYCAP, &mut cap)?;
+        let mut cap: sys::v4l2_capability = zeroed();
+        node.ioctl("VIDIOC_QUERYCAP", sys::VIDIOC_QUERYCAP, &mut cap)?;
         let caps = if cap.capabilities & sys::cap::DEVICE_CAPS != 0 {
             cap.device_caps
         } else {
             cap.capabilities
         };
         Ok(Device {
+            node,
             info: DeviceInfo {
                 driver: c_string(&cap.driver),
                 card: c_string(&cap.card),
                 bus: c_string(&cap.bus_info),
                 caps,
             },
-            ..device
         })
     }
 
     /// The device path.
     pub fn path(&self) -> &str {
-        &self.path
+        &self.node.path
     }
 
     /// What the device is.
@@ -443,20 +460,12 @@ impl Device {
     }
 
     fn ioctl<T>(&self, op: &'static str, request: u32, arg: &mut T) -> Result<(), V4l2Error> {
-        ioctl(self.fd.as_raw_fd(), request, arg).map_err(|error| self.io(op, error))
-    }
-
-    fn io(&self, op: &'static str, error: io::Error) -> V4l2Error {
-        V4l2Error::Io {
-            device: self.path.clone(),
-            op,
-            error,
-        }
+        self.node.ioctl(op, request, arg)
     }
 
     fn unsupported(&self, message: String) -> V4l2Error {
         V4l2Error::Unsupported {
-            device: self.path.clone(),
+            device: self.node.path.clone(),
             message,
         }
     }
@@ -481,10 +490,10 @@ impl Device {
         let mut out = Vec::new();
         for index in 0.. {
             let mut v = make(index);
-            match ioctl(self.fd.as_raw_fd(), request, &mut v) {
+            match ioctl(self.node.raw(), request, &mut v) {
                 Ok(()) => out.push(v),
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
-                Err(e) => return Err(self.io(op, e)),
+                Err(e) => return Err(self.node.io(op, e)),
             }
         }
         Ok(out)
@@ -721,8 +730,7 @@ impl Device {
             return Err(self.unsupported("the driver granted no MMAP buffers".into()));
         }
         let mut shared = Shared {
-            fd: self.fd,
-            path: self.path,
+            node: self.node,
             type_,
             mplane,
             buffers: Vec::with_capacity(req.count as usize),
@@ -732,7 +740,7 @@ impl Device {
         for index in 0..req.count {
             let mut plane: sys::v4l2_plane = zeroed();
             let mut b = shared.buffer(index, &mut plane);
-            shared.ioctl("VIDIOC_QUERYBUF", sys::VIDIOC_QUERYBUF, &mut b)?;
+            shared.node.ioctl("VIDIOC_QUERYBUF", sys::VIDIOC_QUERYBUF, &mut b)?;
             // SAFETY: the driver filled the members of the memory type we asked for.
             let (offset, len) = unsafe {
                 if mplane {
@@ -749,12 +757,12 @@ impl Device {
                     len as usize,
                     libc::PROT_READ,
                     libc::MAP_SHARED,
-                    shared.fd.as_raw_fd(),
+                    shared.node.raw(),
                     offset as libc::off_t,
                 )
             };
             if ptr == libc::MAP_FAILED {
-                return Err(shared.io("mmap", io::Error::last_os_error()));
+                return Err(shared.node.io("mmap", io::Error::last_os_error()));
             }
             let mut exp = sys::v4l2_exportbuffer {
                 type_,
@@ -763,7 +771,7 @@ impl Device {
                 ..Default::default()
             };
             // SAFETY: on success the kernel gave us this new descriptor.
-            let dmabuf = ioctl(shared.fd.as_raw_fd(), sys::VIDIOC_EXPBUF, &mut exp)
+            let dmabuf = ioctl(shared.node.raw(), sys::VIDIOC_EXPBUF, &mut exp)
                 .ok()
                 .map(|()| unsafe { OwnedFd::from_raw_fd(exp.fd) });
             shared.buffers.push(Mapping {
@@ -773,10 +781,10 @@ impl Device {
             });
         }
         for index in 0..req.count {
-            shared.queue(index).map_err(|e| shared.io("VIDIOC_QBUF", e))?;
+            shared.queue(index).map_err(|e| shared.node.io("VIDIOC_QBUF", e))?;
         }
         let mut t = type_ as i32;
-        shared.ioctl("VIDIOC_STREAMON", sys::VIDIOC_STREAMON, &mut t)?;
+        shared.node.ioctl("VIDIOC_STREAMON", sys::VIDIOC_STREAMON, &mut t)?;
         shared.streaming.store(true, Ordering::Release);
         Ok(Stream {
             shared: Arc::new(shared),
@@ -794,8 +802,7 @@ struct Mapping {
 
 /// A streaming device, shared by the stream and every lease on its buffers.
 struct Shared {
-    fd: OwnedFd,
-    path: String,
+    node: Node,
     type_: u32,
     mplane: bool,
     buffers: Vec<Mapping>,
@@ -811,18 +818,6 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl Shared {
-    fn io(&self, op: &'static str, error: io::Error) -> V4l2Error {
-        V4l2Error::Io {
-            device: self.path.clone(),
-            op,
-            error,
-        }
-    }
-
-    fn ioctl<T>(&self, op: &'static str, request: u32, arg: &mut T) -> Result<(), V4l2Error> {
-        ioctl(self.fd.as_raw_fd(), request, arg).map_err(|error| self.io(op, error))
-    }
-
     /// A `v4l2_buffer` for MMAP buffer `index`; multi-planar ones point at `plane`.
     fn buffer(&self, index: u32, plane: &mut sys::v4l2_plane) -> sys::v4l2_buffer {
         let mut b = sys::v4l2_buffer {
@@ -841,14 +836,14 @@ impl Shared {
     fn queue(&self, index: u32) -> io::Result<()> {
         let mut plane: sys::v4l2_plane = zeroed();
         let mut b = self.buffer(index, &mut plane);
-        ioctl(self.fd.as_raw_fd(), sys::VIDIOC_QBUF, &mut b)
+        ioctl(self.node.raw(), sys::VIDIOC_QBUF, &mut b)
     }
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
         let mut t = self.type_ as i32;
-        let _ = ioctl(self.fd.as_raw_fd(), sys::VIDIOC_STREAMOFF, &mut t);
+        let _ = ioctl(self.node.raw(), sys::VIDIOC_STREAMOFF, &mut t);
         for m in &self.buffers {
             // SAFETY: unmaps what `Device::stream` mapped; no lease is left.
             unsafe { libc::munmap(m.ptr as *mut libc::c_void, m.len) };
@@ -939,7 +934,7 @@ impl Stream {
     /// buffers may be held downstream). Errors when the device fails or is gone.
     pub fn next(&mut self, timeout: Duration) -> Result<Option<Captured>, V4l2Error> {
         let mut pfd = libc::pollfd {
-            fd: self.shared.fd.as_raw_fd(),
+            fd: self.shared.node.raw(),
             events: libc::POLLIN,
             revents: 0,
         };
@@ -951,7 +946,7 @@ impl Stream {
             return if e.kind() == io::ErrorKind::Interrupted {
                 Ok(None)
             } else {
-                Err(self.shared.io("poll", e))
+                Err(self.shared.node.io("poll", e))
             };
         }
         if r == 0 {
@@ -959,7 +954,7 @@ impl Stream {
         }
         let mut plane: sys::v4l2_plane = zeroed();
         let mut b = self.shared.buffer(0, &mut plane);
-        match ioctl(self.shared.fd.as_raw_fd(), sys::VIDIOC_DQBUF, &mut b) {
+        match ioctl(self.shared.node.raw(), sys::VIDIOC_DQBUF, &mut b) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
                 if pfd.revents & libc::POLLERR != 0 {
@@ -968,7 +963,7 @@ impl Stream {
                 }
                 return Ok(None);
             }
-            Err(e) => return Err(self.shared.io("VIDIOC_DQBUF", e)),
+            Err(e) => return Err(self.shared.node.io("VIDIOC_DQBUF", e)),
         }
         let len = if self.shared.mplane {
             plane.bytesused
@@ -987,6 +982,11 @@ impl Stream {
             timestamp_ns: (monotonic && ts > 0).then_some(ts),
             corrupted: b.flags & sys::buf_flag::ERROR != 0,
         }))
+    }
+
+    /// The device path.
+    pub fn device(&self) -> &str {
+        &self.shared.node.path
     }
 
     /// Driver buffers in this stream.

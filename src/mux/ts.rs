@@ -140,6 +140,8 @@ impl TsMuxer {
     /// carries the PCR (and the random-access indicator for keyframes).
     fn payload(&mut self, prefix: &[u8], data: &[u8], mut first: Option<(i64, bool)>, out: &mut Output) {
         let total = prefix.len() + data.len();
+        // Every packet carries at least 176 payload bytes (188 less the header
+        // and the PCR's adaptation field): room for them all, allocated once.
         out.reserve(total.div_ceil(PACKET - 4 - 8) * PACKET);
         let mut pos = 0;
         while pos < total {

@@ -13,9 +13,6 @@ use crate::media::CodecParams;
 
 use super::node::{NodeCtx, NodeState};
 
-/// Longest single sleep, so a stop request is seen quickly.
-const SLEEP_SLICE_NS: i64 = 50_000_000;
-
 pub(super) fn spawn(ctx: NodeCtx, options: FileOptions) -> Result<JoinHandle<()>, String> {
     // Read up front: a missing, truncated or foreign file fails the start, naming it.
     let packets = crate::demux::read_file_at(&options.path, options.fps, &ctx.name)?;
@@ -40,12 +37,14 @@ pub(super) fn spawn(ctx: NodeCtx, options: FileOptions) -> Result<JoinHandle<()>
                         break 'laps;
                     }
                     if options.live {
-                        let due = p.dts + shift;
-                        while clock.now_ns() < due && !shared.stop_requested() {
-                            clock.sleep_until(due.min(clock.now_ns() + SLEEP_SLICE_NS));
-                        }
+                        shared.sleep_until(p.dts + shift);
                     }
-                    if params.as_ref().is_none_or(|old| **old != *p.params) {
+                    // Followed parameters are one Arc until they change; equal
+                    // values in a new Arc are no change either.
+                    if params
+                        .as_ref()
+                        .is_none_or(|old| !Arc::ptr_eq(old, &p.params) && **old != *p.params)
+                    {
                         publisher.publish(Item::Format(StreamFormat::Coded(Arc::clone(&p.params))));
                         params = Some(Arc::clone(&p.params));
                     }

@@ -62,6 +62,15 @@ impl NodeShared {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Sleeps on the pipeline clock until `due_ns`, waking at least every 50 ms
+    /// so that a stop request ends the wait early.
+    pub(crate) fn sleep_until(&self, due_ns: i64) {
+        const SLICE_NS: i64 = 50_000_000;
+        while self.clock.now_ns() < due_ns && !self.stop_requested() {
+            self.clock.sleep_until(due_ns.min(self.clock.now_ns() + SLICE_NS));
+        }
+    }
+
     pub(crate) fn request_stop(&self) {
         self.stop.store(true, Ordering::Release);
     }
@@ -77,10 +86,10 @@ impl NodeShared {
 
     /// Counts one frame/packet lost by this node.
     pub(crate) fn count_dropped(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.count_dropped_n(1);
     }
 
-    /// Counts `n` frames/packets lost before they reached this node (a source's sequence gap).
+    /// Counts `n` frames/packets lost (a source's sequence gap).
     pub(crate) fn count_dropped_n(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
     }

@@ -14,9 +14,6 @@ use super::node::{Every, NodeCtx, NodeState};
 /// back before it drops a frame (a live source never waits).
 const NON_LIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Longest single sleep, so a stop request is seen quickly at any frame rate.
-const SLEEP_SLICE_NS: i64 = 50_000_000;
-
 pub(super) fn spawn(ctx: NodeCtx, options: TestSrcOptions) -> Result<JoinHandle<()>, String> {
     let src = TestSrc::new(&ctx.name, &options).map_err(|e| e.to_string())?;
     let info = *src.info();
@@ -38,9 +35,7 @@ pub(super) fn spawn(ctx: NodeCtx, options: TestSrcOptions) -> Result<JoinHandle<
                 let due = start + info.fps.frame_time_ns(n) as i64;
                 n += 1;
                 if options.live {
-                    while clock.now_ns() < due && !shared.stop_requested() {
-                        clock.sleep_until(due.min(clock.now_ns() + SLEEP_SLICE_NS));
-                    }
+                    shared.sleep_until(due);
                     let now = clock.now_ns();
                     if now - due > 2 * period {
                         // Like a real sensor: a frame whose time has passed is gone.

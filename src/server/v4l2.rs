@@ -54,7 +54,7 @@ pub(super) fn spawn(ctx: NodeCtx, options: V4l2Options) -> Result<JoinHandle<()>
                     Err(e) if e.is_gone() => {
                         tracing::warn!(node = %name, "{e}; retrying in {:.1} s", delay.as_secs_f64());
                         shared.count_reconnect();
-                        sleep_unless_stopped(&shared, delay);
+                        shared.sleep_until(shared.clock.now_ns() + delay.as_nanos() as i64);
                         delay = (delay * 2).min(max_delay);
                     }
                     Err(e) => {
@@ -69,15 +69,6 @@ pub(super) fn spawn(ctx: NodeCtx, options: V4l2Options) -> Result<JoinHandle<()>
             shared.set_state(NodeState::Stopped, None);
         });
     thread.map_err(|e| format!("cannot start its thread: {e}"))
-}
-
-fn sleep_unless_stopped(shared: &NodeShared, total: Duration) {
-    let mut left = total;
-    while !left.is_zero() && !shared.stop_requested() {
-        let step = left.min(POLL);
-        std::thread::sleep(step);
-        left -= step;
-    }
 }
 
 /// What buffers become.
@@ -108,10 +99,6 @@ impl Capture<'_> {
         // Driver timestamps are on CLOCK_MONOTONIC: their offset to the pipeline clock.
         let offset = clock.now_ns() - monotonic_ns();
         let output = Output::of(n.fourcc).expect("the options were checked");
-        let unsupported = |message: String| V4l2Error::Unsupported {
-            device: self.name.to_string(),
-            message,
-        };
         let mut sink = match output {
             Output::Frames(format) => {
                 let info = VideoInfo::with_line_stride(
@@ -122,7 +109,10 @@ impl Capture<'_> {
                     n.bytes_per_line as usize,
                     n.size_image as usize,
                 )
-                .map_err(|e| unsupported(format!("the driver's layout: {e}")))?;
+                .map_err(|e| V4l2Error::Unsupported {
+                    device: stream.device().to_string(),
+                    message: format!("the driver's layout: {e}"),
+                })?;
                 self.publisher.publish(Item::Format(StreamFormat::Video(info)));
                 Sink::Frames(info)
             }
