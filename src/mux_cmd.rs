@@ -4,12 +4,10 @@
 //! written 1 MiB at a time with vectored writes (each packet as it comes with
 //! `--realtime`).
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use eyrie::demux::{EsKind, es};
 use eyrie::media::Fps;
 use eyrie::mux::write::FileWriter;
@@ -37,11 +35,7 @@ pub fn run(input: &Path, output: &Path, fps: Option<Fps>, fragmented: bool, real
         )
     })?;
     let in_err = |e: &dyn std::fmt::Display| format!("{}: {e}", input.display());
-    let file = File::open(input).map_err(|e| in_err(&e))?;
-    // SAFETY: the map is read-only and private to this process; a file
-    // truncated underneath it would fault, as with any mapped input.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|e| in_err(&e))?;
-    let data = Bytes::from_owner(map);
+    let data = eyrie::demux::map_file(input).map_err(|e| in_err(&e))?;
     let source: Arc<str> = Arc::from(input.display().to_string());
     // Batch conversion gathers a few MiB per write. A progressive MP4's index
     // goes in front: hold the (shared, uncopied) data until it is known rather

@@ -21,6 +21,16 @@ use crate::codec::{CodecError, ParamTracker, access_units, nal};
 use crate::media::{Codec, CodecParams, Fps, Packet};
 pub use es::EsKind;
 
+/// Maps a file read-only: packets read from it share the page cache, and
+/// nothing is read into a copy.
+pub fn map_file(path: &Path) -> std::io::Result<Bytes> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the map is read-only and private to this process; a file
+    // truncated underneath it would fault, as with any mapped input.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }?;
+    Ok(Bytes::from_owner(map))
+}
+
 /// Reads a file Eyrie can demux, chosen by its extension: `.ts`, `.mkv`,
 /// `.webm`, `.mp4` (progressive or fragmented), or an elementary stream.
 pub fn read_file(path: &Path, source: &Arc<str>) -> Result<Vec<Packet>, String> {
@@ -30,7 +40,7 @@ pub fn read_file(path: &Path, source: &Arc<str>) -> Result<Vec<Packet>, String> 
 /// [`read_file`], with the frame rate an elementary stream is timed at
 /// (`None`: its own, from the SPS).
 pub fn read_file_at(path: &Path, fps: Option<Fps>, source: &Arc<str>) -> Result<Vec<Packet>, String> {
-    let data = Bytes::from(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    let data = map_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
