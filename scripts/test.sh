@@ -4,7 +4,9 @@
 #      `ffmpeg`/`ffprobe` CLI encodes test streams and judges what Eyrie parses
 #      and writes), mkvtoolnix (`mkvinfo`) and tstools (`tsinfo`, `tsreport`),
 #      and, through tests/vm/prepare.sh, QEMU with a Debian kernel whose real
-#      `vivid` driver the V4L2 tests (tests/v4l2_vm.rs) capture from,
+#      `vivid` driver the V4L2 tests (tests/v4l2_vm.rs) capture from, and
+#      the RTSP servers the RTSP tests (tests/rtsp.rs) receive from:
+#      GStreamer's GstRtspServer (python3-gi, x264/x265/jpeg encoders) and VLC,
 #   2. format and lint checks,
 #   3. unit and integration tests (all crates of the workspace),
 #   4. the acceptance run: the release binary's default pipeline for 10 s must
@@ -20,11 +22,17 @@ command -v python3 >/dev/null || need+=(python3)
 command -v ffprobe >/dev/null || need+=(ffmpeg)
 command -v mkvinfo >/dev/null || need+=(mkvtoolnix)
 command -v tsinfo >/dev/null || need+=(tstools)
+# tests/rtsp/server.py imports GstRtspServer through /usr/bin/python3's gi.
+/usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null \
+  && gst-inspect-1.0 x265enc >/dev/null 2>&1 && gst-inspect-1.0 x264enc >/dev/null 2>&1 \
+  || need+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base
+            gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-rtsp)
+command -v cvlc >/dev/null || need+=(vlc-bin vlc-plugin-base)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing ${need[*]}"
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
 step "V4L2 test kernel (tests/vm/prepare.sh: QEMU, busybox, Debian's kernel and vivid)"

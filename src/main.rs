@@ -34,8 +34,13 @@ enum Command {
     /// Run the server (the built-in demo when no config is given).
     Run {
         /// Config file (TOML).
-        #[arg(short, long)]
+        #[arg(short, long, conflicts_with = "camera")]
         config: Option<PathBuf>,
+        /// A camera, instead of a config (repeatable): `testsrc://?size=1280x720&fps=30&seed=7`,
+        /// `v4l2:///dev/video0?format=NV12&size=640x480&fps=30`,
+        /// `rtsp://user:pass@host/path?transport=tcp`, `file:///path/clip.mp4?loop=1`.
+        #[arg(long, value_name = "URI")]
+        camera: Vec<String>,
         /// Stop after this many seconds.
         #[arg(long = "for", value_name = "SECONDS")]
         duration: Option<f64>,
@@ -117,9 +122,10 @@ fn main() -> ExitCode {
         },
         Command::Run {
             config,
+            camera,
             duration,
             stats,
-        } => run(config, duration, stats),
+        } => run(config, &camera, duration, stats),
         Command::Probe { device } => probe(device),
         Command::Mux {
             input,
@@ -181,18 +187,20 @@ fn probe(device: Option<PathBuf>) -> ExitCode {
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
-fn run(config: Option<PathBuf>, duration: Option<f64>, stats_path: Option<PathBuf>) -> ExitCode {
+fn run(config: Option<PathBuf>, cameras: &[String], duration: Option<f64>, stats_path: Option<PathBuf>) -> ExitCode {
     let config = match &config {
-        Some(path) => match Config::from_file(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-        },
+        Some(path) => Config::from_file(path),
+        None if !cameras.is_empty() => Config::from_cameras(cameras),
         None => {
             tracing::info!("no config given: running the built-in demo (two synthetic cameras, four inputs)");
-            Config::default_demo()
+            Ok(Config::default_demo())
+        }
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
         }
     };
     if let Some(d) = duration

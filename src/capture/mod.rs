@@ -1,6 +1,7 @@
-//! Sources: synthetic cameras (`testsrc`), V4L2 devices (`v4l2`) and
-//! recorded files (`file`); RTSP and argus follow.
+//! Sources: synthetic cameras (`testsrc`), V4L2 devices (`v4l2`), IP
+//! cameras (`rtsp`) and recorded files (`file`); argus follows.
 
 pub mod file;
+pub mod rtsp;
 pub mod testsrc;
 pub mod v4l2;

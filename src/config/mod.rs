@@ -5,6 +5,8 @@
 //! Errors name the file, line, column and key and say what was expected; an
 //! unknown key is an error, never silently ignored.
 
+mod uri;
+
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::capture::file::FileOptions;
+use crate::capture::rtsp::RtspOptions;
 use crate::capture::testsrc::TestSrcOptions;
 use crate::capture::v4l2::V4l2Options;
 use crate::hub::{Policy, SubscribeOptions};
@@ -65,6 +68,8 @@ pub enum NodeProps {
     Testsrc(TestSrcOptions),
     /// A V4L2 camera (USB, CSI through a V4L2 driver), captured without copying.
     V4l2(V4l2Options),
+    /// An IP camera over RTSP, its packets passed on without re-encoding.
+    Rtsp(RtspOptions),
     /// A recorded file played as a camera.
     File(FileOptions),
     /// Re-publishes the stream it listens to under its own name, without copying
@@ -74,7 +79,7 @@ pub enum NodeProps {
 }
 
 /// The kinds a node can have.
-pub const KINDS: [&str; 4] = ["testsrc", "v4l2", "file", "relay"];
+pub const KINDS: [&str; 5] = ["testsrc", "v4l2", "rtsp", "file", "relay"];
 
 impl NodeProps {
     /// The kind's name.
@@ -82,6 +87,7 @@ impl NodeProps {
         match self {
             NodeProps::Testsrc(_) => "testsrc",
             NodeProps::V4l2(_) => "v4l2",
+            NodeProps::Rtsp(_) => "rtsp",
             NodeProps::File(_) => "file",
             NodeProps::Relay(_) => "relay",
         }
@@ -96,6 +102,7 @@ impl NodeProps {
         Ok(Some(match kind {
             "testsrc" => NodeProps::Testsrc(TestSrcOptions::deserialize(de)?),
             "v4l2" => NodeProps::V4l2(V4l2Options::deserialize(de)?),
+            "rtsp" => NodeProps::Rtsp(RtspOptions::deserialize(de)?),
             "file" => NodeProps::File(FileOptions::deserialize(de)?),
             "relay" => NodeProps::Relay(RelayOptions::deserialize(de)?),
             _ => return Ok(None),
@@ -116,6 +123,7 @@ impl NodeProps {
                 Ok(())
             }
             NodeProps::V4l2(o) => o.want().map(|_| ()),
+            NodeProps::Rtsp(o) => o.check(),
             NodeProps::File(o) => o.check(),
             NodeProps::Relay(o) if o.queue == 0 => Err(("queue", "must be at least 1".into())),
             NodeProps::Relay(_) => Ok(()),

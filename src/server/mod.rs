@@ -5,6 +5,7 @@
 mod file;
 mod node;
 mod relay;
+mod rtsp;
 mod testsrc;
 mod v4l2;
 
@@ -151,6 +152,7 @@ impl Server {
         let started = match (&spec.props, &spec.listen_to) {
             (NodeProps::Testsrc(o), _) => testsrc::spawn(ctx, o.clone()).map(|t| (t, None)),
             (NodeProps::V4l2(o), _) => v4l2::spawn(ctx, o.clone()).map(|t| (t, None)),
+            (NodeProps::Rtsp(o), _) => rtsp::spawn(ctx, o.clone()).map(|t| (t, None)),
             (NodeProps::File(o), _) => file::spawn(ctx, o.clone()).map(|t| (t, None)),
             (NodeProps::Relay(o), Some(up)) => relay::spawn(ctx, up, o).map(|(t, c)| (t, Some(c))),
             (NodeProps::Relay(_), None) => Err("needs `listen_to`".to_owned()),

@@ -17,6 +17,8 @@ pub enum NodeState {
     Starting,
     /// Producing or consuming.
     Running,
+    /// A source lost its device or connection and is retrying (see the node's `error`).
+    Reconnecting,
     /// Finished cleanly (end of stream, or stopped).
     Stopped,
     /// Stopped by an error (see the node's `error`).
@@ -32,6 +34,8 @@ pub(crate) struct NodeShared {
     frames_out: AtomicU64,
     dropped: AtomicU64,
     reconnects: AtomicU64,
+    /// Set while `Reconnecting`: the next frame out makes the node `Running` again.
+    recovering: AtomicBool,
     first_out_ns: AtomicI64,
     last_out_ns: AtomicI64,
     /// The node's buffer pool, for stats (producers only).
@@ -48,6 +52,7 @@ impl NodeShared {
             frames_out: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            recovering: AtomicBool::new(false),
             first_out_ns: AtomicI64::new(0),
             last_out_ns: AtomicI64::new(0),
             pool: Mutex::new(None),
@@ -99,6 +104,12 @@ impl NodeShared {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Marks the node `Reconnecting` because of `error`, until its next frame out.
+    pub(crate) fn set_reconnecting(&self, error: String) {
+        self.set_state(NodeState::Reconnecting, Some(error));
+        self.recovering.store(true, Ordering::Release);
+    }
+
     pub(crate) fn reconnects(&self) -> u64 {
         self.reconnects.load(Ordering::Relaxed)
     }
@@ -116,6 +127,9 @@ impl NodeShared {
         let now = self.clock.now_ns();
         if self.frames_out.fetch_add(1, Ordering::AcqRel) == 0 {
             self.first_out_ns.store(now, Ordering::Release);
+            self.set_state(NodeState::Running, None);
+        }
+        if self.recovering.load(Ordering::Relaxed) && self.recovering.swap(false, Ordering::AcqRel) {
             self.set_state(NodeState::Running, None);
         }
         self.last_out_ns.store(now, Ordering::Release);

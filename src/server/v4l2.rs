@@ -54,6 +54,7 @@ pub(super) fn spawn(ctx: NodeCtx, options: V4l2Options) -> Result<JoinHandle<()>
                     Err(e) if e.is_gone() => {
                         tracing::warn!(node = %name, "{e}; retrying in {:.1} s", delay.as_secs_f64());
                         shared.count_reconnect();
+                        shared.set_reconnecting(e.to_string());
                         shared.sleep_until(shared.clock.now_ns() + delay.as_nanos() as i64);
                         delay = (delay * 2).min(max_delay);
                     }

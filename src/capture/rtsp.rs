@@ -1,0 +1,650 @@
+//! RTSP cameras (RFC 2326), received through `retina`: its session and RTP
+//! depacketizers (RFC 6184 H.264, RFC 7798 H.265, RFC 2435 JPEG) turn a
+//! camera's stream into whole coded pictures, which become [`CodedPicture`]s
+//! carrying [`CodecParams`] — so a recorder stores them without re-encoding.
+//!
+//! This module is the camera side: options (with the credentials kept out of
+//! every log line, error and serialized config), quirks as named options, one
+//! session ([`Camera`]) and the mapping of RTP time onto the pipeline clock
+//! ([`Timeline`]). The node that reconnects with backoff, detects stalls and
+//! publishes to the hub lives in `server::rtsp`.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use retina::client::{
+    Credentials, InitialSequenceNumberPolicy, InitialTimestampPolicy, PlayOptions, SessionGroup, SessionIdPolicy,
+    SessionOptions, SetupOptions, TcpTransportOptions, TeardownPolicy, Transport, UdpTransportOptions,
+    UnassignedChannelDataPolicy, UnknownRtcpSsrcPolicy,
+};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef, h26x};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{h265, nal};
+use crate::demux::ParamFollower;
+use crate::media::{Codec, CodecParams};
+
+/// A camera URL whose credentials never leave it by accident: `Debug`,
+/// `Display` and `Serialize` show `rtsp://user:***@host/…`; only
+/// [`CameraUrl::parse`] sees the password, to hand it to the session.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct CameraUrl(String);
+
+impl CameraUrl {
+    /// Wraps a URL as written in a config or on the command line.
+    pub fn new(url: impl Into<String>) -> Self {
+        CameraUrl(url.into())
+    }
+
+    /// The URL without credentials, and the credentials (percent-decoded).
+    pub fn parse(&self) -> Result<(url::Url, Option<Credentials>), String> {
+        let mut url = url::Url::parse(&self.0).map_err(|e| format!("`{self}` is not a URL: {e}"))?;
+        if url.scheme() != "rtsp" {
+            return Err(format!("`{self}`: the scheme must be rtsp"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("`{self}` names no host"));
+        }
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let creds = (!url.username().is_empty() || url.password().is_some()).then(|| Credentials {
+            username: decode(url.username()),
+            password: decode(url.password().unwrap_or("")),
+        });
+        url.set_username("")
+            .and_then(|()| url.set_password(None))
+            .map_err(|()| format!("`{self}`: bad credentials"))?;
+        Ok((url, creds))
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact(&self.0)
+    }
+}
+
+/// `text` with the password of any `scheme://user:password@` in it replaced by `***`.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let authority_end = tail.find(['/', '?', '#', ' ', '\n', '"', '\'']).unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..colon]);
+                out.push_str(":***");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+impl fmt::Display for CameraUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for CameraUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl Serialize for CameraUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for CameraUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(CameraUrl)
+    }
+}
+
+/// How RTP travels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspTransport {
+    /// Interleaved on the RTSP connection (RFC 2326 §10.12): passes NAT and firewalls, never reordered.
+    #[default]
+    Tcp,
+    /// RTP/RTCP on a pair of UDP ports (for cameras and servers that only do UDP, e.g. VLC).
+    Udp,
+}
+
+impl std::str::FromStr for RtspTransport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tcp" => Ok(RtspTransport::Tcp),
+            "udp" => Ok(RtspTransport::Udp),
+            _ => Err(format!("`{s}` is not a transport (tcp, udp)")),
+        }
+    }
+}
+
+/// A departure from the RTSP/RTP specs that some cameras make, tolerated only
+/// when named in the node's `quirks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RtspQuirk {
+    /// The `RTP-Info` header's `seq` is wrong: take the first packet's.
+    IgnoreRtpInfoSeq,
+    /// The `RTP-Info` header's `rtptime` is wrong: start time at the first packet.
+    IgnoreRtpInfoTime,
+    /// RTCP from an SSRC the camera did not announce: drop it rather than fail the session.
+    DropUnknownRtcp,
+    /// Interleaved data on a channel no stream was set up on: ignore it rather than fail.
+    IgnoreUnassignedChannels,
+    /// The session id changes between `SETUP` replies: keep the first.
+    FirstSessionId,
+    /// Never send `TEARDOWN` (cameras that hang on it).
+    NoTeardown,
+}
+
+impl RtspQuirk {
+    /// Every quirk, by its config name.
+    pub const ALL: [RtspQuirk; 6] = [
+        RtspQuirk::IgnoreRtpInfoSeq,
+        RtspQuirk::IgnoreRtpInfoTime,
+        RtspQuirk::DropUnknownRtcp,
+        RtspQuirk::IgnoreUnassignedChannels,
+        RtspQuirk::FirstSessionId,
+        RtspQuirk::NoTeardown,
+    ];
+
+    /// The quirk's config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RtspQuirk::IgnoreRtpInfoSeq => "ignore-rtp-info-seq",
+            RtspQuirk::IgnoreRtpInfoTime => "ignore-rtp-info-time",
+            RtspQuirk::DropUnknownRtcp => "drop-unknown-rtcp",
+            RtspQuirk::IgnoreUnassignedChannels => "ignore-unassigned-channels",
+            RtspQuirk::FirstSessionId => "first-session-id",
+            RtspQuirk::NoTeardown => "no-teardown",
+        }
+    }
+}
+
+impl std::str::FromStr for RtspQuirk {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        RtspQuirk::ALL.into_iter().find(|q| q.name() == s).ok_or_else(|| {
+            format!(
+                "`{s}` is not a quirk ({})",
+                RtspQuirk::ALL.map(RtspQuirk::name).join(", ")
+            )
+        })
+    }
+}
+
+/// The keys of an `rtsp` node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtspOptions {
+    /// The camera: `rtsp://[user:password@]host[:port]/path`. The password is
+    /// shown as `***` in logs, errors and stats.
+    pub url: CameraUrl,
+    /// `tcp` (interleaved on the RTSP connection) or `udp`.
+    pub transport: RtspTransport,
+    /// Seconds without a picture after which the session counts as failed
+    /// and is reconnected.
+    pub stall_secs: f64,
+    /// Longest wait, in seconds, between reconnection attempts; waits double
+    /// from 0.5 s up to this, and start again at 0.5 s once pictures flow.
+    pub retry_max_secs: f64,
+    /// Camera quirks to tolerate (see [`RtspQuirk`]).
+    pub quirks: Vec<RtspQuirk>,
+}
+
+impl Default for RtspOptions {
+    fn default() -> Self {
+        RtspOptions {
+            url: CameraUrl::default(),
+            transport: RtspTransport::Tcp,
+            stall_secs: 10.0,
+            retry_max_secs: 4.0,
+            quirks: Vec::new(),
+        }
+    }
+}
+
+impl RtspOptions {
+    /// Checks the keys; the error names the offending one.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.url.0.is_empty() {
+            return Err(("url", "is required: the camera's rtsp:// URL".into()));
+        }
+        self.url.parse().map_err(|e| ("url", e))?;
+        for (key, secs) in [("stall_secs", self.stall_secs), ("retry_max_secs", self.retry_max_secs)] {
+            if !(secs > 0.0 && secs.is_finite()) {
+                return Err((key, "must be a positive number of seconds".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// `with` when `quirk` is named, else `without`.
+    fn pick<T>(&self, quirk: RtspQuirk, with: T, without: T) -> T {
+        if self.quirks.contains(&quirk) { with } else { without }
+    }
+}
+
+/// Why a session failed. The text is one line and never holds a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RtspError(String);
+
+impl From<String> for RtspError {
+    fn from(message: String) -> Self {
+        RtspError(redact(&message))
+    }
+}
+
+impl RtspError {
+    fn new(context: &str, e: impl fmt::Display) -> Self {
+        // retina's messages span lines (message, then connection context).
+        let text = e.to_string();
+        let flat: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        RtspError(redact(&format!("{context}: {}", flat.join("; "))))
+    }
+}
+
+/// One coded picture off the wire.
+#[derive(Debug)]
+pub struct CodedPicture {
+    /// Annex-B (H.264/H.265, parameter sets in front of every keyframe) or one JPEG.
+    pub data: Bytes,
+    /// RTP time since the session's start, in `clock_rate` units.
+    pub rtp_elapsed: i64,
+    /// The RTP clock rate (90 kHz for video).
+    pub clock_rate: NonZeroU32,
+    /// Decoding can start here.
+    pub keyframe: bool,
+    /// RTP packets lost just before this picture (0 on a clean stream).
+    pub loss: u16,
+}
+
+/// One playing RTSP session: the first video stream of the camera.
+pub struct Camera {
+    demuxed: retina::client::Demuxed,
+    group: Arc<SessionGroup>,
+    stream: usize,
+    codec: Codec,
+    follower: ParamFollower,
+    params: Option<Arc<CodecParams>>,
+    /// A keyframe has been passed on.
+    started: bool,
+    skipped: u64,
+}
+
+impl Camera {
+    /// `DESCRIBE`, `SETUP` of the first video stream, `PLAY`.
+    pub async fn connect(options: &RtspOptions) -> Result<Camera, RtspError> {
+        let (url, creds) = options.url.parse().map_err(RtspError)?;
+        let group = Arc::new(SessionGroup::default());
+        let session_options = SessionOptions::default()
+            .creds(creds)
+            .user_agent(format!("eyrie/{}", env!("CARGO_PKG_VERSION")))
+            .session_group(Arc::clone(&group))
+            .teardown(options.pick(RtspQuirk::NoTeardown, TeardownPolicy::Never, TeardownPolicy::Auto))
+            .unassigned_channel_data(options.pick(
+                RtspQuirk::IgnoreUnassignedChannels,
+                UnassignedChannelDataPolicy::Ignore,
+                UnassignedChannelDataPolicy::Auto,
+            ))
+            .session_id(options.pick(
+                RtspQuirk::FirstSessionId,
+                SessionIdPolicy::UseFirst,
+                SessionIdPolicy::Default,
+            ));
+        let mut session = retina::client::Session::describe(url, session_options)
+            .await
+            .map_err(|e| RtspError::new("DESCRIBE", e))?;
+        let described: Vec<String> = session
+            .streams()
+            .iter()
+            .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+            .collect();
+        let (stream, codec) = session
+            .streams()
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| {
+                let codec = match (s.media(), s.encoding_name()) {
+                    ("video", "h264") => Codec::H264,
+                    ("video", "h265") => Codec::H265,
+                    ("video" | "image", "jpeg") => Codec::Mjpeg,
+                    _ => return None,
+                };
+                Some((i, codec))
+            })
+            .ok_or_else(|| {
+                RtspError(format!(
+                    "the camera offers no H.264, H.265 or JPEG video (its streams: {})",
+                    if described.is_empty() {
+                        "none".into()
+                    } else {
+                        described.join(", ")
+                    }
+                ))
+            })?;
+        let transport = match options.transport {
+            RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
+            RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
+        };
+        let format = FrameFormat {
+            h26x_framing: h26x::Framing::AnnexB,
+            ..FrameFormat::SIMPLE
+        };
+        session
+            .setup(
+                stream,
+                SetupOptions::default().transport(transport).frame_format(format),
+            )
+            .await
+            .map_err(|e| RtspError::new("SETUP", e))?;
+        let play = PlayOptions::default()
+            .initial_seq(options.pick(
+                RtspQuirk::IgnoreRtpInfoSeq,
+                InitialSequenceNumberPolicy::Ignore,
+                InitialSequenceNumberPolicy::Default,
+            ))
+            .initial_timestamp(options.pick(
+                RtspQuirk::IgnoreRtpInfoTime,
+                InitialTimestampPolicy::Ignore,
+                InitialTimestampPolicy::Default,
+            ))
+            .unknown_rtcp_ssrc(options.pick(
+                RtspQuirk::DropUnknownRtcp,
+                UnknownRtcpSsrcPolicy::DropPackets,
+                UnknownRtcpSsrcPolicy::Default,
+            ));
+        let playing = session.play(play).await.map_err(|e| RtspError::new("PLAY", e))?;
+        let demuxed = playing.demuxed().map_err(|e| RtspError::new("PLAY", e))?;
+        Ok(Camera {
+            demuxed,
+            group,
+            stream,
+            codec,
+            follower: ParamFollower::new(codec, None),
+            params: None,
+            started: false,
+            skipped: 0,
+        })
+    }
+
+    /// The codec of the stream received.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// The parameters in effect (known once the first picture is in).
+    pub fn params(&self) -> Option<&Arc<CodecParams>> {
+        self.params.as_ref()
+    }
+
+    /// The next picture, starting at a keyframe; `None` when the camera ends the session. Whether the
+    /// parameters changed with it shows as a new [`Camera::params`] `Arc`.
+    /// Cancel-safe: a picture is never lost by dropping the future.
+    pub async fn next(&mut self) -> Result<Option<CodedPicture>, RtspError> {
+        loop {
+            let item = match self.demuxed.next().await {
+                None => return Ok(None),
+                Some(item) => item.map_err(|e| RtspError::new("receiving", e))?,
+            };
+            let CodecItem::VideoFrame(frame) = item else {
+                continue;
+            };
+            if frame.stream_id() != self.stream {
+                continue;
+            }
+            if (self.params.is_none() || frame.has_new_parameters()) && !self.update_params()? {
+                // Joined mid-stream, before the camera sent its parameter sets.
+                self.skipped += 1;
+                continue;
+            }
+            // retina counts only IDR pictures as H.265 random access points;
+            // a CRA or BLA (open-GOP encoders' keyframes) is one too.
+            let keyframe = frame.is_random_access_point() || (self.codec == Codec::H265 && h265_irap(frame.data()));
+            if !self.started && !keyframe {
+                // Nothing before the first keyframe can be decoded.
+                self.skipped += 1;
+                continue;
+            }
+            self.started = true;
+            let timestamp = frame.timestamp();
+            return Ok(Some(CodedPicture {
+                rtp_elapsed: timestamp.elapsed(),
+                clock_rate: timestamp.clock_rate(),
+                keyframe,
+                loss: frame.loss(),
+                data: Bytes::from(frame.into_data()),
+            }));
+        }
+    }
+
+    /// Pictures received but not passed on since the last call: those before
+    /// the parameter sets and the first keyframe, when joining mid-stream.
+    pub fn take_skipped(&mut self) -> u64 {
+        std::mem::take(&mut self.skipped)
+    }
+
+    /// Takes the stream's parameters (`false` while there are none yet) from the depacketizer: for H.264/H.265
+    /// its Annex-B parameter sets, parsed by our own SPS reader (size, `avcC`
+    /// or `hvcC`); for JPEG the picture size.
+    fn update_params(&mut self) -> Result<bool, RtspError> {
+        let stream = &self.demuxed.streams()[self.stream];
+        let Some(ParametersRef::Video(video)) = stream.parameters() else {
+            return Ok(false);
+        };
+        let params = match self.codec {
+            Codec::Mjpeg => {
+                let (width, height) = video.pixel_dimensions();
+                Arc::new(CodecParams::new(Codec::Mjpeg, width, height))
+            }
+            _ => {
+                self.follower
+                    .follow(video.extra_data(), 0)
+                    .map_err(|e| RtspError::new("the camera's parameter sets", e))?
+                    .0
+            }
+        };
+        if self.params.as_ref().is_none_or(|old| **old != *params) {
+            self.params = Some(params);
+        }
+        Ok(true)
+    }
+
+    /// Ends the session: drops it (sending `TEARDOWN` where the policy says so)
+    /// and waits up to `limit` for the teardown to finish.
+    pub async fn close(self, limit: std::time::Duration) {
+        let Camera { demuxed, group, .. } = self;
+        drop(demuxed);
+        let _ = tokio::time::timeout(limit, group.await_teardown()).await;
+    }
+}
+
+/// Whether an H.265 picture (Annex-B) is an IRAP: the type of its first VCL
+/// NAL unit. Only the units before it are scanned, never the slice data.
+fn h265_irap(data: &[u8]) -> bool {
+    let mut rest = data;
+    while let Some(unit) = nal::first_unit(rest) {
+        let t = h265::nal_type(unit);
+        if h265::is_vcl(t) {
+            return h265::is_irap(t);
+        }
+        // Past this unit's two-byte header, on to the next start code.
+        rest = unit.get(2..).unwrap_or_default();
+    }
+    false
+}
+
+/// Maps RTP time onto the pipeline clock for one session, and estimates
+/// each picture's duration from the spacing of the ones before it.
+#[derive(Debug)]
+pub struct Timeline {
+    /// Pipeline time of RTP time 0 of this session.
+    origin_ns: i64,
+    last_pts: Option<i64>,
+    duration_ns: i64,
+}
+
+impl Timeline {
+    /// Starts a session's timeline: its first picture (at RTP time
+    /// `first_elapsed`) lands at `now_ns`, and never before `not_before_ns`
+    /// (the end of the previous session), so time only goes forward.
+    pub fn new(now_ns: i64, not_before_ns: i64, first_elapsed_ns: i64, default_duration_ns: i64) -> Self {
+        Timeline {
+            origin_ns: now_ns.max(not_before_ns) - first_elapsed_ns,
+            last_pts: None,
+            duration_ns: default_duration_ns,
+        }
+    }
+
+    /// RTP ticks at `clock_rate` → ns.
+    pub fn ticks_to_ns(ticks: i64, clock_rate: NonZeroU32) -> i64 {
+        (i128::from(ticks) * 1_000_000_000 / i128::from(clock_rate.get())) as i64
+    }
+
+    /// The picture's pipeline time and duration (the spacing of the last two
+    /// pictures; the default until there are two).
+    pub fn place(&mut self, elapsed_ns: i64) -> (i64, i64) {
+        let pts = self.origin_ns + elapsed_ns;
+        if let Some(last) = self.last_pts
+            && pts > last
+        {
+            self.duration_ns = pts - last;
+        }
+        self.last_pts = Some(pts);
+        (pts, self.duration_ns)
+    }
+
+    /// Where the next session's timeline may start.
+    pub fn end_ns(&self) -> i64 {
+        self.last_pts.map_or(i64::MIN, |p| p + self.duration_ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_taken_out_of_the_url_and_redacted_everywhere() {
+        let url = CameraUrl::new("rtsp://admin:s%40cret@10.0.0.7:554/Streaming/101?transport=tcp");
+        let (bare, creds) = url.parse().unwrap();
+        assert_eq!(bare.as_str(), "rtsp://10.0.0.7:554/Streaming/101?transport=tcp");
+        let creds = creds.unwrap();
+        assert_eq!((creds.username.as_str(), creds.password.as_str()), ("admin", "s@cret"));
+        for shown in [
+            url.to_string(),
+            format!("{url:?}"),
+            serde_json::to_string(&url).unwrap(),
+        ] {
+            assert!(!shown.contains("cret"), "{shown}");
+            assert!(shown.contains("admin:***@10.0.0.7"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn redact_handles_several_urls_and_leaves_others_alone() {
+        assert_eq!(
+            redact("a rtsp://u:p@h/x and rtsp://h2/y?q=a:b@c, http://v:w@z"),
+            "a rtsp://u:***@h/x and rtsp://h2/y?q=a:b@c, http://v:***@z"
+        );
+        assert_eq!(redact("rtsp://user@host/"), "rtsp://user@host/");
+        assert_eq!(redact("no url"), "no url");
+    }
+
+    #[test]
+    fn options_name_the_bad_key() {
+        let check = |o: RtspOptions| o.check().unwrap_err().0;
+        assert_eq!(check(RtspOptions::default()), "url");
+        let url = CameraUrl::new("http://h/x");
+        assert_eq!(
+            check(RtspOptions {
+                url,
+                ..Default::default()
+            }),
+            "url"
+        );
+        let url = CameraUrl::new("rtsp://h/x");
+        assert_eq!(
+            check(RtspOptions {
+                url,
+                stall_secs: 0.0,
+                ..Default::default()
+            }),
+            "stall_secs"
+        );
+        let quirks: Vec<RtspQuirk> = RtspQuirk::ALL.map(|q| q.name().parse().unwrap()).to_vec();
+        assert_eq!(quirks, RtspQuirk::ALL);
+        assert!("bogus".parse::<RtspQuirk>().unwrap_err().contains("no-teardown"));
+    }
+
+    #[test]
+    fn errors_are_one_line_without_passwords() {
+        let e = RtspError::new(
+            "DESCRIBE",
+            "401 Unauthorized\n\nconn: 127.0.0.1 -> rtsp://u:pw@h/\nmsg: x",
+        );
+        assert_eq!(
+            e.to_string(),
+            "DESCRIBE: 401 Unauthorized; conn: 127.0.0.1 -> rtsp://u:***@h/; msg: x"
+        );
+    }
+
+    #[test]
+    fn h265_keyframes_are_irap_pictures_whatever_comes_before_them() {
+        let unit = |t: u8, body: &[u8]| [&[0, 0, 0, 1, t << 1, 1][..], body].concat();
+        let cra = [unit(35, &[0x10]), unit(39, &[5, 5]), unit(21, &[0xaf; 40])].concat();
+        assert!(h265_irap(&cra), "AUD, SEI, then a CRA slice");
+        assert!(h265_irap(&unit(19, &[1])), "IDR");
+        assert!(
+            !h265_irap(&[unit(39, &[5]), unit(1, &[0x21; 9])].concat()),
+            "a trailing picture"
+        );
+        assert!(!h265_irap(&unit(32, &[1, 2])), "no slice at all");
+        assert!(!h265_irap(&[]));
+    }
+
+    #[test]
+    fn timeline_follows_rtp_time_and_never_goes_back_across_sessions() {
+        let rate = NonZeroU32::new(90_000).unwrap();
+        let ns = |ticks| Timeline::ticks_to_ns(ticks, rate);
+        assert_eq!(ns(3000), 33_333_333);
+        let mut t = Timeline::new(1_000_000_000, i64::MIN, ns(9000), 40_000_000);
+        assert_eq!(
+            t.place(ns(9000)),
+            (1_000_000_000, 40_000_000),
+            "the default until two are in"
+        );
+        assert_eq!(t.place(ns(12000)), (1_033_333_333, 33_333_333));
+        assert_eq!(t.place(ns(15000)), (1_066_666_666, 33_333_333));
+        // A reordered (B) picture keeps the last spacing.
+        assert_eq!(t.place(ns(13500)).1, 33_333_333);
+        let end = t.end_ns();
+        // A new session whose clock says "earlier" still starts after the old one.
+        let mut next = Timeline::new(end - 5_000_000, end, 0, 40_000_000);
+        assert_eq!(next.place(0).0, end);
+    }
+}

@@ -1,0 +1,194 @@
+//! The `rtsp` node: receives an IP camera ([`crate::capture::rtsp`]) and
+//! publishes its pictures as packets — passthrough, never decoded — with a
+//! `Format` whenever the codec parameters change. RTP time is moved onto the
+//! pipeline clock. A failed session — refused, answered with garbage, ended by
+//! the camera, or stalled (no picture for `stall_secs`) — is reconnected with
+//! exponential backoff up to `retry_max_secs`; the node stays `reconnecting`,
+//! its error naming the cause, until pictures flow again.
+//!
+//! Each node runs its own single-threaded tokio runtime on its own thread, so
+//! a slow subscriber (publishing may block) holds up only its own camera.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::capture::rtsp::{Camera, RtspError, RtspOptions, Timeline};
+use crate::hub::{Item, Publisher, StreamFormat};
+use crate::media::{CodecParams, Packet};
+
+use super::node::{NodeCtx, NodeShared, NodeState};
+
+/// How often a waiting node looks at its stop request.
+const POLL: Duration = Duration::from_millis(100);
+/// The first wait before reconnecting.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+/// How long closing a session may wait for its `TEARDOWN`.
+const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
+/// Assumed picture spacing until two pictures are in.
+const DEFAULT_DURATION_NS: i64 = 1_000_000_000 / 30;
+
+pub(super) fn spawn(ctx: NodeCtx, options: RtspOptions) -> Result<JoinHandle<()>, String> {
+    options
+        .check()
+        .map_err(|(key, message)| format!("`{key}`: {message}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start its runtime: {e}"))?;
+    let publisher = ctx.hub.publisher(&ctx.name);
+    let thread = std::thread::Builder::new()
+        .name(format!("rtsp:{}", ctx.name))
+        .spawn(move || {
+            let NodeCtx { name, shared, .. } = ctx;
+            let mut node = Receiver {
+                name,
+                shared: Arc::clone(&shared),
+                options,
+                publisher,
+                params: None,
+                seq: 0,
+                end_ns: i64::MIN,
+            };
+            runtime.block_on(node.run());
+            node.publisher.publish(Item::Eos);
+            shared.set_state(NodeState::Stopped, None);
+        });
+    thread.map_err(|e| format!("cannot start its thread: {e}"))
+}
+
+struct Receiver {
+    name: Arc<str>,
+    shared: Arc<NodeShared>,
+    options: RtspOptions,
+    publisher: Publisher,
+    /// The parameters last announced with a `Format`.
+    params: Option<Arc<CodecParams>>,
+    /// The node's packet counter, continued across sessions.
+    seq: u64,
+    /// Where the last session's timeline ended.
+    end_ns: i64,
+}
+
+impl Receiver {
+    /// Sessions, one after another, until a stop request.
+    async fn run(&mut self) {
+        let max_delay = Duration::from_secs_f64(self.options.retry_max_secs);
+        let stall = Duration::from_secs_f64(self.options.stall_secs);
+        let mut delay = FIRST_RETRY;
+        let url = self.options.url.redacted();
+        while !self.shared.stop_requested() {
+            // A camera that accepts the connection but never answers counts as stalled too.
+            let connecting = tokio::time::timeout(stall, Camera::connect(&self.options));
+            let e = match self.unless_stopped(connecting).await {
+                None => break,
+                Some(Err(_)) => RtspError::from(format!("no answer for {:.1} s", stall.as_secs_f64())),
+                Some(Ok(Ok(mut camera))) => {
+                    let (codec, transport) = (camera.codec(), self.options.transport);
+                    tracing::info!(node = %self.name, url, %codec, ?transport, "receiving");
+                    let received = self.receive(&mut camera).await;
+                    camera.close(TEARDOWN_WAIT).await;
+                    if received.pictures > 0 {
+                        delay = FIRST_RETRY;
+                    }
+                    match received.end {
+                        End::Stopped => break,
+                        End::Failed(e) => e,
+                    }
+                }
+                Some(Ok(Err(e))) => e,
+            };
+            let message = format!("{url}: {e}");
+            tracing::warn!(node = %self.name, "{message}; reconnecting in {:.1} s", delay.as_secs_f64());
+            self.shared.count_reconnect();
+            self.shared.set_reconnecting(message);
+            if self.unless_stopped(tokio::time::sleep(delay)).await.is_none() {
+                break;
+            }
+            delay = (delay * 2).min(max_delay);
+        }
+    }
+
+    /// Runs `future` until it finishes or a stop is requested (`None`).
+    async fn unless_stopped<T>(&self, future: impl Future<Output = T>) -> Option<T> {
+        let mut future = std::pin::pin!(future);
+        loop {
+            if self.shared.stop_requested() {
+                return None;
+            }
+            if let Ok(done) = tokio::time::timeout(POLL, &mut future).await {
+                return Some(done);
+            }
+        }
+    }
+
+    /// Publishes one session's pictures until it fails or a stop is requested.
+    async fn receive(&mut self, camera: &mut Camera) -> Received {
+        let clock = Arc::clone(&self.shared.clock);
+        let stall = Duration::from_secs_f64(self.options.stall_secs);
+        let mut timeline: Option<Timeline> = None;
+        let mut pictures = 0u64;
+        let end = loop {
+            let picture = match self.unless_stopped(tokio::time::timeout(stall, camera.next())).await {
+                None => break End::Stopped,
+                Some(Err(_)) => {
+                    break End::Failed(RtspError::from(format!(
+                        "stalled: no picture for {:.1} s",
+                        stall.as_secs_f64()
+                    )));
+                }
+                Some(Ok(Err(e))) => break End::Failed(e),
+                Some(Ok(Ok(None))) => break End::Failed(RtspError::from("the camera ended the session".to_string())),
+                Some(Ok(Ok(Some(p)))) => p,
+            };
+            self.shared.count_dropped_n(camera.take_skipped());
+            let params = Arc::clone(camera.params().expect("set with the first picture"));
+            // A new session brings equal parameters in a new Arc: no change.
+            if self
+                .params
+                .as_ref()
+                .is_none_or(|old| !Arc::ptr_eq(old, &params) && **old != *params)
+            {
+                self.publisher
+                    .publish(Item::Format(StreamFormat::Coded(Arc::clone(&params))));
+                self.params = Some(Arc::clone(&params));
+            }
+            let elapsed = Timeline::ticks_to_ns(picture.rtp_elapsed, picture.clock_rate);
+            let timeline = timeline
+                .get_or_insert_with(|| Timeline::new(clock.now_ns(), self.end_ns, elapsed, DEFAULT_DURATION_NS));
+            let (pts, duration) = timeline.place(elapsed);
+            self.end_ns = timeline.end_ns();
+            // RTP packets went missing before this picture: at least one
+            // picture was lost or cut short (RTP cannot tell how many).
+            if picture.loss > 0 {
+                self.shared.count_dropped();
+            }
+            self.publisher.publish(Item::Packet(Packet {
+                codec: params.codec,
+                data: picture.data,
+                pts,
+                dts: pts,
+                duration,
+                keyframe: picture.keyframe,
+                params,
+                source: Arc::clone(&self.name),
+                seq: self.seq,
+            }));
+            self.seq += 1;
+            pictures += 1;
+            self.shared.count_out();
+        };
+        Received { pictures, end }
+    }
+}
+
+/// How a session ended.
+enum End {
+    Stopped,
+    Failed(RtspError),
+}
+
+struct Received {
+    pictures: u64,
+    end: End,
+}
