@@ -314,11 +314,28 @@ impl Drop for PoolBuffer {
 
 static BYTES_COPIED: AtomicU64 = AtomicU64::new(0);
 
-/// Adds `n` to the global bytes-copied counter. Every code path that copies
-/// frame data must call this (or use [`copy_frame_bytes`]), so benchmarks can
-/// prove that a pipeline moves leases, not pixels.
+thread_local! {
+    /// Where copies made on this thread are also counted (a node's own counter).
+    static THREAD_COPIED: std::cell::RefCell<Option<Arc<AtomicU64>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Adds `n` to the global bytes-copied counter (and to this thread's, see
+/// [`count_thread_copies_in`]). Every code path that copies frame data must
+/// call this (or use [`copy_frame_bytes`]), so benchmarks can prove that a
+/// pipeline moves leases, not pixels.
 pub fn count_copied(n: usize) {
     BYTES_COPIED.fetch_add(n as u64, Ordering::Relaxed);
+    THREAD_COPIED.with_borrow(|c| {
+        if let Some(c) = c {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    });
+}
+
+/// Also counts the copies this thread makes from now on in `counter`: a
+/// node's thread does, so stats say which node copied.
+pub fn count_thread_copies_in(counter: Arc<AtomicU64>) {
+    THREAD_COPIED.set(Some(counter));
 }
 
 /// Copies frame data from `src` into `dst` (same length) and counts it.
@@ -335,6 +352,22 @@ pub fn bytes_copied() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_count_for_the_process_and_for_the_thread_that_made_them() {
+        let node = Arc::new(AtomicU64::new(0));
+        let before = bytes_copied();
+        let counter = Arc::clone(&node);
+        std::thread::spawn(move || {
+            count_thread_copies_in(counter);
+            copy_frame_bytes(&mut [0u8; 10], &[1u8; 10]);
+        })
+        .join()
+        .unwrap();
+        count_copied(5);
+        assert_eq!(node.load(Ordering::Relaxed), 10, "only the node thread's copies");
+        assert!(bytes_copied() >= before + 15, "every copy counts for the process");
+    }
 
     #[test]
     fn leases_share_memory_and_return_it() {

@@ -12,6 +12,7 @@ pub mod paint;
 
 pub use buffer::{
     Buffer, BufferPool, Memory, MemoryKind, PoolBuffer, PoolStats, bytes_copied, copy_frame_bytes, count_copied,
+    count_thread_copies_in,
 };
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use format::{FormatError, Fps, PixelFormat, Plane, VideoInfo};

@@ -22,46 +22,43 @@ pub(super) fn spawn(ctx: NodeCtx, options: FileOptions) -> Result<JoinHandle<()>
     let origin = first.dts;
     let lap = (last.dts + last.duration.max(1) - origin).max(1);
     let mut publisher = ctx.hub.publisher(&ctx.name);
-    let thread = std::thread::Builder::new()
-        .name(format!("file:{}", ctx.name))
-        .spawn(move || {
-            let NodeCtx { shared, .. } = ctx;
-            let clock = Arc::clone(&shared.clock);
-            let start = clock.now_ns();
-            let mut params: Option<Arc<CodecParams>> = None;
-            let mut seq = 0u64;
-            'laps: for n in 0.. {
-                let shift = start + n * lap - origin;
-                for p in &packets {
-                    if shared.stop_requested() {
-                        break 'laps;
-                    }
-                    if options.live {
-                        shared.sleep_until(p.dts + shift);
-                    }
-                    // Followed parameters are one Arc until they change; equal
-                    // values in a new Arc are no change either.
-                    if params
-                        .as_ref()
-                        .is_none_or(|old| !Arc::ptr_eq(old, &p.params) && **old != *p.params)
-                    {
-                        publisher.publish(Item::Format(StreamFormat::Coded(Arc::clone(&p.params))));
-                        params = Some(Arc::clone(&p.params));
-                    }
-                    let mut out = p.clone();
-                    out.pts += shift;
-                    out.dts += shift;
-                    out.seq = seq;
-                    seq += 1;
-                    publisher.publish(Item::Packet(out));
-                    shared.count_out();
+    ctx.spawn("file", move |ctx| {
+        let NodeCtx { shared, .. } = ctx;
+        let clock = Arc::clone(&shared.clock);
+        let start = clock.now_ns();
+        let mut params: Option<Arc<CodecParams>> = None;
+        let mut seq = 0u64;
+        'laps: for n in 0.. {
+            let shift = start + n * lap - origin;
+            for p in &packets {
+                if shared.stop_requested() {
+                    break 'laps;
                 }
-                if !options.looping {
-                    break;
+                if options.live {
+                    shared.sleep_until(p.dts + shift);
                 }
+                // Followed parameters are one Arc until they change; equal
+                // values in a new Arc are no change either.
+                if params
+                    .as_ref()
+                    .is_none_or(|old| !Arc::ptr_eq(old, &p.params) && **old != *p.params)
+                {
+                    publisher.publish(Item::Format(StreamFormat::Coded(Arc::clone(&p.params))));
+                    params = Some(Arc::clone(&p.params));
+                }
+                let mut out = p.clone();
+                out.pts += shift;
+                out.dts += shift;
+                out.seq = seq;
+                seq += 1;
+                publisher.publish(Item::Packet(out));
+                shared.count_out();
             }
-            publisher.publish(Item::Eos);
-            shared.set_state(NodeState::Stopped, None);
-        });
-    thread.map_err(|e| format!("cannot start its thread: {e}"))
+            if !options.looping {
+                break;
+            }
+        }
+        publisher.publish(Item::Eos);
+        shared.set_state(NodeState::Stopped, None);
+    })
 }

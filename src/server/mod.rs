@@ -68,6 +68,8 @@ pub struct NodeStats {
     pub frames_dropped: u64,
     /// Times a source lost its device or connection and reopened it.
     pub reconnects: u64,
+    /// Frame bytes the node copied (0 on a zero-copy path).
+    pub bytes_copied: u64,
     /// Output rate, measured between the first and last frame out.
     pub fps: f64,
     /// The input queue (consumers).
@@ -232,6 +234,7 @@ impl Server {
                     frames_out: n.shared.frames_out(),
                     frames_dropped: n.shared.dropped() + queue_drops,
                     reconnects: n.shared.reconnects(),
+                    bytes_copied: n.shared.bytes_copied(),
                     fps: n.shared.fps(),
                     input,
                     pool: n

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::hub::Hub;
-use crate::media::{BufferPool, Clock};
+use std::thread::JoinHandle;
+
+use crate::media::{BufferPool, Clock, count_thread_copies_in};
 
 /// Where a node is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -34,6 +36,8 @@ pub(crate) struct NodeShared {
     frames_out: AtomicU64,
     dropped: AtomicU64,
     reconnects: AtomicU64,
+    /// Frame bytes copied on the node's thread.
+    copied: Arc<AtomicU64>,
     /// Set while `Reconnecting`: the next frame out makes the node `Running` again.
     recovering: AtomicBool,
     first_out_ns: AtomicI64,
@@ -52,6 +56,7 @@ impl NodeShared {
             frames_out: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            copied: Arc::default(),
             recovering: AtomicBool::new(false),
             first_out_ns: AtomicI64::new(0),
             last_out_ns: AtomicI64::new(0),
@@ -110,6 +115,11 @@ impl NodeShared {
         self.recovering.store(true, Ordering::Release);
     }
 
+    /// Frame bytes the node's thread copied.
+    pub(crate) fn bytes_copied(&self) -> u64 {
+        self.copied.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn reconnects(&self) -> u64 {
         self.reconnects.load(Ordering::Relaxed)
     }
@@ -156,6 +166,24 @@ pub(crate) struct NodeCtx {
     pub(crate) name: Arc<str>,
     pub(crate) hub: Hub,
     pub(crate) shared: Arc<NodeShared>,
+}
+
+impl NodeCtx {
+    /// Runs `body` on the node's own thread, named `kind:name`; the frame
+    /// bytes it copies count in the node's stats as well as the process's.
+    pub(crate) fn spawn(
+        self,
+        kind: &str,
+        body: impl FnOnce(NodeCtx) + Send + 'static,
+    ) -> Result<JoinHandle<()>, String> {
+        std::thread::Builder::new()
+            .name(format!("{kind}:{}", self.name))
+            .spawn(move || {
+                count_thread_copies_in(Arc::clone(&self.shared.copied));
+                body(self)
+            })
+            .map_err(|e| format!("cannot start its thread: {e}"))
+    }
 }
 
 /// Lets a per-frame condition be logged at most once a second.

@@ -17,24 +17,22 @@ pub(super) fn spawn(
     let input = ctx.hub.subscribe(listen_to, options.subscribe_options());
     let control = input.control();
     let mut publisher = ctx.hub.publisher(&ctx.name);
-    let thread = std::thread::Builder::new()
-        .name(format!("relay:{}", ctx.name))
-        .spawn(move || {
-            let shared = ctx.shared;
-            while let Some(item) = input.recv() {
-                let media = item.is_media();
-                if media {
-                    shared.count_in();
-                }
-                if matches!(item, Item::Eos) {
-                    tracing::debug!(node = %ctx.name, "upstream ended");
-                }
-                publisher.publish(item);
-                if media {
-                    shared.count_out();
-                }
+    let thread = ctx.spawn("relay", move |ctx| {
+        let shared = ctx.shared;
+        while let Some(item) = input.recv() {
+            let media = item.is_media();
+            if media {
+                shared.count_in();
             }
-            shared.set_state(NodeState::Stopped, None);
-        });
-    Ok((thread.map_err(|e| format!("cannot start its thread: {e}"))?, control))
+            if matches!(item, Item::Eos) {
+                tracing::debug!(node = %ctx.name, "upstream ended");
+            }
+            publisher.publish(item);
+            if media {
+                shared.count_out();
+            }
+        }
+        shared.set_state(NodeState::Stopped, None);
+    })?;
+    Ok((thread, control))
 }

@@ -37,24 +37,21 @@ pub(super) fn spawn(ctx: NodeCtx, options: RtspOptions) -> Result<JoinHandle<()>
         .build()
         .map_err(|e| format!("cannot start its runtime: {e}"))?;
     let publisher = ctx.hub.publisher(&ctx.name);
-    let thread = std::thread::Builder::new()
-        .name(format!("rtsp:{}", ctx.name))
-        .spawn(move || {
-            let NodeCtx { name, shared, .. } = ctx;
-            let mut node = Receiver {
-                name,
-                shared: Arc::clone(&shared),
-                options,
-                publisher,
-                params: None,
-                seq: 0,
-                end_ns: i64::MIN,
-            };
-            runtime.block_on(node.run());
-            node.publisher.publish(Item::Eos);
-            shared.set_state(NodeState::Stopped, None);
-        });
-    thread.map_err(|e| format!("cannot start its thread: {e}"))
+    ctx.spawn("rtsp", move |ctx| {
+        let NodeCtx { name, shared, .. } = ctx;
+        let mut node = Receiver {
+            name,
+            shared: Arc::clone(&shared),
+            options,
+            publisher,
+            params: None,
+            seq: 0,
+            end_ns: i64::MIN,
+        };
+        runtime.block_on(node.run());
+        node.publisher.publish(Item::Eos);
+        shared.set_state(NodeState::Stopped, None);
+    })
 }
 
 struct Receiver {

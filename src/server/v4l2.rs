@@ -26,50 +26,47 @@ const DEFAULT_FPS: Fps = Fps { num: 30, den: 1 };
 pub(super) fn spawn(ctx: NodeCtx, options: V4l2Options) -> Result<JoinHandle<()>, String> {
     let want = options.want().map_err(|(key, message)| format!("`{key}`: {message}"))?;
     let mut publisher = ctx.hub.publisher(&ctx.name);
-    let thread = std::thread::Builder::new()
-        .name(format!("v4l2:{}", ctx.name))
-        .spawn(move || {
-            let NodeCtx { name, shared, .. } = ctx;
-            let max_delay = Duration::from_secs_f64(options.retry_max_secs);
-            let mut delay = FIRST_RETRY;
-            let mut seq = 0u64;
-            while !shared.stop_requested() {
-                let opened = Device::open(&options.device).and_then(|d| {
-                    let negotiated = d.configure(&want)?;
-                    Ok((d.stream(options.buffers)?, negotiated))
-                });
-                let result = opened.and_then(|(stream, negotiated)| {
-                    delay = FIRST_RETRY;
-                    tracing::info!(node = %name, device = %options.device.display(), ?negotiated, "capturing");
-                    let mut capture = Capture {
-                        name: &name,
-                        shared: &shared,
-                        publisher: &mut publisher,
-                        seq: &mut seq,
-                    };
-                    capture.run(stream, &want, &negotiated)
-                });
-                match result {
-                    Ok(()) => break,
-                    Err(e) if e.is_gone() => {
-                        tracing::warn!(node = %name, "{e}; retrying in {:.1} s", delay.as_secs_f64());
-                        shared.count_reconnect();
-                        shared.set_reconnecting(e.to_string());
-                        shared.sleep_until(shared.clock.now_ns() + delay.as_nanos() as i64);
-                        delay = (delay * 2).min(max_delay);
-                    }
-                    Err(e) => {
-                        tracing::error!(node = %name, "{e}");
-                        publisher.publish(Item::Eos);
-                        shared.set_state(NodeState::Failed, Some(e.to_string()));
-                        return;
-                    }
+    ctx.spawn("v4l2", move |ctx| {
+        let NodeCtx { name, shared, .. } = ctx;
+        let max_delay = Duration::from_secs_f64(options.retry_max_secs);
+        let mut delay = FIRST_RETRY;
+        let mut seq = 0u64;
+        while !shared.stop_requested() {
+            let opened = Device::open(&options.device).and_then(|d| {
+                let negotiated = d.configure(&want)?;
+                Ok((d.stream(options.buffers)?, negotiated))
+            });
+            let result = opened.and_then(|(stream, negotiated)| {
+                delay = FIRST_RETRY;
+                tracing::info!(node = %name, device = %options.device.display(), ?negotiated, "capturing");
+                let mut capture = Capture {
+                    name: &name,
+                    shared: &shared,
+                    publisher: &mut publisher,
+                    seq: &mut seq,
+                };
+                capture.run(stream, &want, &negotiated)
+            });
+            match result {
+                Ok(()) => break,
+                Err(e) if e.is_gone() => {
+                    tracing::warn!(node = %name, "{e}; retrying in {:.1} s", delay.as_secs_f64());
+                    shared.count_reconnect();
+                    shared.set_reconnecting(e.to_string());
+                    shared.sleep_until(shared.clock.now_ns() + delay.as_nanos() as i64);
+                    delay = (delay * 2).min(max_delay);
+                }
+                Err(e) => {
+                    tracing::error!(node = %name, "{e}");
+                    publisher.publish(Item::Eos);
+                    shared.set_state(NodeState::Failed, Some(e.to_string()));
+                    return;
                 }
             }
-            publisher.publish(Item::Eos);
-            shared.set_state(NodeState::Stopped, None);
-        });
-    thread.map_err(|e| format!("cannot start its thread: {e}"))
+        }
+        publisher.publish(Item::Eos);
+        shared.set_state(NodeState::Stopped, None);
+    })
 }
 
 /// What buffers become.
