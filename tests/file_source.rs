@@ -97,16 +97,38 @@ fn a_file_without_loop_ends_its_stream() {
 }
 
 #[test]
-fn a_bad_file_fails_the_start_naming_the_node_and_the_file() {
+fn a_bad_file_fails_its_node_naming_the_file_while_the_rest_runs() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("broken.mkv");
     std::fs::write(&garbage, b"\x1a\x45\xdf\xa3 not really matroska").unwrap();
-    for (path, why) in [(garbage, "broken.mkv"), (dir.path().join("missing.mp4"), "missing.mp4")] {
-        let err = match Server::start(config(&path, "")) {
-            Err(e) => e.to_string(),
-            Ok(_) => panic!("{why}: started"),
-        };
-        assert!(err.contains("cam") && err.contains(why), "{err}");
+    // A recording cut short in its index.
+    let data = Bytes::from(std::fs::read("tests/fixtures/tiny.h264").unwrap());
+    let input: Vec<Packet> = es::read(&data, EsKind::H264, Some("25".parse().unwrap()), &Arc::from("clip")).unwrap();
+    let mp4 = mux_to_vec(Container::Mp4, &input).unwrap();
+    let truncated = dir.path().join("truncated.mp4");
+    std::fs::write(&truncated, &mp4[..200]).unwrap();
+    for (path, why) in [
+        (garbage, "broken.mkv"),
+        (truncated, "truncated.mp4"),
+        (dir.path().join("missing.mp4"), "missing.mp4"),
+    ] {
+        let text = format!(
+            "[[node]]\nname = \"synthetic\"\nkind = \"testsrc\"\nwidth = 64\nheight = 64\n\
+             [[node]]\nname = \"cam\"\nkind = \"file\"\npath = \"{}\"\n",
+            path.display()
+        );
+        let server = Server::start(Config::parse(&text, "<test>").unwrap()).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let stats = server.shutdown();
+        let cam = stats.nodes.iter().find(|n| n.name == "cam").unwrap();
+        let error = cam.error.as_deref().unwrap_or_default();
+        assert_eq!(cam.state, NodeState::Failed, "{why}");
+        assert!(error.contains(why), "{why}: {error}");
+        let synthetic = stats.nodes.iter().find(|n| n.name == "synthetic").unwrap();
+        assert!(
+            synthetic.frames_out >= 5,
+            "{why}: the other camera ran on: {synthetic:?}"
+        );
     }
     let err = Config::parse("[[node]]\nname = \"cam\"\nkind = \"file\"\n", "<test>").unwrap_err();
     assert_eq!(err.key.as_deref(), Some("node.path"), "{err}");

@@ -2,7 +2,8 @@
 //! elementary stream, read by [`crate::demux`] — as a camera. Its packets
 //! go out unchanged (shared, never copied), their timestamps moved onto the
 //! pipeline clock, paced like a live camera or as fast as subscribers take
-//! them, and optionally looped (each lap continues the timeline).
+//! them, and optionally looped (each lap continues the timeline). A file that
+//! cannot be read fails the node (not the server), its error naming the file.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -14,16 +15,26 @@ use crate::media::CodecParams;
 use super::node::{NodeCtx, NodeState};
 
 pub(super) fn spawn(ctx: NodeCtx, options: FileOptions) -> Result<JoinHandle<()>, String> {
-    // Read up front: a missing, truncated or foreign file fails the start, naming it.
-    let packets = crate::demux::read_file_at(&options.path, options.fps, &ctx.name)?;
-    let (Some(first), Some(last)) = (packets.first(), packets.last()) else {
-        return Err(format!("{}: no video packets", options.path.display()));
-    };
-    let origin = first.dts;
-    let lap = (last.dts + last.duration.max(1) - origin).max(1);
     let mut publisher = ctx.hub.publisher(&ctx.name);
     ctx.spawn("file", move |ctx| {
-        let NodeCtx { shared, .. } = ctx;
+        let NodeCtx { name, shared, .. } = ctx;
+        // A missing, truncated or foreign file fails this node, naming it; the rest of the server runs on.
+        let read = crate::demux::read_file_at(&options.path, options.fps, &name).and_then(|packets| {
+            match (packets.first(), packets.last()) {
+                (Some(first), Some(last)) => Ok((first.dts, last.dts + last.duration.max(1), packets)),
+                _ => Err(format!("{}: no video packets", options.path.display())),
+            }
+        });
+        let (origin, end, packets) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::error!(node = %name, "{e}");
+                publisher.publish(Item::Eos);
+                shared.set_state(NodeState::Failed, Some(e));
+                return;
+            }
+        };
+        let lap = (end - origin).max(1);
         let clock = Arc::clone(&shared.clock);
         let start = clock.now_ns();
         let mut params: Option<Arc<CodecParams>> = None;
