@@ -48,12 +48,7 @@ impl CameraUrl {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(format!("`{self}` names no host"));
         }
-        let decode = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        };
+        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
         let creds = (!url.username().is_empty() || url.password().is_some()).then(|| Credentials {
             username: decode(url.username()),
             password: decode(url.password().unwrap_or("")),
@@ -70,24 +65,30 @@ impl CameraUrl {
     }
 }
 
-/// `text` with the password of any `scheme://user:password@` in it replaced by `***`.
+/// `text` with the password of any `scheme://user:password@` in it replaced
+/// by `***`. The password runs from the first `:` to the last `@` of the URL
+/// (up to white space or a quote), so one written unencoded — with `/`, `#`
+/// or `@` in it — is hidden too; when in doubt, more is hidden, never less.
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let authority_end = tail.find(['/', '?', '#', ' ', '\n', '"', '\'']).unwrap_or(tail.len());
-        let authority = &tail[..authority_end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                out.push_str(&authority[..colon]);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        let url = &tail[..end];
+        match (url.find(':'), url.rfind('@')) {
+            // A user name holds none of `/?#@`: a `:` after one is in a path or query.
+            (Some(colon), Some(at)) if colon < at && !url[..colon].contains(['/', '?', '#', '@']) => {
+                out.push_str(&url[..colon]);
                 out.push_str(":***");
-                out.push_str(&authority[at..]);
+                out.push_str(&url[at..]);
             }
-            _ => out.push_str(authority),
+            _ => out.push_str(url),
         }
-        rest = &tail[authority_end..];
+        rest = &tail[end..];
     }
     out.push_str(rest);
     out
@@ -550,6 +551,8 @@ mod tests {
 
     #[test]
     fn credentials_are_taken_out_of_the_url_and_redacted_everywhere() {
+        let plus = CameraUrl::new("rtsp://admin:a+b@h/").parse().unwrap().1.unwrap();
+        assert_eq!(plus.password, "a+b", "`+` is a plus in a URL's user info, not a space");
         let url = CameraUrl::new("rtsp://admin:s%40cret@10.0.0.7:554/Streaming/101?transport=tcp");
         let (bare, creds) = url.parse().unwrap();
         assert_eq!(bare.as_str(), "rtsp://10.0.0.7:554/Streaming/101?transport=tcp");
@@ -572,6 +575,14 @@ mod tests {
             "a rtsp://u:***@h/x and rtsp://h2/y?q=a:b@c, http://v:***@z"
         );
         assert_eq!(redact("rtsp://user@host/"), "rtsp://user@host/");
+        assert_eq!(redact("rtsp://host:554/path"), "rtsp://host:554/path");
+        // Passwords written without percent-encoding.
+        assert_eq!(redact("rtsp://admin:ab/cd@cam/x"), "rtsp://admin:***@cam/x");
+        assert_eq!(
+            redact("`rtsp://admin:p#w@cam` is not a URL"),
+            "`rtsp://admin:***@cam` is not a URL"
+        );
+        assert_eq!(redact("rtsp://admin:p@ss@cam/"), "rtsp://admin:***@cam/");
         assert_eq!(redact("no url"), "no url");
     }
 

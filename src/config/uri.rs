@@ -63,9 +63,10 @@ impl Config {
 fn node_table(uri: &str) -> Result<String, String> {
     let parsed = url::Url::parse(uri).map_err(|e| format!("not a URI: {e}"))?;
     let mut keys: Vec<(String, String)> = Vec::new();
-    let mut rest: Vec<(String, String)> = Vec::new();
+    // The camera's own query pieces, kept byte for byte.
+    let mut rest: Vec<&str> = Vec::new();
     let kind = parsed.scheme();
-    let path = percent_decode(parsed.path());
+    let path = percent_encoding::percent_decode_str(parsed.path()).decode_utf8_lossy();
     match kind {
         "testsrc" => {}
         "v4l2" | "file" => {
@@ -80,10 +81,11 @@ fn node_table(uri: &str) -> Result<String, String> {
         "rtsp" => {}
         _ => return Err(format!("unknown scheme `{kind}` (testsrc, v4l2, rtsp, file)")),
     }
-    for (key, value) in parsed.query_pairs() {
+    for piece in parsed.query().unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = url::form_urlencoded::parse(piece.as_bytes()).next().unwrap_or_default();
         let (key, value) = (key.into_owned(), value.into_owned());
         if kind == "rtsp" && !RTSP_KEYS.contains(&key.as_str()) {
-            rest.push((key, value));
+            rest.push(piece);
             continue;
         }
         match key.as_str() {
@@ -112,10 +114,7 @@ fn node_table(uri: &str) -> Result<String, String> {
     }
     if kind == "rtsp" {
         let mut url = parsed.clone();
-        url.set_query(None);
-        if !rest.is_empty() {
-            url.query_pairs_mut().extend_pairs(&rest);
-        }
+        url.set_query((!rest.is_empty()).then(|| rest.join("&")).as_deref());
         keys.push(("url".into(), toml_string(url.as_str())));
     }
     let mut table = format!("kind = \"{kind}\"\n");
@@ -136,13 +135,6 @@ fn toml_scalar(value: &str) -> String {
 
 fn toml_string(value: &str) -> String {
     toml::Value::String(value.to_owned()).to_string()
-}
-
-fn percent_decode(path: &str) -> String {
-    url::form_urlencoded::parse(format!("p={}", path.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -173,9 +165,9 @@ mod tests {
         };
         assert_eq!(f.path.to_str(), Some("/clips/my clip.mp4"));
         assert!(f.looping && !f.live);
-        let NodeProps::Rtsp(r) =
-            one("rtsp://admin:pw@10.1.2.3:554/Streaming?channel=1&transport=udp&quirks=no-teardown,first-session-id")
-        else {
+        let NodeProps::Rtsp(r) = one(
+            "rtsp://admin:pw@10.1.2.3:554/Streaming?channel=1&transport=udp&quirks=no-teardown,first-session-id&a=b/c+d&flag",
+        ) else {
             panic!()
         };
         assert_eq!(r.transport, crate::capture::rtsp::RtspTransport::Udp);
@@ -183,8 +175,8 @@ mod tests {
         let (url, creds) = r.url.parse().unwrap();
         assert_eq!(
             url.as_str(),
-            "rtsp://10.1.2.3:554/Streaming?channel=1",
-            "the camera's own keys stay"
+            "rtsp://10.1.2.3:554/Streaming?channel=1&a=b/c+d&flag",
+            "the camera's own keys stay, as written"
         );
         assert_eq!(creds.unwrap().password, "pw");
     }
