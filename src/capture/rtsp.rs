@@ -282,6 +282,11 @@ pub struct CodedPicture {
     pub keyframe: bool,
     /// RTP packets lost just before this picture (0 on a clean stream).
     pub loss: u16,
+    /// Pictures received before this one and not passed on: those before
+    /// the parameter sets and the first keyframe, when joining mid-stream.
+    pub skipped: u64,
+    /// The parameters in effect: a new `Arc` when they change.
+    pub params: Arc<CodecParams>,
 }
 
 /// One playing RTSP session: the first video stream of the camera.
@@ -398,14 +403,8 @@ impl Camera {
         self.codec
     }
 
-    /// The parameters in effect (known once the first picture is in).
-    pub fn params(&self) -> Option<&Arc<CodecParams>> {
-        self.params.as_ref()
-    }
-
-    /// The next picture, starting at a keyframe; `None` when the camera ends the session. Whether the
-    /// parameters changed with it shows as a new [`Camera::params`] `Arc`.
-    /// Cancel-safe: a picture is never lost by dropping the future.
+    /// The next picture, starting at a keyframe; `None` when the camera ends
+    /// the session. Cancel-safe: a picture is never lost by dropping the future.
     pub async fn next(&mut self) -> Result<Option<CodedPicture>, RtspError> {
         loop {
             let item = match self.demuxed.next().await {
@@ -418,11 +417,14 @@ impl Camera {
             if frame.stream_id() != self.stream {
                 continue;
             }
-            if (self.params.is_none() || frame.has_new_parameters()) && !self.update_params()? {
+            if self.params.is_none() || frame.has_new_parameters() {
+                self.update_params()?;
+            }
+            let Some(params) = &self.params else {
                 // Joined mid-stream, before the camera sent its parameter sets.
                 self.skipped += 1;
                 continue;
-            }
+            };
             // retina counts only IDR pictures as H.265 random access points;
             // a CRA or BLA (open-GOP encoders' keyframes) is one too.
             let keyframe = frame.is_random_access_point() || (self.codec == Codec::H265 && h265_irap(frame.data()));
@@ -438,24 +440,20 @@ impl Camera {
                 clock_rate: timestamp.clock_rate(),
                 keyframe,
                 loss: frame.loss(),
+                skipped: std::mem::take(&mut self.skipped),
+                params: Arc::clone(params),
                 data: Bytes::from(frame.into_data()),
             }));
         }
     }
 
-    /// Pictures received but not passed on since the last call: those before
-    /// the parameter sets and the first keyframe, when joining mid-stream.
-    pub fn take_skipped(&mut self) -> u64 {
-        std::mem::take(&mut self.skipped)
-    }
-
-    /// Takes the stream's parameters (`false` while there are none yet) from the depacketizer: for H.264/H.265
+    /// Takes the stream's parameters (none yet: left unset) from the depacketizer: for H.264/H.265
     /// its Annex-B parameter sets, parsed by our own SPS reader (size, `avcC`
     /// or `hvcC`); for JPEG the picture size.
-    fn update_params(&mut self) -> Result<bool, RtspError> {
+    fn update_params(&mut self) -> Result<(), RtspError> {
         let stream = &self.demuxed.streams()[self.stream];
         let Some(ParametersRef::Video(video)) = stream.parameters() else {
-            return Ok(false);
+            return Ok(());
         };
         let params = match self.codec {
             Codec::Mjpeg => {
@@ -469,10 +467,8 @@ impl Camera {
                     .0
             }
         };
-        if self.params.as_ref().is_none_or(|old| **old != *params) {
-            self.params = Some(params);
-        }
-        Ok(true)
+        self.params = Some(params);
+        Ok(())
     }
 
     /// Ends the session: drops it (sending `TEARDOWN` where the policy says so)

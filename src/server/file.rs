@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::capture::file::FileOptions;
-use crate::hub::{Item, StreamFormat};
-use crate::media::CodecParams;
+use crate::hub::Item;
 
-use super::node::{NodeCtx, NodeState};
+use super::node::{Announced, NodeCtx, NodeState};
 
 pub(super) fn spawn(ctx: NodeCtx, options: FileOptions) -> Result<JoinHandle<()>, String> {
     let mut publisher = ctx.hub.publisher(&ctx.name);
@@ -37,7 +36,7 @@ pub(super) fn spawn(ctx: NodeCtx, options: FileOptions) -> Result<JoinHandle<()>
         let lap = (end - origin).max(1);
         let clock = Arc::clone(&shared.clock);
         let start = clock.now_ns();
-        let mut params: Option<Arc<CodecParams>> = None;
+        let mut announced = Announced::default();
         let mut seq = 0u64;
         'laps: for n in 0.. {
             let shift = start + n * lap - origin;
@@ -48,15 +47,7 @@ pub(super) fn spawn(ctx: NodeCtx, options: FileOptions) -> Result<JoinHandle<()>
                 if options.live {
                     shared.sleep_until(p.dts + shift);
                 }
-                // Followed parameters are one Arc until they change; equal
-                // values in a new Arc are no change either.
-                if params
-                    .as_ref()
-                    .is_none_or(|old| !Arc::ptr_eq(old, &p.params) && **old != *p.params)
-                {
-                    publisher.publish(Item::Format(StreamFormat::Coded(Arc::clone(&p.params))));
-                    params = Some(Arc::clone(&p.params));
-                }
+                announced.update(&mut publisher, &p.params);
                 let mut out = p.clone();
                 out.pts += shift;
                 out.dts += shift;

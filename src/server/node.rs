@@ -3,13 +3,14 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::hub::Hub;
+use crate::hub::{Hub, Item, Publisher, StreamFormat};
 use std::thread::JoinHandle;
 
-use crate::media::{BufferPool, Clock, count_thread_copies_in};
+use crate::media::{BufferPool, Clock, CodecParams, count_thread_copies_in};
 
 /// Where a node is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -183,6 +184,60 @@ impl NodeCtx {
                 body(self)
             })
             .map_err(|e| format!("cannot start its thread: {e}"))
+    }
+}
+
+/// The codec parameters a source last announced with a `Format`.
+#[derive(Default)]
+pub(crate) struct Announced(Option<Arc<CodecParams>>);
+
+impl Announced {
+    /// Publishes a `Format` when `params` differ from the last announced ones
+    /// (a new session's equal parameters in a new `Arc` are no change).
+    pub(crate) fn update(&mut self, publisher: &mut Publisher, params: &Arc<CodecParams>) {
+        if self
+            .0
+            .as_ref()
+            .is_none_or(|old| !Arc::ptr_eq(old, params) && **old != **params)
+        {
+            publisher.publish(Item::Format(StreamFormat::Coded(Arc::clone(params))));
+            self.0 = Some(Arc::clone(params));
+        }
+    }
+}
+
+/// Waits between a source's attempts to reopen its device or connection:
+/// 0.5 s, doubling up to a maximum, and 0.5 s again once frames flowed.
+pub(crate) struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(500);
+
+    pub(crate) fn new(max_secs: f64) -> Self {
+        Backoff {
+            next: Self::FIRST,
+            max: Duration::from_secs_f64(max_secs),
+        }
+    }
+
+    /// Frames flowed: the next loss waits the shortest time again.
+    pub(crate) fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    /// Records a loss of the device or connection (`error`, logged for
+    /// `node`): counts it, marks the node `Reconnecting`, and returns how long
+    /// to wait before the next attempt.
+    pub(crate) fn lost(&mut self, node: &str, shared: &NodeShared, error: String) -> Duration {
+        let wait = self.next;
+        tracing::warn!(node, "{error}; retrying in {:.1} s", wait.as_secs_f64());
+        shared.count_reconnect();
+        shared.set_reconnecting(error);
+        self.next = (wait * 2).min(self.max);
+        wait
     }
 }
 

@@ -14,24 +14,19 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::capture::rtsp::{Camera, RtspError, RtspOptions, Timeline};
-use crate::hub::{Item, Publisher, StreamFormat};
-use crate::media::{CodecParams, Packet};
+use crate::hub::{Item, Publisher};
+use crate::media::Packet;
 
-use super::node::{NodeCtx, NodeShared, NodeState};
+use super::node::{Announced, Backoff, NodeCtx, NodeShared, NodeState};
 
 /// How often a waiting node looks at its stop request.
 const POLL: Duration = Duration::from_millis(100);
-/// The first wait before reconnecting.
-const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// How long closing a session may wait for its `TEARDOWN`.
 const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
 /// Assumed picture spacing until two pictures are in.
 const DEFAULT_DURATION_NS: i64 = 1_000_000_000 / 30;
 
 pub(super) fn spawn(ctx: NodeCtx, options: RtspOptions) -> Result<JoinHandle<()>, String> {
-    options
-        .check()
-        .map_err(|(key, message)| format!("`{key}`: {message}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -44,7 +39,7 @@ pub(super) fn spawn(ctx: NodeCtx, options: RtspOptions) -> Result<JoinHandle<()>
             shared: Arc::clone(&shared),
             options,
             publisher,
-            params: None,
+            announced: Announced::default(),
             seq: 0,
             end_ns: i64::MIN,
         };
@@ -59,8 +54,7 @@ struct Receiver {
     shared: Arc<NodeShared>,
     options: RtspOptions,
     publisher: Publisher,
-    /// The parameters last announced with a `Format`.
-    params: Option<Arc<CodecParams>>,
+    announced: Announced,
     /// The node's packet counter, continued across sessions.
     seq: u64,
     /// Where the last session's timeline ended.
@@ -70,9 +64,8 @@ struct Receiver {
 impl Receiver {
     /// Sessions, one after another, until a stop request.
     async fn run(&mut self) {
-        let max_delay = Duration::from_secs_f64(self.options.retry_max_secs);
         let stall = Duration::from_secs_f64(self.options.stall_secs);
-        let mut delay = FIRST_RETRY;
+        let mut backoff = Backoff::new(self.options.retry_max_secs);
         let url = self.options.url.redacted();
         while !self.shared.stop_requested() {
             // A camera that accepts the connection but never answers counts as stalled too.
@@ -83,26 +76,23 @@ impl Receiver {
                 Some(Ok(Ok(mut camera))) => {
                     let (codec, transport) = (camera.codec(), self.options.transport);
                     tracing::info!(node = %self.name, url, %codec, ?transport, "receiving");
-                    let received = self.receive(&mut camera).await;
+                    let frames_before = self.shared.frames_out();
+                    let failed = self.receive(&mut camera).await;
                     camera.close(TEARDOWN_WAIT).await;
-                    if received.pictures > 0 {
-                        delay = FIRST_RETRY;
+                    if self.shared.frames_out() > frames_before {
+                        backoff.reset();
                     }
-                    match received.end {
-                        End::Stopped => break,
-                        End::Failed(e) => e,
+                    match failed {
+                        None => break,
+                        Some(e) => e,
                     }
                 }
                 Some(Ok(Err(e))) => e,
             };
-            let message = format!("{url}: {e}");
-            tracing::warn!(node = %self.name, "{message}; reconnecting in {:.1} s", delay.as_secs_f64());
-            self.shared.count_reconnect();
-            self.shared.set_reconnecting(message);
-            if self.unless_stopped(tokio::time::sleep(delay)).await.is_none() {
+            let wait = backoff.lost(&self.name, &self.shared, format!("{url}: {e}"));
+            if self.unless_stopped(tokio::time::sleep(wait)).await.is_none() {
                 break;
             }
-            delay = (delay * 2).min(max_delay);
         }
     }
 
@@ -119,73 +109,53 @@ impl Receiver {
         }
     }
 
-    /// Publishes one session's pictures until it fails or a stop is requested.
-    async fn receive(&mut self, camera: &mut Camera) -> Received {
+    /// Publishes one session's pictures until it fails (the error) or a stop
+    /// is requested (`None`).
+    async fn receive(&mut self, camera: &mut Camera) -> Option<RtspError> {
         let clock = Arc::clone(&self.shared.clock);
         let stall = Duration::from_secs_f64(self.options.stall_secs);
         let mut timeline: Option<Timeline> = None;
-        let mut pictures = 0u64;
-        let end = loop {
+        let failed = loop {
             let picture = match self.unless_stopped(tokio::time::timeout(stall, camera.next())).await {
-                None => break End::Stopped,
+                None => break None,
                 Some(Err(_)) => {
-                    break End::Failed(RtspError::from(format!(
-                        "stalled: no picture for {:.1} s",
-                        stall.as_secs_f64()
-                    )));
+                    let secs = stall.as_secs_f64();
+                    break Some(RtspError::from(format!("stalled: no picture for {secs:.1} s")));
                 }
-                Some(Ok(Err(e))) => break End::Failed(e),
-                Some(Ok(Ok(None))) => break End::Failed(RtspError::from("the camera ended the session".to_string())),
+                Some(Ok(Err(e))) => break Some(e),
+                Some(Ok(Ok(None))) => break Some(RtspError::from("the camera ended the session".to_string())),
                 Some(Ok(Ok(Some(p)))) => p,
             };
-            self.shared.count_dropped_n(camera.take_skipped());
-            let params = Arc::clone(camera.params().expect("set with the first picture"));
-            // A new session brings equal parameters in a new Arc: no change.
-            if self
-                .params
-                .as_ref()
-                .is_none_or(|old| !Arc::ptr_eq(old, &params) && **old != *params)
-            {
-                self.publisher
-                    .publish(Item::Format(StreamFormat::Coded(Arc::clone(&params))));
-                self.params = Some(Arc::clone(&params));
+            if picture.skipped > 0 {
+                self.shared.count_dropped_n(picture.skipped);
             }
-            let elapsed = Timeline::ticks_to_ns(picture.rtp_elapsed, picture.clock_rate);
-            let timeline = timeline
-                .get_or_insert_with(|| Timeline::new(clock.now_ns(), self.end_ns, elapsed, DEFAULT_DURATION_NS));
-            let (pts, duration) = timeline.place(elapsed);
-            self.end_ns = timeline.end_ns();
             // RTP packets went missing before this picture: at least one
             // picture was lost or cut short (RTP cannot tell how many).
             if picture.loss > 0 {
                 self.shared.count_dropped();
             }
+            self.announced.update(&mut self.publisher, &picture.params);
+            let elapsed = Timeline::ticks_to_ns(picture.rtp_elapsed, picture.clock_rate);
+            let timeline = timeline
+                .get_or_insert_with(|| Timeline::new(clock.now_ns(), self.end_ns, elapsed, DEFAULT_DURATION_NS));
+            let (pts, duration) = timeline.place(elapsed);
             self.publisher.publish(Item::Packet(Packet {
-                codec: params.codec,
+                codec: picture.params.codec,
                 data: picture.data,
                 pts,
                 dts: pts,
                 duration,
                 keyframe: picture.keyframe,
-                params,
+                params: picture.params,
                 source: Arc::clone(&self.name),
                 seq: self.seq,
             }));
             self.seq += 1;
-            pictures += 1;
             self.shared.count_out();
         };
-        Received { pictures, end }
+        if let Some(t) = &timeline {
+            self.end_ns = t.end_ns();
+        }
+        failed
     }
-}
-
-/// How a session ended.
-enum End {
-    Stopped,
-    Failed(RtspError),
-}
-
-struct Received {
-    pictures: u64,
-    end: End,
 }

@@ -14,12 +14,10 @@ use crate::demux::ParamFollower;
 use crate::hub::{Item, Publisher, StreamFormat};
 use crate::media::{Codec, CodecParams, Fps, Frame, FrameMeta, Packet, VideoInfo};
 
-use super::node::{Every, NodeCtx, NodeShared, NodeState};
+use super::node::{Announced, Backoff, Every, NodeCtx, NodeShared, NodeState};
 
 /// How long one wait for a buffer lasts, so a stop request is seen quickly.
 const POLL: Duration = Duration::from_millis(100);
-/// The first wait before reopening a device that is gone.
-const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// The rate assumed when the device reports none and none was asked.
 const DEFAULT_FPS: Fps = Fps { num: 30, den: 1 };
 
@@ -28,16 +26,15 @@ pub(super) fn spawn(ctx: NodeCtx, options: V4l2Options) -> Result<JoinHandle<()>
     let mut publisher = ctx.hub.publisher(&ctx.name);
     ctx.spawn("v4l2", move |ctx| {
         let NodeCtx { name, shared, .. } = ctx;
-        let max_delay = Duration::from_secs_f64(options.retry_max_secs);
-        let mut delay = FIRST_RETRY;
+        let mut backoff = Backoff::new(options.retry_max_secs);
         let mut seq = 0u64;
         while !shared.stop_requested() {
             let opened = Device::open(&options.device).and_then(|d| {
                 let negotiated = d.configure(&want)?;
                 Ok((d.stream(options.buffers)?, negotiated))
             });
+            let frames_before = shared.frames_out();
             let result = opened.and_then(|(stream, negotiated)| {
-                delay = FIRST_RETRY;
                 tracing::info!(node = %name, device = %options.device.display(), ?negotiated, "capturing");
                 let mut capture = Capture {
                     name: &name,
@@ -47,14 +44,14 @@ pub(super) fn spawn(ctx: NodeCtx, options: V4l2Options) -> Result<JoinHandle<()>
                 };
                 capture.run(stream, &want, &negotiated)
             });
+            if shared.frames_out() > frames_before {
+                backoff.reset();
+            }
             match result {
                 Ok(()) => break,
                 Err(e) if e.is_gone() => {
-                    tracing::warn!(node = %name, "{e}; retrying in {:.1} s", delay.as_secs_f64());
-                    shared.count_reconnect();
-                    shared.set_reconnecting(e.to_string());
-                    shared.sleep_until(shared.clock.now_ns() + delay.as_nanos() as i64);
-                    delay = (delay * 2).min(max_delay);
+                    let wait = backoff.lost(&name, &shared, e.to_string());
+                    shared.sleep_until(shared.clock.now_ns() + wait.as_nanos() as i64);
                 }
                 Err(e) => {
                     tracing::error!(node = %name, "{e}");
@@ -74,8 +71,7 @@ enum Sink {
     Frames(VideoInfo),
     Packets {
         follower: ParamFollower,
-        /// The parameters last announced with a `Format`.
-        params: Option<Arc<CodecParams>>,
+        announced: Announced,
     },
 }
 
@@ -121,7 +117,7 @@ impl Capture<'_> {
                     codec,
                     (codec == Codec::Mjpeg).then(|| CodecParams::new(codec, n.width, n.height)),
                 ),
-                params: None,
+                announced: Announced::default(),
             },
         };
         let mut last: Option<u32> = None;
@@ -136,10 +132,12 @@ impl Capture<'_> {
             last = Some(c.sequence);
             self.shared.count_dropped_n(gap);
             *self.seq += gap + 1;
-            if c.corrupted {
+            // A raw frame must hold the whole image, or consumers would read past its end.
+            let short = matches!(&sink, Sink::Frames(info) if c.bytes().len() < info.size());
+            if c.corrupted || short {
                 self.shared.count_dropped();
                 if let Some(buffers) = bad.tick(clock.now_ns()) {
-                    tracing::warn!(node = %self.name, buffers, "the driver flagged buffers as corrupted, dropping them");
+                    tracing::warn!(node = %self.name, buffers, "dropping buffers the driver flagged as corrupted or filled short");
                 }
                 continue;
             }
@@ -155,7 +153,7 @@ impl Capture<'_> {
                     meta: Arc::new(FrameMeta::default()),
                     buffer: c.into_buffer(),
                 }),
-                Sink::Packets { follower, params } => {
+                Sink::Packets { follower, announced } => {
                     let data = c.into_bytes();
                     let (p, keyframe) = match follower.follow(&data, 0) {
                         Ok(found) => found,
@@ -167,11 +165,7 @@ impl Capture<'_> {
                             continue;
                         }
                     };
-                    if params.as_ref().is_none_or(|old| !Arc::ptr_eq(old, &p)) {
-                        self.publisher
-                            .publish(Item::Format(StreamFormat::Coded(Arc::clone(&p))));
-                        *params = Some(Arc::clone(&p));
-                    }
+                    announced.update(self.publisher, &p);
                     Item::Packet(Packet {
                         codec: p.codec,
                         data,
