@@ -155,9 +155,12 @@ impl ParamTracker {
     pub fn update(&mut self, au: &AccessUnit<'_>) -> Result<Option<Arc<CodecParams>>, CodecError> {
         let mut changed = false;
         for n in &au.nals {
+            // A set seen before, byte for byte (its header included): nothing to parse.
+            if self.sets.iter().any(|(_, _, old)| old.as_slice() == n.data) {
+                continue;
+            }
             let Some((t, id)) = self.param_id(n)? else { continue };
             match self.sets.iter_mut().find(|(st, sid, _)| *st == t && *sid == id) {
-                Some((_, _, old)) if old.as_slice() == n.data => {}
                 Some((_, _, old)) => {
                     *old = n.data.to_vec();
                     changed = true;

@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 use crate::codec::{CodecError, ParamTracker, access_units, nal};
 use crate::media::{Codec, CodecParams, Fps, Packet};
+use crate::mux::Container;
 pub use es::EsKind;
 
 /// Maps a file read-only: packets read from it share the page cache, and
@@ -41,19 +42,18 @@ pub fn read_file(path: &Path, source: &Arc<str>) -> Result<Vec<Packet>, String> 
 /// (`None`: its own, from the SPS).
 pub fn read_file_at(path: &Path, fps: Option<Fps>, source: &Arc<str>) -> Result<Vec<Packet>, String> {
     let data = map_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let result = match ext.as_str() {
-        "ts" | "m2ts" | "mts" => ts::read(&data, source),
-        "mkv" | "webm" => mkv::read(&data, source),
-        "mp4" | "m4v" | "mov" | "m4s" => mp4::read(&data, source),
-        other => match EsKind::from_extension(other) {
-            Some(kind) => es::read(&data, kind, fps, source),
-            None => return Err(format!("{}: unknown file type", path.display())),
-        },
+    // Containers by the same extensions the muxers write them under.
+    let result = match Container::from_path(path, false) {
+        Some(Container::Ts) => ts::read(&data, source),
+        Some(Container::Mkv | Container::Webm) => mkv::read(&data, source),
+        Some(Container::Mp4 | Container::Fmp4) => mp4::read(&data, source),
+        None => {
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+            match EsKind::from_extension(&ext.to_ascii_lowercase()) {
+                Some(kind) => es::read(&data, kind, fps, source),
+                None => return Err(format!("{}: unknown file type", path.display())),
+            }
+        }
     };
     result.map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -87,9 +87,12 @@ pub fn read(data: &Bytes, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> 
     let mut follower = ParamFollower::new(codec, None);
     let mut out: Vec<Packet> = Vec::with_capacity(units.len());
     let (mut base, mut last_dts) = (None, 0i64);
-    for (seq, u) in units.iter().enumerate() {
+    for (seq, u) in units.into_iter().enumerate() {
         let (pts, dts, body) = pes_header(&u.data, u.offset)?;
-        let data = Bytes::copy_from_slice(body);
+        // The payload shares the reassembled PES buffer: no second copy.
+        let start = body.as_ptr() as usize - u.data.as_ptr() as usize;
+        let body = start..start + body.len();
+        let data = Bytes::from(u.data).slice(body);
         let (params, keyframe) = follower.follow(&data, u.offset)?;
         // Unwrap the 33-bit clock against the previous DTS.
         let unwrap = |t: i64, near: i64| t + ((near - t + (1 << 32)) >> 33 << 33);
