@@ -129,18 +129,6 @@ pub enum RtspTransport {
     Udp,
 }
 
-impl std::str::FromStr for RtspTransport {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "tcp" => Ok(RtspTransport::Tcp),
-            "udp" => Ok(RtspTransport::Udp),
-            _ => Err(format!("`{s}` is not a transport (tcp, udp)")),
-        }
-    }
-}
-
 /// A departure from the RTSP/RTP specs that some cameras make, tolerated only
 /// when named in the node's `quirks`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,43 +146,6 @@ pub enum RtspQuirk {
     FirstSessionId,
     /// Never send `TEARDOWN` (cameras that hang on it).
     NoTeardown,
-}
-
-impl RtspQuirk {
-    /// Every quirk, by its config name.
-    pub const ALL: [RtspQuirk; 6] = [
-        RtspQuirk::IgnoreRtpInfoSeq,
-        RtspQuirk::IgnoreRtpInfoTime,
-        RtspQuirk::DropUnknownRtcp,
-        RtspQuirk::IgnoreUnassignedChannels,
-        RtspQuirk::FirstSessionId,
-        RtspQuirk::NoTeardown,
-    ];
-
-    /// The quirk's config name.
-    pub fn name(self) -> &'static str {
-        match self {
-            RtspQuirk::IgnoreRtpInfoSeq => "ignore-rtp-info-seq",
-            RtspQuirk::IgnoreRtpInfoTime => "ignore-rtp-info-time",
-            RtspQuirk::DropUnknownRtcp => "drop-unknown-rtcp",
-            RtspQuirk::IgnoreUnassignedChannels => "ignore-unassigned-channels",
-            RtspQuirk::FirstSessionId => "first-session-id",
-            RtspQuirk::NoTeardown => "no-teardown",
-        }
-    }
-}
-
-impl std::str::FromStr for RtspQuirk {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        RtspQuirk::ALL.into_iter().find(|q| q.name() == s).ok_or_else(|| {
-            format!(
-                "`{s}` is not a quirk ({})",
-                RtspQuirk::ALL.map(RtspQuirk::name).join(", ")
-            )
-        })
-    }
 }
 
 /// The keys of an `rtsp` node.
@@ -603,9 +554,13 @@ mod tests {
             }),
             "stall_secs"
         );
-        let quirks: Vec<RtspQuirk> = RtspQuirk::ALL.map(|q| q.name().parse().unwrap()).to_vec();
-        assert_eq!(quirks, RtspQuirk::ALL);
-        assert!("bogus".parse::<RtspQuirk>().unwrap_err().contains("no-teardown"));
+        // The config names of the quirks, as a node's `quirks` key takes them.
+        let names = r#"["ignore-rtp-info-seq", "ignore-rtp-info-time", "drop-unknown-rtcp",
+            "ignore-unassigned-channels", "first-session-id", "no-teardown"]"#;
+        let quirks: Vec<RtspQuirk> = serde_json::from_str(names).unwrap();
+        assert_eq!(quirks.len(), 6);
+        let bogus = serde_json::from_str::<RtspQuirk>(r#""bogus""#).unwrap_err().to_string();
+        assert!(bogus.contains("no-teardown"), "{bogus}");
     }
 
     #[test]
