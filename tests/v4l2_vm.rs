@@ -263,6 +263,29 @@ fn vm_held_buffers_make_drops_and_capture_recovers() {
 
 #[test]
 #[ignore = "runs inside the VM (v4l2_in_a_real_kernel)"]
+fn vm_a_dropped_stream_frees_the_device_while_its_frames_are_still_held() {
+    let dev = Device::open(&vivid(0)).unwrap();
+    dev.configure(&want("YUYV", 640, 480)).unwrap();
+    let mut stream = dev.stream(4).unwrap();
+    let held = loop {
+        if let Some(c) = stream.next(Duration::from_millis(500)).unwrap() {
+            break c.into_buffer();
+        }
+    };
+    drop(stream);
+    // A new owner configures another size and streams while the old frame lives on.
+    let dev = Device::open(&vivid(0)).unwrap();
+    dev.configure(&want("YUYV", 640, 360)).unwrap();
+    let mut stream = dev.stream(4).unwrap();
+    for _ in 0..5 {
+        while stream.next(Duration::from_millis(500)).unwrap().is_none() {}
+    }
+    assert_eq!(held.len(), 640 * 480 * 2, "the held frame keeps its memory");
+    drop(held);
+}
+
+#[test]
+#[ignore = "runs inside the VM (v4l2_in_a_real_kernel)"]
 fn vm_impossible_formats_list_what_the_device_can_do() {
     let dev = Device::open(&vivid(0)).unwrap();
     let err = dev.configure(&want("ABCD", 640, 480)).unwrap_err();

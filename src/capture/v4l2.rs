@@ -842,8 +842,7 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let mut t = self.type_ as i32;
-        let _ = ioctl(self.node.raw(), sys::VIDIOC_STREAMOFF, &mut t);
+        // The stream has stopped the device (`Stream::drop`); the fd closes with `node`.
         for m in &self.buffers {
             // SAFETY: unmaps what `Device::stream` mapped; no lease is left.
             unsafe { libc::munmap(m.ptr as *mut libc::c_void, m.len) };
@@ -1004,6 +1003,20 @@ impl Drop for Stream {
     fn drop(&mut self) {
         // Leases outliving the stream keep their memory but no longer queue it.
         self.shared.streaming.store(false, Ordering::Release);
+        // Stop the device now, not when the last lease goes, and give up the
+        // buffer queue so that a reopen can configure it (vb2 keeps buffers
+        // still mapped alive until they are unmapped). Errors are moot: the
+        // device may be gone.
+        let fd = self.shared.node.raw();
+        let mut t = self.shared.type_ as i32;
+        let _ = ioctl(fd, sys::VIDIOC_STREAMOFF, &mut t);
+        let mut release = sys::v4l2_requestbuffers {
+            count: 0,
+            type_: self.shared.type_,
+            memory: sys::memory::MMAP,
+            ..Default::default()
+        };
+        let _ = ioctl(fd, sys::VIDIOC_REQBUFS, &mut release);
     }
 }
 
