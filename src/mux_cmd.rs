@@ -37,13 +37,14 @@ pub fn run(input: &Path, output: &Path, fps: Option<Fps>, fragmented: bool, real
     let in_err = |e: &dyn std::fmt::Display| format!("{}: {e}", input.display());
     let data = eyrie::demux::map_file(input).map_err(|e| in_err(&e))?;
     let source: Arc<str> = Arc::from(input.display().to_string());
-    // Batch conversion gathers a few MiB per write. A progressive MP4's index
-    // goes in front: hold the (shared, uncopied) data until it is known rather
-    // than rewriting the file. `--realtime` writes each packet as it comes.
-    let gather = match container {
-        Container::Mp4 => u64::MAX,
-        _ if realtime => 0,
-        _ => GATHER,
+    // Batch conversion gathers a few MiB per write; `--realtime` writes each
+    // packet as it comes.
+    let gather = if container.index_in_front() {
+        u64::MAX
+    } else if realtime {
+        0
+    } else {
+        GATHER
     };
     let out_err = |e: &dyn std::fmt::Display| format!("{}: {e}", output.display());
     let mut writer = FileWriter::create(output).map_err(|e| out_err(&e))?.gather(gather);

@@ -215,6 +215,13 @@ impl Container {
         })
     }
 
+    /// Whether the container's index goes in front of its data (progressive
+    /// MP4): a writer then holds the (shared, uncopied) data until the index
+    /// is known rather than writing the file twice.
+    pub fn index_in_front(self) -> bool {
+        self == Container::Mp4
+    }
+
     /// A new muxer for this container.
     pub fn muxer(self) -> Box<dyn Muxer> {
         match self {

@@ -225,6 +225,7 @@ impl Segmenter {
                 path: path.clone(),
                 error,
             })?;
+            let writer = writer.gather(if self.container.index_in_front() { u64::MAX } else { 0 });
             self.current = Some((self.container.muxer(), writer, path, packet.dts));
         }
         let (muxer, writer, path, _) = self.current.as_mut().expect("a segment is open");
