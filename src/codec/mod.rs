@@ -50,7 +50,16 @@ pub struct AccessUnit<'a> {
     pub keyframe: bool,
 }
 
-impl AccessUnit<'_> {
+impl<'a> AccessUnit<'a> {
+    /// The access unit these NAL units make (a container sample is one).
+    pub fn of(codec: Codec, nals: Vec<Nal<'a>>) -> Self {
+        let keyframe = nals.iter().any(|n| match codec {
+            Codec::H264 => h264::nal_type(n.data) == h264::IDR,
+            _ => h265::is_irap(h265::nal_type(n.data)),
+        });
+        AccessUnit { nals, keyframe }
+    }
+
     /// Offset of its first NAL unit in the input.
     pub fn offset(&self) -> usize {
         self.nals.first().map_or(0, |n| n.offset)
@@ -107,13 +116,8 @@ impl<'a> AuSplitter<'a> {
         if self.current.is_empty() {
             return None;
         }
-        let nals = std::mem::take(&mut self.current);
         self.has_vcl = false;
-        let keyframe = nals.iter().any(|n| match self.codec {
-            Codec::H264 => h264::nal_type(n.data) == h264::IDR,
-            _ => h265::is_irap(h265::nal_type(n.data)),
-        });
-        Some(AccessUnit { nals, keyframe })
+        Some(AccessUnit::of(self.codec, std::mem::take(&mut self.current)))
     }
 }
 

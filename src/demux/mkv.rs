@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{ParamFollower, fill_durations, reconstruct_dts, to_annexb};
+use super::{ParamFollower, fill_durations, reconstruct_dts};
 use crate::codec::{CodecError, vp9};
 use crate::media::{Codec, CodecParams, Packet};
 use crate::mux::ebml::{Header, read_float, read_header, read_uint, read_vint};
@@ -243,11 +243,14 @@ impl Reader<'_> {
         }
         let payload = head + 3;
         let (codec, length_size, follower) = self.follower.as_mut().expect("a track has a follower");
-        let data = match codec {
-            Codec::H264 | Codec::H265 => to_annexb(&self.data[payload..to], *length_size, payload)?,
-            _ => self.data.slice(payload..to),
+        let (data, params, nal_key) = match codec {
+            Codec::H264 | Codec::H265 => follower.follow_sample(&self.data[payload..to], *length_size, payload)?,
+            _ => {
+                let data = self.data.slice(payload..to);
+                let (params, nal_key) = follower.follow(&data, payload)?;
+                (data, params, nal_key)
+            }
         };
-        let (params, nal_key) = follower.follow(&data, payload)?;
         // Keyframes come from the payload, whatever the block flags say.
         let keyframe = match codec {
             Codec::H264 | Codec::H265 => nal_key,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::codec::{CodecError, ParamTracker, access_units, nal};
+use crate::codec::{AccessUnit, CodecError, ParamTracker, access_units, nal};
 use crate::media::{Codec, CodecParams, Fps, Packet};
 use crate::mux::Container;
 pub use es::EsKind;
@@ -80,31 +80,45 @@ impl ParamFollower {
     /// and whether the sample is a keyframe (IDR/IRAP; false for other codecs).
     pub(crate) fn follow(&mut self, data: &[u8], offset: usize) -> Result<(Arc<CodecParams>, bool), CodecError> {
         let mut keyframe = false;
-        if let Some(tracker) = &mut self.tracker {
+        if self.tracker.is_some() {
             for au in access_units(self.codec, data) {
-                keyframe |= au.keyframe;
-                if let Some(p) = tracker
-                    .update(&au)
-                    .map_err(|e| CodecError::new(offset + e.offset, e.message))?
-                {
-                    self.current = Some(p);
-                }
+                keyframe |= self.track(&au)?;
             }
         }
-        let params = self
-            .current
-            .clone()
-            .ok_or_else(|| CodecError::new(offset, format!("{} data before its parameter sets", self.codec)))?;
-        Ok((params, keyframe))
+        Ok((self.params(offset)?, keyframe))
     }
-}
 
-/// A length-prefixed H.264/H.265 sample (at byte `offset` of the file) as Annex-B.
-pub(crate) fn to_annexb(sample: &[u8], length_size: usize, offset: usize) -> Result<Bytes, CodecError> {
-    let nals = nal::length_prefixed(sample, length_size, offset)?;
-    let mut out = Vec::with_capacity(sample.len() + nals.len() * 4);
-    nal::write_annexb(nals.iter().map(|n| n.data), &mut out);
-    Ok(Bytes::from(out))
+    /// A container's length-prefixed H.264/H.265 sample (at byte `offset` of
+    /// the file) as Annex-B, with the parameters in effect and whether it is a
+    /// keyframe: its NAL units are found once, for both.
+    pub(crate) fn follow_sample(
+        &mut self,
+        sample: &[u8],
+        length_size: usize,
+        offset: usize,
+    ) -> Result<(Bytes, Arc<CodecParams>, bool), CodecError> {
+        let nals = nal::length_prefixed(sample, length_size, offset)?;
+        let mut annexb = Vec::with_capacity(sample.len() + nals.len() * 4);
+        nal::write_annexb(nals.iter().map(|n| n.data), &mut annexb);
+        let keyframe = self.track(&AccessUnit::of(self.codec, nals))?;
+        Ok((Bytes::from(annexb), self.params(offset)?, keyframe))
+    }
+
+    /// Reads the parameter sets of `au`; returns whether it is a keyframe.
+    fn track(&mut self, au: &AccessUnit<'_>) -> Result<bool, CodecError> {
+        if let Some(tracker) = &mut self.tracker
+            && let Some(p) = tracker.update(au)?
+        {
+            self.current = Some(p);
+        }
+        Ok(au.keyframe)
+    }
+
+    fn params(&self, offset: usize) -> Result<Arc<CodecParams>, CodecError> {
+        self.current
+            .clone()
+            .ok_or_else(|| CodecError::new(offset, format!("{} data before its parameter sets", self.codec)))
+    }
 }
 
 /// Decode times for packets that carry only presentation times (Matroska):

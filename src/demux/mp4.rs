@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{ParamFollower, to_annexb};
+use super::ParamFollower;
 use crate::codec::{CodecError, vp9};
 use crate::media::{Codec, CodecParams, Packet};
 use crate::mux::to_ns;
@@ -180,11 +180,17 @@ pub fn read(data: &Bytes, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> 
     let mut out = Vec::with_capacity(samples.len());
     for (i, s) in samples.iter().enumerate() {
         let (a, b) = (s.offset as usize, s.offset as usize + s.size as usize);
-        let payload = match t.codec {
-            Codec::H264 | Codec::H265 => to_annexb(&data[a..b], t.length_size, a)?,
-            _ => data.slice(a..b),
+        let (payload, params) = match t.codec {
+            Codec::H264 | Codec::H265 => {
+                let (payload, params, _) = follower.follow_sample(&data[a..b], t.length_size, a)?;
+                (payload, params)
+            }
+            _ => {
+                let payload = data.slice(a..b);
+                let (params, _) = follower.follow(&payload, a)?;
+                (payload, params)
+            }
         };
-        let (params, _) = follower.follow(&payload, a)?;
         let keyframe = match t.codec {
             Codec::Vp9 => vp9::packet_header(&payload, a)?.keyframe,
             _ => s.sync,
