@@ -11,11 +11,14 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use eyrie::config::Config;
-use eyrie::hub::{Hub, Item, Policy, StreamFormat, SubscribeOptions, Subscription};
+use eyrie::hub::{Hub, Item, StreamFormat, SubscribeOptions, Subscription};
 use eyrie::media::{Codec, MonotonicClock, Packet, bytes_copied};
 use eyrie::mux::Container;
 use eyrie::mux::write::mux_to_vec;
 use eyrie::server::{NodeState, NodeStats, Server};
+
+mod common;
+use common::ff;
 
 const PASSWORD: &str = "s@cr:t/pw";
 const PASSWORD_IN_URL: &str = "s%40cr%3At%2Fpw";
@@ -101,13 +104,7 @@ fn rtsp_node(name: &str, url: &str, transport: &str, extra: &str) -> String {
 }
 
 fn subscribe(hub: &Hub, name: &str) -> Subscription {
-    hub.subscribe(
-        name,
-        SubscribeOptions {
-            capacity: 1000,
-            policy: Policy::Blocking,
-        },
-    )
+    hub.subscribe(name, SubscribeOptions::blocking(1000))
 }
 
 fn node<'a>(stats: &'a [NodeStats], name: &str) -> &'a NodeStats {
@@ -131,26 +128,16 @@ fn packets(sub: &Subscription, n: usize, limit: Duration) -> Vec<Packet> {
 
 /// `ffmpeg` decodes `data` (a container) without a single error; returns the frame count.
 fn decoded_frames(data: &[u8], ext: &str) -> usize {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(format!("in.{ext}"));
+    let dir = ff::Dir::new();
+    let path = dir.file(&format!("in.{ext}"));
     std::fs::write(&path, data).unwrap();
-    let out = Command::new("ffprobe")
+    ff::decode_strict(&path).unwrap();
+    let out = ff::tool("ffprobe")
         .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
         .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
         .arg(&path)
         .output()
         .unwrap();
-    let decode = Command::new("ffmpeg")
-        .args(["-v", "error", "-xerror", "-err_detect", "explode", "-i"])
-        .arg(&path)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        decode.status.success() && decode.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&decode.stderr)
-    );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
@@ -330,22 +317,12 @@ fn a_frozen_server_is_a_stall_and_the_stream_resumes_when_it_thaws() {
 fn vlc_serving_over_udp() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.ts");
-    let made = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=30",
-            "-t",
-            "10",
-        ])
-        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p"])
-        .arg(&clip)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    let clip_path = clip.to_str().unwrap();
+    #[rustfmt::skip]
+    ff::ffmpeg(&[
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "10",
+        "-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", clip_path,
+    ]);
     // VLC refuses to run as root: root runs it as nobody, who must read the clip.
     let mode = |p: &std::path::Path, m| std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m));
     mode(dir.path(), 0o755).unwrap();
