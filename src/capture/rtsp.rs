@@ -223,7 +223,7 @@ impl RtspError {
 /// One coded picture off the wire.
 #[derive(Debug)]
 pub struct CodedPicture {
-    /// Annex-B (H.264/H.265, parameter sets in front of every keyframe) or one JPEG.
+    /// Annex-B (H.264/H.265, parameter sets in front of every IDR picture) or one JPEG.
     pub data: Bytes,
     /// RTP time since the session's start, in `clock_rate` units.
     pub rtp_elapsed: i64,
