@@ -41,6 +41,7 @@ pub mod capture;
 pub mod codec;
 pub mod config;
 pub mod demux;
+pub mod encode;
 pub mod hub;
 pub mod media;
 pub mod mux;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use eyrie::config::Config;
 use eyrie::media::Fps;
 use eyrie::server::{NodeState, Server, ServerStats};
+mod encode_cmd;
 mod mux_cmd;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -64,6 +65,41 @@ enum Command {
         /// Write at the stream's own pace, like a live recording.
         #[arg(long)]
         realtime: bool,
+    },
+    /// Encode frames from a camera URI or a `.y4m` file into OUT (`.h264`,
+    /// `.h265`, `.ivf`, `.mjpeg`, `.jpg`, or `.mp4`/`.mkv`/`.webm`/`.ts`),
+    /// printing speed: fps, CPU time, and time per frame by stage.
+    Encode {
+        /// `testsrc://?size=1280x720&fps=30&seed=7`, `v4l2:///dev/video0?format=nv12`, or a `.y4m` file.
+        #[arg(long, value_name = "URI")]
+        input: String,
+        /// Frames to encode (default: all of a file; 300 from a camera).
+        #[arg(long)]
+        frames: Option<u64>,
+        /// `h264`, `h265`, `vp9` or `mjpeg`.
+        #[arg(long, default_value = "h264")]
+        codec: String,
+        /// `auto`, `openh264`, `jpeg`, `ffmpeg` or `v4l2m2m:/dev/videoN`.
+        #[arg(long, default_value = "auto")]
+        encoder: String,
+        /// Target bitrate, bits per second.
+        #[arg(long)]
+        bitrate: Option<u32>,
+        /// `cbr`, `vbr` or `cqp`.
+        #[arg(long)]
+        rate_control: Option<String>,
+        /// Frames from one keyframe to the next.
+        #[arg(long)]
+        keyint: Option<u32>,
+        /// JPEG quality, 1–100.
+        #[arg(long)]
+        quality: Option<u8>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// List V4L2 devices with their formats, frame sizes and rates (all
     /// `/dev/video*` when no device is given).
@@ -127,6 +163,66 @@ fn main() -> ExitCode {
             stats,
         } => run(config, &camera, duration, stats),
         Command::Probe { device } => probe(device),
+        Command::Encode {
+            input,
+            frames,
+            codec,
+            encoder,
+            bitrate,
+            rate_control,
+            keyint,
+            quality,
+            json,
+            output,
+        } => {
+            let settings = encode_settings(&codec, &encoder, bitrate, rate_control.as_deref(), keyint, quality);
+            let settings = match settings {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("eyrie encode: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let limit = frames.unwrap_or(if input.ends_with(".y4m") { u64::MAX } else { 300 });
+            match encode_cmd::run(&input, limit, &settings, &output) {
+                Ok(r) if json => {
+                    println!("{}", serde_json::to_string(&r).expect("report serializes"));
+                    ExitCode::SUCCESS
+                }
+                Ok(r) => {
+                    println!(
+                        "{}: {} frames of {} → {} ({}), {} packets ({} keyframes), {} bytes ({:.2} Mbit/s)",
+                        output.display(),
+                        r.frames,
+                        r.input,
+                        settings.codec,
+                        r.encoder,
+                        r.packets,
+                        r.keyframes,
+                        r.bytes,
+                        r.mbit_s,
+                    );
+                    println!(
+                        "{:.1} fps, {:.3} s wall, {:.3} s CPU ({:.2} ms/frame); per frame: codec {:.3} ms, \
+                         convert {:.3} ms, packetize {:.3} ms, write {:.3} ms (Eyrie's share {:.2} % of the codec's)",
+                        r.fps,
+                        r.wall_s,
+                        r.cpu_s,
+                        r.cpu_s * 1e3 / r.frames.max(1) as f64,
+                        r.codec_ms,
+                        r.convert_ms,
+                        r.packetize_ms,
+                        r.write_ms,
+                        r.overhead_pct
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("eyrie encode: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Mux {
             input,
             output,
@@ -141,6 +237,50 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Encoder settings from `eyrie encode`'s options, checked like config keys.
+fn encode_settings(
+    codec: &str,
+    encoder: &str,
+    bitrate: Option<u32>,
+    rate_control: Option<&str>,
+    keyint: Option<u32>,
+    quality: Option<u8>,
+) -> Result<eyrie::encode::EncoderSettings, String> {
+    use eyrie::encode::{EncoderSettings, RateControl};
+    use eyrie::media::Codec;
+    let enum_value = |key: &str, v: &str, expected: &str| format!("--{key} {v}: expected {expected}");
+    let mut s = EncoderSettings {
+        codec: match codec {
+            "h264" => Codec::H264,
+            "h265" | "hevc" => Codec::H265,
+            "vp9" => Codec::Vp9,
+            "mjpeg" | "jpeg" => Codec::Mjpeg,
+            other => return Err(enum_value("codec", other, "h264, h265, vp9 or mjpeg")),
+        },
+        encoder: encoder.parse()?,
+        ..EncoderSettings::default()
+    };
+    if let Some(b) = bitrate {
+        s.bitrate = b;
+    }
+    if let Some(r) = rate_control {
+        s.rate_control = match r {
+            "cbr" => RateControl::Cbr,
+            "vbr" => RateControl::Vbr,
+            "cqp" => RateControl::Cqp,
+            other => return Err(enum_value("rate-control", other, "cbr, vbr or cqp")),
+        };
+    }
+    if let Some(k) = keyint {
+        s.keyint = k;
+    }
+    if let Some(q) = quality {
+        s.quality = q;
+    }
+    s.validate()?;
+    Ok(s)
 }
 
 /// `eyrie probe`: what each device is and, for capture devices, what it can capture.

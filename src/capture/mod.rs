@@ -5,3 +5,4 @@ pub mod file;
 pub mod rtsp;
 pub mod testsrc;
 pub mod v4l2;
+pub mod y4m;

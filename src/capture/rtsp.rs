@@ -23,8 +23,8 @@ use retina::client::{
 use retina::codec::{CodecItem, FrameFormat, ParametersRef, h26x};
 use serde::{Deserialize, Serialize};
 
+use crate::codec::ParamFollower;
 use crate::codec::{h265, nal};
-use crate::demux::ParamFollower;
 use crate::media::{Codec, CodecParams};
 
 /// A camera URL whose credentials never leave it by accident: `Debug`,

@@ -233,3 +233,66 @@ impl ParamTracker {
         })
     }
 }
+
+/// Follows the parameter sets carried in H.264/H.265 samples, so a change
+/// mid-stream reaches the packets' [`CodecParams`].
+pub(crate) struct ParamFollower {
+    codec: Codec,
+    tracker: Option<ParamTracker>,
+    current: Option<Arc<CodecParams>>,
+}
+
+impl ParamFollower {
+    /// Starts from the container's parameters, if it has any.
+    pub(crate) fn new(codec: Codec, initial: Option<CodecParams>) -> Self {
+        ParamFollower {
+            codec,
+            tracker: matches!(codec, Codec::H264 | Codec::H265).then(|| ParamTracker::new(codec)),
+            current: initial.map(Arc::new),
+        }
+    }
+
+    /// The parameters in effect for an Annex-B sample found at byte `offset`,
+    /// and whether the sample is a keyframe (IDR/IRAP; false for other codecs).
+    pub(crate) fn follow(&mut self, data: &[u8], offset: usize) -> Result<(Arc<CodecParams>, bool), CodecError> {
+        let mut keyframe = false;
+        if self.tracker.is_some() {
+            for au in access_units(self.codec, data) {
+                keyframe |= self.track(&au)?;
+            }
+        }
+        Ok((self.params(offset)?, keyframe))
+    }
+
+    /// A container's length-prefixed H.264/H.265 sample (at byte `offset` of
+    /// the file) as Annex-B, with the parameters in effect and whether it is a
+    /// keyframe: its NAL units are found once, for both.
+    pub(crate) fn follow_sample(
+        &mut self,
+        sample: &[u8],
+        length_size: usize,
+        offset: usize,
+    ) -> Result<(Bytes, Arc<CodecParams>, bool), CodecError> {
+        let nals = nal::length_prefixed(sample, length_size, offset)?;
+        let mut annexb = Vec::with_capacity(sample.len() + nals.len() * 4);
+        nal::write_annexb(nals.iter().map(|n| n.data), &mut annexb);
+        let keyframe = self.track(&AccessUnit::of(self.codec, nals))?;
+        Ok((Bytes::from(annexb), self.params(offset)?, keyframe))
+    }
+
+    /// Reads the parameter sets of `au`; returns whether it is a keyframe.
+    fn track(&mut self, au: &AccessUnit<'_>) -> Result<bool, CodecError> {
+        if let Some(tracker) = &mut self.tracker
+            && let Some(p) = tracker.update(au)?
+        {
+            self.current = Some(p);
+        }
+        Ok(au.keyframe)
+    }
+
+    fn params(&self, offset: usize) -> Result<Arc<CodecParams>, CodecError> {
+        self.current
+            .clone()
+            .ok_or_else(|| CodecError::new(offset, format!("{} data before its parameter sets", self.codec)))
+    }
+}

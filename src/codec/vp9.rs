@@ -147,6 +147,22 @@ pub struct IvfHeader {
     pub timebase_den: u32,
 }
 
+impl IvfHeader {
+    /// The 32-byte file header, saying the file holds `frames` frames.
+    pub fn to_bytes(&self, frames: u32) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(b"DKIF");
+        b[6..8].copy_from_slice(&32u16.to_le_bytes());
+        b[8..12].copy_from_slice(&self.fourcc);
+        b[12..14].copy_from_slice(&self.width.to_le_bytes());
+        b[14..16].copy_from_slice(&self.height.to_le_bytes());
+        b[16..20].copy_from_slice(&self.timebase_den.to_le_bytes());
+        b[20..24].copy_from_slice(&self.timebase_num.to_le_bytes());
+        b[24..28].copy_from_slice(&frames.to_le_bytes());
+        b
+    }
+}
+
 /// One frame of an IVF file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IvfFrame<'a> {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{ParamFollower, fill_durations, reconstruct_dts};
+use super::{fill_durations, reconstruct_dts};
+use crate::codec::ParamFollower;
 use crate::codec::{CodecError, vp9};
 use crate::media::{Codec, CodecParams, Packet};
 use crate::mux::ebml::{Header, read_float, read_header, read_uint, read_vint};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::ParamFollower;
+use crate::codec::ParamFollower;
 use crate::codec::{CodecError, vp9};
 use crate::media::{Codec, CodecParams, Packet};
 use crate::mux::to_ns;

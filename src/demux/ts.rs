@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{ParamFollower, fill_durations};
+use super::fill_durations;
 use crate::codec::CodecError;
+use crate::codec::ParamFollower;
 use crate::media::{Codec, Packet};
 use crate::mux::to_ns;
 use crate::mux::ts::{PACKET, STREAM_TYPE_H264, STREAM_TYPE_H265, read_timestamp};

@@ -52,6 +52,11 @@ impl Buffer {
         Buffer(Arc::new(memory))
     }
 
+    /// Leases shared bytes (read-only): a frame inside a mapped file, say.
+    pub fn from_bytes(bytes: bytes::Bytes) -> Self {
+        Buffer::new(bytes)
+    }
+
     /// The bytes.
     pub fn bytes(&self) -> &[u8] {
         self.0.bytes()
@@ -282,6 +287,19 @@ impl std::ops::Deref for PoolBuffer {
 impl std::ops::DerefMut for PoolBuffer {
     fn deref_mut(&mut self) -> &mut [u8] {
         self.data.as_deref_mut().expect("pool buffer present until drop")
+    }
+}
+
+/// Shared immutable bytes (a mapped file, a decoded picture) as frame memory.
+impl Memory for bytes::Bytes {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+    fn kind(&self) -> MemoryKind {
+        MemoryKind::System
     }
 }
 

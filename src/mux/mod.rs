@@ -12,6 +12,7 @@
 //! - [`mp4`]: MP4, progressive with `moov` in front, and fragmented (ISO/IEC 14496-12, -15).
 
 pub mod ebml;
+pub mod es;
 pub mod mkv;
 pub mod mp4;
 pub mod ts;

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::capture::v4l2::{Device, Negotiated, Output, Stream, V4l2Error, V4l2Options, Want, monotonic_ns};
-use crate::demux::ParamFollower;
+use crate::codec::ParamFollower;
 use crate::hub::{Item, Publisher, StreamFormat};
 use crate::media::{Codec, CodecParams, Fps, Frame, FrameMeta, Packet, VideoInfo};
 
