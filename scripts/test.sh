@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's:
-#   1. installs what the tests need: a C compiler, python3, ffmpeg (the
+#   1. installs what the build and tests need: a C compiler and nasm
+#      (OpenH264's assembly), the FFmpeg development libraries with
+#      pkg-config and libclang (the `ffmpeg` cargo feature), python3, ffmpeg (the
 #      `ffmpeg`/`ffprobe` CLI encodes test streams and judges what Eyrie parses
 #      and writes), mkvtoolnix (`mkvinfo`) and tstools (`tsinfo`, `tsreport`),
 #      and, through tests/vm/prepare.sh, QEMU with a Debian kernel whose real
@@ -8,7 +10,8 @@
 #      the RTSP servers the RTSP tests (tests/rtsp.rs) receive from:
 #      GStreamer's GstRtspServer (python3-gi, x264/x265/jpeg encoders) and VLC,
 #   2. format and lint checks,
-#   3. unit and integration tests (all crates of the workspace),
+#   3. unit and integration tests (all crates of the workspace), then the
+#      codec tests again with the `ffmpeg` feature (libx264, libx265, libvpx),
 #   4. the acceptance run: the release binary's default pipeline for 10 s must
 #      keep every camera input at >= 29 fps with 0 drops and copy 0 bytes.
 set -euo pipefail
@@ -18,6 +21,11 @@ step() { printf '\n== %s\n' "$*"; }
 
 need=()
 command -v cc >/dev/null || need+=(build-essential)
+command -v nasm >/dev/null || need+=(nasm)
+pkg-config --exists libavcodec libavformat libavutil libswscale libavfilter libavdevice libswresample 2>/dev/null \
+  || need+=(pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev
+            libavdevice-dev libswresample-dev)
+ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need+=(libclang-dev)
 command -v python3 >/dev/null || need+=(python3)
 command -v ffprobe >/dev/null || need+=(ffmpeg)
 command -v mkvinfo >/dev/null || need+=(mkvtoolnix)
@@ -43,9 +51,13 @@ cargo fmt --all -- --check
 
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --all-targets --features ffmpeg -- -D warnings
 
 step "tests"
 cargo test --workspace
+
+step "codec tests with the ffmpeg feature"
+cargo test --features ffmpeg --test encode
 
 step "acceptance: eyrie run --for 10 --stats (release build)"
 cargo build --release --bin eyrie

@@ -1,6 +1,6 @@
 //! FFmpeg's codec libraries (cargo feature `ffmpeg`, over the system FFmpeg):
-//! libx264 (H.264), libx265 (H.265), libvpx-vp9 (VP9) and FFmpeg's MJPEG
-//! encoder, and every decoder FFmpeg has for those codecs.
+//! libx264 (H.264), libx265 (H.265) and libvpx-vp9 (VP9) encoders (JPEG is
+//! the built-in encoder's job), and FFmpeg's decoders for all four codecs.
 //!
 //! Encoders are set up for a live server: no B-frames (so `dts == pts`),
 //! no lookahead (`zerolatency`, `lag-in-frames=0`), the fastest presets, and
@@ -27,11 +27,14 @@ use super::convert::ToI420;
 use super::packetize::Stamp;
 use super::{Change, EncodeError, Encoder, EncoderSettings, Packetizer, Profile, RateControl, StageTimes, check_input};
 use crate::media::{Buffer, Codec, Frame, FrameMeta, Packet, PixelFormat, VideoInfo, copy_frame_bytes};
+use crate::mux::to_units;
 
 const NAME: &str = "ffmpeg";
 
-/// Time base of the frames handed to FFmpeg: nanoseconds.
+/// Time base of the packets handed to FFmpeg's decoders: nanoseconds.
 const TIME_BASE: ff::Rational = ff::Rational(1, 1_000_000_000);
+/// Time base of the frames handed to its encoders (libvpx keeps 1/1e9 only roughly).
+const ENCODE_TIMESCALE: u32 = 90_000;
 
 fn init() {
     static ONCE: Once = Once::new();
@@ -47,12 +50,16 @@ fn fail(e: impl std::fmt::Display) -> EncodeError {
 }
 
 /// The FFmpeg encoder for `codec`.
-fn encoder_name(codec: Codec) -> &'static str {
+fn encoder_name(codec: Codec) -> Result<&'static str, EncodeError> {
     match codec {
-        Codec::H264 => "libx264",
-        Codec::H265 => "libx265",
-        Codec::Vp9 => "libvpx-vp9",
-        _ => "mjpeg",
+        Codec::H264 => Ok("libx264"),
+        Codec::H265 => Ok("libx265"),
+        Codec::Vp9 => Ok("libvpx-vp9"),
+        other => Err(EncodeError::Unsupported {
+            backend: NAME,
+            what: format!("encode {other}"),
+            supported: "h264 (libx264), h265 (libx265) and vp9 (libvpx-vp9); mjpeg is the jpeg encoder's".into(),
+        }),
     }
 }
 
@@ -72,7 +79,7 @@ pub struct FfmpegEncoder {
 
 fn open(settings: &EncoderSettings, info: &VideoInfo) -> Result<ff::encoder::Video, EncodeError> {
     init();
-    let name = encoder_name(settings.codec);
+    let name = encoder_name(settings.codec)?;
     let codec = ff::encoder::find_by_name(name).ok_or_else(|| EncodeError::Unsupported {
         backend: NAME,
         what: format!("encode {} (this FFmpeg has no {name})", settings.codec),
@@ -145,13 +152,7 @@ fn open(settings: &EncoderSettings, info: &VideoInfo) -> Result<ff::encoder::Vid
                 opts.set("crf", &q);
             }
         }
-        _ => {
-            // MJPEG: quality as a fixed quantizer (2 best .. 31 worst).
-            let q = 2 + (100 - settings.quality.min(100) as i32) * 29 / 100;
-            enc.set_qmin(q);
-            enc.set_qmax(q);
-            enc.set_global_quality(q * ff::ffi::FF_QP2LAMBDA);
-        }
+        _ => unreachable!("encoder_name refused it"),
     }
     enc.open_as_with(codec, opts)
         .map_err(|e| fail(format!("cannot open {name}: {e}")))
@@ -234,14 +235,15 @@ impl Encoder for FfmpegEncoder {
                 copy_frame_bytes(&mut dst[row * dst_stride..][..w], &src[row * stride..][..w]);
             }
         }
-        self.frame.set_pts(Some(frame.pts));
+        let pts = to_units(frame.pts, ENCODE_TIMESCALE);
+        self.frame.set_pts(Some(pts));
         let forced = std::mem::take(&mut self.force_key);
         self.frame.set_kind(if forced {
             ff::picture::Type::I
         } else {
             ff::picture::Type::None
         });
-        self.pending.insert(frame.pts, Stamp::of(frame));
+        self.pending.insert(pts, Stamp::of(frame));
         let t1 = Instant::now();
         self.inner.send_frame(&self.frame).map_err(fail)?;
         let t2 = Instant::now();
@@ -291,8 +293,15 @@ impl Encoder for FfmpegEncoder {
 pub struct FfmpegDecoder {
     inner: ff::decoder::Video,
     stamps: HashMap<i64, Stamp>,
-    scaler: Option<(Pixel, u32, u32, scaling::Context)>,
+    scaler: Option<(Pixel, u32, u32, Scaler)>,
 }
+
+/// A swscale context: it has no thread affinity and only the decoder that
+/// owns it uses it, one call at a time.
+struct Scaler(scaling::Context);
+
+// SAFETY: see `Scaler`: moved between threads with its decoder, never shared.
+unsafe impl Send for Scaler {}
 
 impl FfmpegDecoder {
     /// A decoder for `codec`.
@@ -343,10 +352,10 @@ impl FfmpegDecoder {
                 if fresh {
                     let ctx = scaling::Context::get(other, w, h, Pixel::YUV420P, w, h, scaling::Flags::BILINEAR)
                         .map_err(fail)?;
-                    self.scaler = Some((other, w, h, ctx));
+                    self.scaler = Some((other, w, h, Scaler(ctx)));
                 }
                 let mut to = AvFrame::empty();
-                let scaler = &mut self.scaler.as_mut().expect("set above").3;
+                let scaler = &mut self.scaler.as_mut().expect("set above").3.0;
                 scaler.run(decoded, &mut to).map_err(fail)?;
                 (PixelFormat::I420, Some(to))
             }
