@@ -44,7 +44,16 @@ fn the_default_run_writes_stats() {
         .iter()
         .map(|n| n["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["cam0", "cam1", "in0", "in1", "in2", "in3"]);
+    assert_eq!(names, ["cam0", "cam1", "in0", "in1", "in2", "in3", "h264"]);
+    let h264 = node(&stats, "h264");
+    assert_eq!(
+        (&h264["kind"], &h264["listen_to"], &h264["state"]),
+        (&"encode".into(), &"in0".into(), &"stopped".into())
+    );
+    assert!(
+        h264["frames_out"].as_u64().unwrap() >= 30,
+        "the demo output is encoded: {h264}"
+    );
     for (input, cam) in [("in0", "cam0"), ("in1", "cam0"), ("in2", "cam1"), ("in3", "cam1")] {
         let (i, c) = (node(&stats, input), node(&stats, cam));
         assert_eq!(i["kind"], "relay");

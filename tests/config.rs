@@ -48,7 +48,7 @@ fn a_good_config_parses() {
 }
 
 #[test]
-fn the_default_demo_is_two_cameras_each_feeding_two_inputs() {
+fn the_default_demo_is_two_cameras_each_feeding_two_inputs_and_an_h264_encoder() {
     let c = Config::default_demo();
     let links: Vec<(&str, Option<&str>)> = c
         .nodes
@@ -63,9 +63,58 @@ fn the_default_demo_is_two_cameras_each_feeding_two_inputs() {
             ("in0", Some("cam0")),
             ("in1", Some("cam0")),
             ("in2", Some("cam1")),
-            ("in3", Some("cam1"))
+            ("in3", Some("cam1")),
+            ("h264", Some("in0"))
         ]
     );
+}
+
+#[test]
+fn encode_nodes_take_every_encoder_key_and_name_a_bad_one() {
+    let text = r#"
+[[node]]
+name = "cam0"
+kind = "testsrc"
+
+[[node]]
+name = "enc"
+kind = "encode"
+listen_to = "cam0"
+codec = "h264"
+encoder = "v4l2m2m:/dev/video4"
+bitrate = 2000000
+rate_control = "vbr"
+qp = 30
+keyint = 30
+profile = "high"
+level = "4.1"
+quality = 90
+"#;
+    let c = Config::parse(text, "enc.toml").unwrap();
+    let eyrie::config::NodeProps::Encode(s) = &c.nodes[1].props else {
+        panic!("{:?}", c.nodes[1])
+    };
+    assert_eq!(s.encoder, eyrie::encode::Backend::V4l2M2m("/dev/video4".into()));
+    assert_eq!((s.bitrate, s.keyint, s.level.map(|l| l.0)), (2_000_000, 30, Some(41)));
+    for (from, to, want) in [
+        (
+            "quality = 90",
+            "quality = 0",
+            "enc.toml:18:1: key `node.quality`: node `enc` (encode): quality 0 is out of range 1..=100",
+        ),
+        ("level = \"4.1\"", "level = \"9\"", "bad level `9`"),
+        (
+            "encoder = \"v4l2m2m:/dev/video4\"",
+            "encoder = \"x264\"",
+            "unknown encoder `x264`",
+        ),
+        ("codec = \"h264\"", "codec = \"av1\"", "unknown variant `av1`"),
+    ] {
+        let err = Config::parse(&text.replace(from, to), "enc.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{to}: {err}");
+    }
 }
 
 /// Replaces `from` by `to` in the good config and returns the error text.

@@ -452,3 +452,159 @@ fn ffmpeg_round_trip_and_forced_keyframes() {
         assert_same_pictures(&decoded, &i420);
     }
 }
+
+mod nodes {
+    use super::*;
+    use eyrie::config::{Config, NodeProps, NodeSpec, ServerConfig};
+    use eyrie::hub::{Hub, Item, StreamFormat, SubscribeOptions};
+    use eyrie::media::MonotonicClock;
+    use eyrie::server::{NodeState, Server, ServerError};
+    use std::time::{Duration, Instant};
+
+    fn camera(name: &str, width: u32, height: u32, fps: u32) -> NodeSpec {
+        NodeSpec {
+            name: name.into(),
+            listen_to: None,
+            props: NodeProps::Testsrc(TestSrcOptions {
+                width,
+                height,
+                fps: Fps { num: fps, den: 1 },
+                format: PixelFormat::Nv12,
+                noise: 0,
+                ..TestSrcOptions::default()
+            }),
+        }
+    }
+
+    fn encoder(name: &str, listen_to: &str, codec: Codec) -> NodeSpec {
+        NodeSpec {
+            name: name.into(),
+            listen_to: Some(listen_to.into()),
+            props: NodeProps::Encode(EncoderSettings {
+                codec,
+                keyint: 1000,
+                ..EncoderSettings::default()
+            }),
+        }
+    }
+
+    fn start(nodes: Vec<NodeSpec>, watch: &[&str]) -> (Server, Vec<eyrie::hub::Subscription>) {
+        let hub = Hub::new();
+        let subs = watch
+            .iter()
+            .map(|s| hub.subscribe(s, SubscribeOptions::blocking(64)))
+            .collect();
+        let config = Config {
+            server: ServerConfig::default(),
+            nodes,
+        };
+        let server = Server::start_with(config, hub, Arc::new(MonotonicClock::new())).unwrap();
+        (server, subs)
+    }
+
+    fn next_packet(sub: &eyrie::hub::Subscription) -> Packet {
+        loop {
+            match sub.recv_timeout(Duration::from_secs(10)).expect("a packet within 10 s") {
+                Item::Packet(p) => return p,
+                Item::Format(StreamFormat::Coded(params)) => assert!(params.width > 0),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// Two encoders listen to one camera; one takes a forced keyframe and a
+    /// new bitrate while running; its packets make a strictly decodable stream.
+    #[test]
+    fn encoders_share_a_source_and_take_changes_while_running() {
+        let (mut server, subs) = start(
+            vec![
+                camera("cam0", 320, 240, 30),
+                encoder("h264", "cam0", Codec::H264),
+                encoder("jpeg", "cam0", Codec::Mjpeg),
+            ],
+            &["h264", "jpeg"],
+        );
+        let first = subs[0].recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(
+            matches!(&first, Item::Format(StreamFormat::Coded(p)) if p.codec == Codec::H264 && p.width == 320),
+            "{first:?}"
+        );
+        let mut h264: Vec<Packet> = (0..20).map(|_| next_packet(&subs[0])).collect();
+        assert!(h264[0].keyframe && h264[1..].iter().all(|p| !p.keyframe));
+        server.change_encoder("h264", Change::ForceKeyframe).unwrap();
+        server.change_encoder("h264", Change::Bitrate(1_000_000)).unwrap();
+        // The change applies before the encoder's next frame (a few may be queued).
+        let mut forced = false;
+        for _ in 0..12 {
+            let p = next_packet(&subs[0]);
+            forced |= p.keyframe;
+            h264.push(p);
+        }
+        assert!(forced, "a keyframe follows ForceKeyframe");
+        for _ in 0..10 {
+            let p = next_packet(&subs[1]);
+            assert!(p.keyframe && p.codec == Codec::Mjpeg);
+        }
+        let err = server.change_encoder("cam0", Change::ForceKeyframe).unwrap_err();
+        assert!(matches!(err, ServerError::NotAnEncoder(_)), "{err}");
+        let err = server
+            .change_encoder("jpeg", Change::Quality(0))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("quality 0 is out of range"), "{err}");
+        match &server.config().nodes[1].props {
+            NodeProps::Encode(s) => assert_eq!(s.bitrate, 1_000_000),
+            _ => unreachable!(),
+        }
+        drop(subs);
+        let stats = server.shutdown();
+        assert!(stats.nodes.iter().all(|n| n.state == NodeState::Stopped), "{stats:?}");
+
+        let dir = Dir::new();
+        let file = dir.file("node.h264");
+        std::fs::write(&file, h264.iter().flat_map(|p| p.data.to_vec()).collect::<Vec<u8>>()).unwrap();
+        decode_strict(&file).unwrap();
+        assert_eq!(count_frames(&file), h264.len() as u64);
+    }
+
+    /// An encoder that cannot go on (here: relinked to a picture too large for
+    /// OpenH264) fails alone; the camera and its other listeners run on.
+    #[test]
+    fn a_failing_encoder_stops_only_its_node() {
+        let (mut server, subs) = start(
+            vec![
+                camera("cam0", 320, 240, 30),
+                camera("huge", 3842, 2160, 2),
+                encoder("enc", "cam0", Codec::H264),
+                encoder("jpeg", "cam0", Codec::Mjpeg),
+            ],
+            &["jpeg"],
+        );
+        next_packet(&subs[0]);
+        server.relink("enc", "huge").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let failed = loop {
+            let stats = server.stats();
+            let enc = stats.nodes.iter().find(|n| n.name == "enc").unwrap().clone();
+            if enc.state == NodeState::Failed {
+                break enc;
+            }
+            assert!(Instant::now() < deadline, "enc never failed: {enc:?}");
+            while subs[0].try_recv().is_ok() {}
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let error = failed.error.unwrap();
+        assert!(error.contains("openh264 cannot encode 3842x2160"), "{error}");
+        // The rest runs on.
+        for _ in 0..5 {
+            next_packet(&subs[0]);
+        }
+        let stats = server.stats();
+        for name in ["cam0", "jpeg"] {
+            let n = stats.nodes.iter().find(|n| n.name == name).unwrap();
+            assert_eq!(n.state, NodeState::Running, "{name}: {n:?}");
+        }
+        drop(subs);
+        server.shutdown();
+    }
+}

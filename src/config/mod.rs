@@ -18,6 +18,7 @@ use crate::capture::file::FileOptions;
 use crate::capture::rtsp::RtspOptions;
 use crate::capture::testsrc::TestSrcOptions;
 use crate::capture::v4l2::V4l2Options;
+use crate::encode::EncoderSettings;
 use crate::hub::{Policy, SubscribeOptions};
 use crate::media::FormatError;
 
@@ -72,6 +73,9 @@ pub enum NodeProps {
     Rtsp(RtspOptions),
     /// A recorded file played as a camera.
     File(FileOptions),
+    /// Encodes the raw stream it listens to (H.264, H.265, VP9 or MJPEG) and
+    /// publishes the packets.
+    Encode(EncoderSettings),
     /// Re-publishes the stream it listens to under its own name, without copying
     /// (GstInterpipe's `interpipesrc ! interpipesink`): the relinkable inputs of
     /// later stages.
@@ -79,7 +83,7 @@ pub enum NodeProps {
 }
 
 /// The kinds a node can have.
-pub const KINDS: [&str; 5] = ["testsrc", "v4l2", "rtsp", "file", "relay"];
+pub const KINDS: [&str; 6] = ["testsrc", "v4l2", "rtsp", "file", "encode", "relay"];
 
 impl NodeProps {
     /// The kind's name.
@@ -89,13 +93,14 @@ impl NodeProps {
             NodeProps::V4l2(_) => "v4l2",
             NodeProps::Rtsp(_) => "rtsp",
             NodeProps::File(_) => "file",
+            NodeProps::Encode(_) => "encode",
             NodeProps::Relay(_) => "relay",
         }
     }
 
     /// True for kinds that consume a stream (and so need `listen_to`).
     pub fn is_consumer(&self) -> bool {
-        matches!(self, NodeProps::Relay(_))
+        matches!(self, NodeProps::Relay(_) | NodeProps::Encode(_))
     }
 
     fn deserialize(kind: &str, de: ValueDeserializer<'_>) -> Result<Option<Self>, toml::de::Error> {
@@ -104,6 +109,7 @@ impl NodeProps {
             "v4l2" => NodeProps::V4l2(V4l2Options::deserialize(de)?),
             "rtsp" => NodeProps::Rtsp(RtspOptions::deserialize(de)?),
             "file" => NodeProps::File(FileOptions::deserialize(de)?),
+            "encode" => NodeProps::Encode(EncoderSettings::deserialize(de)?),
             "relay" => NodeProps::Relay(RelayOptions::deserialize(de)?),
             _ => return Ok(None),
         }))
@@ -125,6 +131,7 @@ impl NodeProps {
             NodeProps::V4l2(o) => o.want().map(|_| ()),
             NodeProps::Rtsp(o) => o.check(),
             NodeProps::File(o) => o.check(),
+            NodeProps::Encode(o) => o.check(),
             NodeProps::Relay(o) if o.queue == 0 => Err(("queue", "must be at least 1".into())),
             NodeProps::Relay(_) => Ok(()),
         }
@@ -206,7 +213,8 @@ impl Config {
 
     /// The built-in default, mirroring the multi-camera demo Eyrie replaces: two
     /// synthetic cameras at 1280×720, 30 fps, each fed twice into the four inputs
-    /// (`in0`..`in3`) the AI batch takes.
+    /// (`in0`..`in3`) the AI batch takes, and the demo output (`in0` until the
+    /// AI mosaic exists) encoded to H.264 at 4 Mbit/s as stream `h264`.
     pub fn default_demo() -> Config {
         let camera = |name: &str| NodeSpec {
             name: name.into(),
@@ -227,6 +235,11 @@ impl Config {
                 input("in1", "cam0"),
                 input("in2", "cam1"),
                 input("in3", "cam1"),
+                NodeSpec {
+                    name: "h264".into(),
+                    listen_to: Some("in0".into()),
+                    props: NodeProps::Encode(EncoderSettings::default()),
+                },
             ],
         };
         config.validate().expect("the built-in default is valid");

@@ -228,17 +228,25 @@ impl From<Level> for String {
 impl EncoderSettings {
     /// Checks the values that do not depend on a backend.
     pub fn validate(&self) -> Result<(), String> {
+        self.check().map_err(|(_, message)| message)
+    }
+
+    /// As [`EncoderSettings::validate`], naming the key at fault.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
         if self.quality == 0 || self.quality > 100 {
-            return Err(format!("quality {} is out of range 1..=100", self.quality));
+            return Err(("quality", format!("quality {} is out of range 1..=100", self.quality)));
         }
         if self.qp > 51 {
-            return Err(format!("qp {} is out of range 0..=51", self.qp));
+            return Err(("qp", format!("qp {} is out of range 0..=51", self.qp)));
         }
         if self.keyint == 0 {
-            return Err("keyint must be at least 1 frame".into());
+            return Err(("keyint", "keyint must be at least 1 frame".into()));
         }
         if self.bitrate < 1000 && self.rate_control != RateControl::Cqp {
-            return Err(format!("bitrate {} bit/s is too low (at least 1000)", self.bitrate));
+            return Err((
+                "bitrate",
+                format!("bitrate {} bit/s is too low (at least 1000)", self.bitrate),
+            ));
         }
         Ok(())
     }

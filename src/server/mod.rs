@@ -2,6 +2,7 @@
 //! and stats, relinks them at run time, and shuts them down in order (producers
 //! first, so every consumer drains its input to the end of stream and finalizes).
 
+mod encode;
 mod file;
 mod node;
 mod relay;
@@ -15,6 +16,7 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError, NodeProps, NodeSpec};
+use crate::encode::Change;
 use crate::hub::{Hub, StreamStats, SubStats, SubscriptionControl};
 use crate::media::{Clock, MonotonicClock, PoolStats, bytes_copied};
 pub use node::NodeState;
@@ -43,6 +45,17 @@ pub enum ServerError {
     /// The node does not listen to a stream, so it cannot be relinked.
     #[error("node `{0}` listens to no stream (only consumers can be relinked)")]
     NotAConsumer(String),
+    /// The node is not an encoder, so it takes no encoder changes.
+    #[error("node `{0}` is not an encoder")]
+    NotAnEncoder(String),
+    /// A change that leaves a node's settings invalid.
+    #[error("node `{node}`: {message}")]
+    Invalid {
+        /// The node.
+        node: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Stats of one node.
@@ -98,6 +111,8 @@ struct Running {
     index: usize,
     shared: Arc<NodeShared>,
     input: Option<SubscriptionControl>,
+    /// Run-time changes, for an encoder.
+    changes: Option<encode::Changes>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -152,14 +167,17 @@ impl Server {
             shared: Arc::clone(&shared),
         };
         let started = match (&spec.props, &spec.listen_to) {
-            (NodeProps::Testsrc(o), _) => testsrc::spawn(ctx, o.clone()).map(|t| (t, None)),
-            (NodeProps::V4l2(o), _) => v4l2::spawn(ctx, o.clone()).map(|t| (t, None)),
-            (NodeProps::Rtsp(o), _) => rtsp::spawn(ctx, o.clone()).map(|t| (t, None)),
-            (NodeProps::File(o), _) => file::spawn(ctx, o.clone()).map(|t| (t, None)),
-            (NodeProps::Relay(o), Some(up)) => relay::spawn(ctx, up, o).map(|(t, c)| (t, Some(c))),
-            (NodeProps::Relay(_), None) => Err("needs `listen_to`".to_owned()),
+            (NodeProps::Testsrc(o), _) => testsrc::spawn(ctx, o.clone()).map(|t| (t, None, None)),
+            (NodeProps::V4l2(o), _) => v4l2::spawn(ctx, o.clone()).map(|t| (t, None, None)),
+            (NodeProps::Rtsp(o), _) => rtsp::spawn(ctx, o.clone()).map(|t| (t, None, None)),
+            (NodeProps::File(o), _) => file::spawn(ctx, o.clone()).map(|t| (t, None, None)),
+            (NodeProps::Relay(o), Some(up)) => relay::spawn(ctx, up, o).map(|(t, c)| (t, Some(c), None)),
+            (NodeProps::Encode(o), Some(up)) => {
+                encode::spawn(ctx, up, o.clone()).map(|(t, c, changes)| (t, Some(c), Some(changes)))
+            }
+            (NodeProps::Relay(_) | NodeProps::Encode(_), None) => Err("needs `listen_to`".to_owned()),
         };
-        let (thread, input) = started.map_err(|message| ServerError::Start {
+        let (thread, input, changes) = started.map_err(|message| ServerError::Start {
             name: spec.name.clone(),
             kind: spec.props.kind(),
             message,
@@ -169,6 +187,7 @@ impl Server {
             index,
             shared,
             input,
+            changes,
             thread: Some(thread),
         });
         Ok(())
@@ -199,6 +218,32 @@ impl Server {
         input.relink(stream);
         self.config.nodes[running.index].listen_to = Some(stream.to_owned());
         tracing::info!(node, stream, "relinked");
+        Ok(())
+    }
+
+    /// Changes a running encoder (bitrate, rate control, keyframe interval,
+    /// profile/level, quality, or a keyframe now). It applies before the
+    /// encoder's next frame; one the backend refuses is logged and the
+    /// encoder runs on unchanged.
+    pub fn change_encoder(&mut self, node: &str, change: Change) -> Result<(), ServerError> {
+        let running = self.nodes.iter().find(|n| self.spec(n).name == node);
+        let running = running.ok_or_else(|| ServerError::NoSuchNode(node.to_owned()))?;
+        let changes = running
+            .changes
+            .as_ref()
+            .ok_or_else(|| ServerError::NotAnEncoder(node.to_owned()))?;
+        let index = running.index;
+        if let NodeProps::Encode(settings) = &mut self.config.nodes[index].props {
+            let mut next = settings.clone();
+            next.apply(change);
+            next.validate().map_err(|message| ServerError::Invalid {
+                node: node.to_owned(),
+                message,
+            })?;
+            *settings = next;
+        }
+        // A send fails only when the node has ended; there is nothing left to change then.
+        let _ = changes.send(change);
         Ok(())
     }
 
