@@ -64,7 +64,7 @@ impl V4l2Error {
 }
 
 /// Runs an ioctl, retrying on EINTR.
-fn ioctl<T>(fd: RawFd, request: u32, arg: &mut T) -> io::Result<()> {
+pub(crate) fn ioctl<T>(fd: RawFd, request: u32, arg: &mut T) -> io::Result<()> {
     loop {
         // SAFETY: `arg` is a live, exclusively borrowed value of the type the
         // request encodes (the layouts are checked against videodev2.h).
@@ -104,7 +104,7 @@ impl Node {
 }
 
 /// An all-zero value of a uapi struct (every one of them is valid zeroed).
-fn zeroed<T: Copy>() -> T {
+pub(crate) fn zeroed<T: Copy>() -> T {
     // SAFETY: only instantiated with the plain-data uapi structs of `eyrie_sys::v4l2`.
     unsafe { std::mem::zeroed() }
 }
@@ -459,11 +459,21 @@ impl Device {
         &self.info
     }
 
-    fn ioctl<T>(&self, op: &'static str, request: u32, arg: &mut T) -> Result<(), V4l2Error> {
+    pub(crate) fn ioctl<T>(&self, op: &'static str, request: u32, arg: &mut T) -> Result<(), V4l2Error> {
         self.node.ioctl(op, request, arg)
     }
 
-    fn unsupported(&self, message: String) -> V4l2Error {
+    /// The open file descriptor (for mmap and poll).
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.node.raw()
+    }
+
+    /// An I/O error of operation `op` on this device.
+    pub(crate) fn io_error(&self, op: &'static str, error: io::Error) -> V4l2Error {
+        self.node.io(op, error)
+    }
+
+    pub(crate) fn unsupported(&self, message: String) -> V4l2Error {
         V4l2Error::Unsupported {
             device: self.node.path.clone(),
             message,

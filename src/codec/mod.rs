@@ -6,6 +6,7 @@
 //! here panics on any input.
 
 pub mod bits;
+pub mod fwht;
 pub mod h264;
 pub mod h265;
 pub mod jpeg;

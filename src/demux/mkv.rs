@@ -256,7 +256,7 @@ impl Reader<'_> {
         let keyframe = match codec {
             Codec::H264 | Codec::H265 => nal_key,
             Codec::Vp9 => vp9::packet_header(&data, payload)?.keyframe,
-            Codec::Mjpeg => true,
+            Codec::Mjpeg | Codec::Fwht => true,
         };
         let pts = cluster_ts.saturating_add(rel).saturating_mul(self.scale);
         self.packets.push(Packet {

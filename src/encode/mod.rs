@@ -20,6 +20,7 @@ pub mod ffmpeg;
 pub mod jpeg;
 pub mod openh264;
 mod packetize;
+pub mod v4l2m2m;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -386,11 +387,7 @@ pub fn open_encoder(settings: &EncoderSettings, info: &VideoInfo) -> Result<Box<
             what: format!("encode {} (this build has no FFmpeg)", settings.codec),
             supported: "nothing: rebuild with `--features ffmpeg`; h264 works with openh264, mjpeg with jpeg".into(),
         }),
-        Backend::V4l2M2m(_) => Err(EncodeError::Unsupported {
-            backend: "v4l2m2m",
-            what: "encode".into(),
-            supported: "nothing yet".into(),
-        }),
+        Backend::V4l2M2m(path) => Ok(Box::new(v4l2m2m::M2mEncoder::new(path, settings, info)?)),
         Backend::Auto => unreachable!("resolved above"),
     }
 }
@@ -400,15 +397,18 @@ pub fn open_decoder(codec: Codec, backend: &Backend) -> Result<Box<dyn Decoder>,
     match (backend, codec) {
         (Backend::Auto | Backend::OpenH264, Codec::H264) => Ok(Box::new(openh264::H264Decoder::new()?)),
         (Backend::Auto | Backend::Jpeg, Codec::Mjpeg) => Ok(Box::new(jpeg::JpegDecoder::new())),
+        // The device learns the size from the stream (a source-change event).
+        (Backend::V4l2M2m(path), _) => Ok(Box::new(v4l2m2m::M2mDecoder::new(path, codec, 0, 0)?)),
         #[cfg(feature = "ffmpeg")]
         (Backend::Auto | Backend::Ffmpeg, _) => Ok(Box::new(ffmpeg::FfmpegDecoder::new(codec)?)),
         (b, c) => Err(EncodeError::Unsupported {
             backend: "decoder",
             what: format!("decode {c} with {b}"),
             supported: if cfg!(feature = "ffmpeg") {
-                "h264 (openh264, ffmpeg), mjpeg (jpeg, ffmpeg), h265 and vp9 (ffmpeg)".into()
+                "h264 (openh264, ffmpeg), mjpeg (jpeg, ffmpeg), h265 and vp9 (ffmpeg), and what a v4l2m2m device decodes".into()
             } else {
-                "h264 (openh264) and mjpeg (jpeg); h265 and vp9 need `--features ffmpeg`".into()
+                "h264 (openh264), mjpeg (jpeg), what a v4l2m2m device decodes; h265 and vp9 need `--features ffmpeg`"
+                    .into()
             },
         }),
     }

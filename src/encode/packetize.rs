@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::codec::ParamFollower;
+use crate::codec::{ParamFollower, fwht};
 use crate::media::{Codec, CodecParams, Frame, Packet};
 
 use super::EncodeError;
@@ -67,7 +67,8 @@ impl Packetizer {
         let keyframe = match self.codec {
             Codec::H264 | Codec::H265 => key_in_stream,
             Codec::Mjpeg => true,
-            _ => keyframe,
+            Codec::Fwht => fwht::is_keyframe(&data).map_err(|e| EncodeError::failed(self.backend, e))?,
+            Codec::Vp9 => keyframe,
         };
         Ok(Packet {
             codec: self.codec,

@@ -19,6 +19,9 @@ pub enum Codec {
     Vp9,
     /// Motion JPEG (one JPEG image per packet).
     Mjpeg,
+    /// The Linux kernel's `vicodec` test codec (Fast Walsh Hadamard Transform),
+    /// which the V4L2 codec path is tested against.
+    Fwht,
 }
 
 impl fmt::Display for Codec {
@@ -28,6 +31,7 @@ impl fmt::Display for Codec {
             Codec::H265 => "h265",
             Codec::Vp9 => "vp9",
             Codec::Mjpeg => "mjpeg",
+            Codec::Fwht => "fwht",
         })
     }
 }

@@ -69,14 +69,15 @@ const SEEK_HEAD_SPACE: usize = 96;
 /// Bytes reserved in Info for the Duration element (ID 2 + size 1 + float 8).
 const DURATION_SPACE: usize = 11;
 
-/// The Matroska `CodecID` of a codec.
-pub fn codec_id(codec: Codec) -> &'static str {
-    match codec {
+/// The Matroska `CodecID` of a codec (none for vicodec's test codec).
+pub fn codec_id(codec: Codec) -> Option<&'static str> {
+    Some(match codec {
         Codec::H264 => "V_MPEG4/ISO/AVC",
         Codec::H265 => "V_MPEGH/ISO/HEVC",
         Codec::Vp9 => "V_VP9",
         Codec::Mjpeg => "V_MJPEG",
-    }
+        Codec::Fwht => return None,
+    })
 }
 
 /// Matroska/WebM muxer for one video track.
@@ -129,7 +130,11 @@ impl MkvMuxer {
     }
 
     fn header(&mut self, packet: &Packet, out: &mut Output) -> Result<(), MuxError> {
-        let codec_id = codec_id(packet.codec);
+        let codec_id = codec_id(packet.codec).ok_or(MuxError::Unsupported {
+            container: "Matroska",
+            codec: packet.codec,
+            hint: "it carries h264, h265, vp9 and mjpeg",
+        })?;
         if self.webm && packet.codec != Codec::Vp9 {
             return Err(MuxError::Unsupported {
                 container: "WebM",

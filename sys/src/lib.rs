@@ -47,6 +47,10 @@ pub mod pix_fmt {
     pub const H264: u32 = v4l2_fourcc(b'H', b'2', b'6', b'4');
     /// `V4L2_PIX_FMT_HEVC`: H.265 with start codes.
     pub const HEVC: u32 = v4l2_fourcc(b'H', b'E', b'V', b'C');
+    /// `V4L2_PIX_FMT_VP9`: VP9 frames.
+    pub const VP9: u32 = v4l2_fourcc(b'V', b'P', b'9', b'0');
+    /// `V4L2_PIX_FMT_FWHT`: vicodec's Fast Walsh Hadamard Transform codec.
+    pub const FWHT: u32 = v4l2_fourcc(b'F', b'W', b'H', b'T');
 }
 
 #[cfg(test)]

@@ -303,6 +303,93 @@ pub struct v4l2_streamparm {
     pub parm: v4l2_streamparm_u,
 }
 
+/// `struct v4l2_control`: one control's value (`VIDIOC_S_CTRL`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct v4l2_control {
+    pub id: u32,
+    pub value: i32,
+}
+
+/// `struct v4l2_encoder_cmd`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct v4l2_encoder_cmd {
+    pub cmd: u32,
+    pub flags: u32,
+    pub data: [u32; 8],
+}
+
+/// `struct v4l2_decoder_cmd` (the union as its raw words; 8-byte aligned by its `stop.pts`).
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct v4l2_decoder_cmd {
+    pub cmd: u32,
+    pub flags: u32,
+    pub data: [u32; 16],
+}
+
+/// `struct v4l2_event_subscription`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct v4l2_event_subscription {
+    pub type_: u32,
+    pub id: u32,
+    pub flags: u32,
+    pub reserved: [u32; 5],
+}
+
+/// `struct timespec` as the kernel fills it on 64-bit Linux.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct timespec {
+    pub tv_sec: i64,
+    pub tv_nsec: i64,
+}
+
+/// `struct v4l2_event` (the payload union as raw bytes, 8-byte aligned).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct v4l2_event {
+    pub type_: u32,
+    pub u: [u64; 8],
+    pub pending: u32,
+    pub sequence: u32,
+    pub timestamp: timespec,
+    pub id: u32,
+    pub reserved: [u32; 8],
+}
+
+/// Encoder and decoder commands (`V4L2_ENC_CMD_*`, `V4L2_DEC_CMD_*`).
+pub mod cmd {
+    pub const ENC_STOP: u32 = 1;
+    pub const DEC_STOP: u32 = 1;
+}
+
+/// Event types (`V4L2_EVENT_*`).
+pub mod event {
+    pub const EOS: u32 = 2;
+    pub const SOURCE_CHANGE: u32 = 5;
+}
+
+/// Codec controls (`V4L2_CID_*` of the codec class).
+pub mod cid {
+    const CODEC_BASE: u32 = 0x0099_0900;
+    pub const GOP_SIZE: u32 = CODEC_BASE + 203;
+    pub const BITRATE_MODE: u32 = CODEC_BASE + 206;
+    pub const BITRATE: u32 = CODEC_BASE + 207;
+    pub const FORCE_KEY_FRAME: u32 = CODEC_BASE + 229;
+    pub const FWHT_I_FRAME_QP: u32 = CODEC_BASE + 290;
+    pub const FWHT_P_FRAME_QP: u32 = CODEC_BASE + 291;
+    pub const H264_I_FRAME_QP: u32 = CODEC_BASE + 350;
+    pub const H264_P_FRAME_QP: u32 = CODEC_BASE + 351;
+    pub const H264_LEVEL: u32 = CODEC_BASE + 359;
+    pub const H264_PROFILE: u32 = CODEC_BASE + 363;
+    /// `V4L2_MPEG_VIDEO_BITRATE_MODE_*`.
+    pub const BITRATE_MODE_VBR: i32 = 0;
+    pub const BITRATE_MODE_CBR: i32 = 1;
+}
+
 /// Device capabilities (`V4L2_CAP_*`).
 pub mod cap {
     pub const VIDEO_CAPTURE: u32 = 0x0000_0001;
@@ -401,3 +488,9 @@ pub const VIDIOC_S_PARM: u32 = iowr::<v4l2_streamparm>(22);
 pub const VIDIOC_TRY_FMT: u32 = iowr::<v4l2_format>(64);
 pub const VIDIOC_ENUM_FRAMESIZES: u32 = iowr::<v4l2_frmsizeenum>(74);
 pub const VIDIOC_ENUM_FRAMEINTERVALS: u32 = iowr::<v4l2_frmivalenum>(75);
+pub const VIDIOC_G_CTRL: u32 = iowr::<v4l2_control>(27);
+pub const VIDIOC_S_CTRL: u32 = iowr::<v4l2_control>(28);
+pub const VIDIOC_ENCODER_CMD: u32 = iowr::<v4l2_encoder_cmd>(77);
+pub const VIDIOC_DQEVENT: u32 = ior::<v4l2_event>(89);
+pub const VIDIOC_SUBSCRIBE_EVENT: u32 = iow::<v4l2_event_subscription>(90);
+pub const VIDIOC_DECODER_CMD: u32 = iowr::<v4l2_decoder_cmd>(96);
