@@ -10,50 +10,19 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::ff::{Dir, decode_strict, tool};
-use eyrie::capture::testsrc::{TestSrc, TestSrcOptions};
+use common::{psnr_db, testsrc_frames};
+use eyrie::capture::testsrc::TestSrcOptions;
 use eyrie::capture::y4m;
 use eyrie::encode::{Backend, Change, Encoder, EncoderSettings, open_decoder, open_encoder};
-use eyrie::media::{Buffer, Codec, Fps, Frame, FrameMeta, Packet, PixelFormat};
+use eyrie::media::{Codec, Fps, Frame, Packet, PixelFormat};
 
 const EYRIE: &str = env!("CARGO_BIN_EXE_eyrie");
 
-fn source(format: PixelFormat, width: u32, height: u32) -> TestSrc {
-    let options = TestSrcOptions {
-        width,
-        height,
-        format,
-        fps: Fps { num: 30, den: 1 },
-        seed: Some(7),
-        ..TestSrcOptions::default()
-    };
-    TestSrc::new("enc", &options).unwrap()
-}
-
-fn frames(src: &TestSrc, n: u64) -> Vec<Frame> {
-    let info = *src.info();
-    (0..n)
-        .map(|i| {
-            let mut data = vec![0u8; info.size()];
-            src.render(i, &mut data);
-            Frame {
-                info,
-                pts: info.fps.frame_time_ns(i) as i64,
-                duration: info.fps.frame_duration_ns() as i64,
-                capture_utc: std::time::SystemTime::now(),
-                seq: i,
-                source: Arc::from("enc"),
-                meta: Arc::new(FrameMeta::default()),
-                buffer: Buffer::from_bytes(data.into()),
-            }
-        })
-        .collect()
-}
-
 /// Writes `n` 1280×720 I420 test frames as a `.y4m` file.
 fn y4m_source(dir: &Dir, n: u64) -> PathBuf {
-    let src = source(PixelFormat::I420, 1280, 720);
-    let mut file = y4m::header(src.info()).into_bytes();
-    for f in frames(&src, n) {
+    let frames = testsrc_frames(PixelFormat::I420, 1280, 720, n);
+    let mut file = y4m::header(&frames[0].info).into_bytes();
+    for f in &frames {
         file.extend_from_slice(b"FRAME\n");
         file.extend_from_slice(f.data());
     }
@@ -182,7 +151,7 @@ fn jpeg_reads_every_format_row_by_row() {
         (PixelFormat::Bgrx, "bgr0"),
     ];
     for (format, ffmpeg_name) in formats {
-        let f = &frames(&source(format, 320, 240), 1)[0];
+        let f = &testsrc_frames(format, 320, 240, 1)[0];
         let raw = dir.file(&format!("{format}.raw"));
         std::fs::write(&raw, f.data()).unwrap();
         let reference = dir.file(&format!("{format}.y4m"));
@@ -290,14 +259,13 @@ fn encode_all(enc: &mut dyn Encoder, frames: &[Frame]) -> Vec<Packet> {
 /// Bitrate, keyframe interval and forced keyframes change a running encoder.
 #[test]
 fn openh264_changes_take_effect_while_running() {
-    let src = source(PixelFormat::Nv12, 640, 360);
-    let all = frames(&src, 90);
+    let all = testsrc_frames(PixelFormat::Nv12, 640, 360, 90);
     let settings = EncoderSettings {
         bitrate: 300_000,
         keyint: 1000,
         ..EncoderSettings::default()
     };
-    let mut enc = open_encoder(&settings, src.info()).unwrap();
+    let mut enc = open_encoder(&settings, &all[0].info).unwrap();
     let low = encode_all(enc.as_mut(), &all[..30]);
     enc.apply(Change::Bitrate(6_000_000)).unwrap();
     let high = encode_all(enc.as_mut(), &all[30..60]);
@@ -333,9 +301,8 @@ fn openh264_changes_take_effect_while_running() {
 /// Our H.264 decodes back through the OpenH264 decoder to the source picture.
 #[test]
 fn openh264_round_trip_keeps_the_picture() {
-    let src = source(PixelFormat::I420, 640, 360);
-    let all = frames(&src, 20);
-    let mut enc = open_encoder(&EncoderSettings::default(), src.info()).unwrap();
+    let all = testsrc_frames(PixelFormat::I420, 640, 360, 20);
+    let mut enc = open_encoder(&EncoderSettings::default(), &all[0].info).unwrap();
     let packets = encode_all(enc.as_mut(), &all);
     let mut dec = open_decoder(Codec::H264, &Backend::Auto).unwrap();
     let mut decoded = Vec::new();
@@ -355,27 +322,19 @@ fn assert_same_pictures(decoded: &[Frame], sources: &[Frame]) {
             (PixelFormat::I420, s.info.width, s.info.height)
         );
         assert_eq!((d.pts, d.seq), (s.pts, s.seq));
-        let mse = d
-            .data()
-            .iter()
-            .zip(s.data())
-            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
-            .sum::<f64>()
-            / d.data().len() as f64;
-        let db = 10.0 * (255.0f64.powi(2) / mse.max(1e-9)).log10();
+        let db = psnr_db(d, s);
         assert!(db >= 32.0, "frame {}: {db:.2} dB", d.seq);
     }
 }
 
 #[test]
 fn jpeg_decoder_reads_back_rgb() {
-    let src = source(PixelFormat::Nv12, 320, 240);
-    let all = frames(&src, 2);
+    let all = testsrc_frames(PixelFormat::Nv12, 320, 240, 2);
     let settings = EncoderSettings {
         codec: Codec::Mjpeg,
         ..EncoderSettings::default()
     };
-    let mut enc = open_encoder(&settings, src.info()).unwrap();
+    let mut enc = open_encoder(&settings, &all[0].info).unwrap();
     let packets = encode_all(enc.as_mut(), &all);
     assert!(packets.iter().all(|p| p.keyframe && p.codec == Codec::Mjpeg));
     let mut dec = open_decoder(Codec::Mjpeg, &Backend::Auto).unwrap();
@@ -422,16 +381,15 @@ fn ffmpeg_encoders_decode_strictly_above_32_db() {
 #[cfg(feature = "ffmpeg")]
 #[test]
 fn ffmpeg_round_trip_and_forced_keyframes() {
-    let src = source(PixelFormat::Nv12, 640, 360);
-    let all = frames(&src, 20);
-    let i420: Vec<Frame> = frames(&source(PixelFormat::I420, 640, 360), 20);
+    let all = testsrc_frames(PixelFormat::Nv12, 640, 360, 20);
+    let i420 = testsrc_frames(PixelFormat::I420, 640, 360, 20);
     for codec in [Codec::H264, Codec::H265, Codec::Vp9] {
         let settings = EncoderSettings {
             codec,
             encoder: Backend::Ffmpeg,
             ..EncoderSettings::default()
         };
-        let mut enc = open_encoder(&settings, src.info()).unwrap();
+        let mut enc = open_encoder(&settings, &all[0].info).unwrap();
         let mut packets = Vec::new();
         for (i, f) in all.iter().enumerate() {
             if i == 10 {

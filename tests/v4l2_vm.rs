@@ -11,6 +11,8 @@
 //! stateful encoder and decoder are the M2M codec devices the `v4l2m2m`
 //! backend drives.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -412,37 +414,12 @@ fn node_named(name: &str) -> PathBuf {
 #[test]
 #[ignore = "runs inside the VM"]
 fn vm_vicodec_encodes_and_decodes_with_changes_while_running() {
-    use eyrie::capture::testsrc::{TestSrc, TestSrcOptions};
     use eyrie::encode::{Backend, Change, EncoderSettings, open_decoder, open_encoder};
-    use eyrie::media::{Buffer, Codec, Frame, FrameMeta, PixelFormat};
-    use std::sync::Arc;
+    use eyrie::media::{Codec, PixelFormat};
 
     // vicodec's smallest picture is 640x360, in steps of 8.
-    let options = TestSrcOptions {
-        width: 640,
-        height: 480,
-        format: PixelFormat::I420,
-        seed: Some(7),
-        ..TestSrcOptions::default()
-    };
-    let src = TestSrc::new("m2m", &options).unwrap();
-    let info = *src.info();
-    let frames: Vec<Frame> = (0..60u64)
-        .map(|n| {
-            let mut data = vec![0u8; info.size()];
-            src.render(n, &mut data);
-            Frame {
-                info,
-                pts: info.fps.frame_time_ns(n) as i64,
-                duration: info.fps.frame_duration_ns() as i64,
-                capture_utc: std::time::SystemTime::now(),
-                seq: n,
-                source: Arc::from("m2m"),
-                meta: Arc::new(FrameMeta::default()),
-                buffer: Buffer::from_bytes(data.into()),
-            }
-        })
-        .collect();
+    let frames = common::testsrc_frames(PixelFormat::I420, 640, 480, 60);
+    let info = frames[0].info;
     let settings = EncoderSettings {
         codec: Codec::Fwht,
         encoder: Backend::V4l2M2m(node_named("stateful-encoder")),
@@ -493,14 +470,7 @@ fn vm_vicodec_encodes_and_decodes_with_changes_while_running() {
             (d.seq, d.info.format, d.info.width, d.info.height),
             (s.seq, PixelFormat::I420, 640, 480)
         );
-        let mse = d
-            .data()
-            .iter()
-            .zip(s.data())
-            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
-            .sum::<f64>()
-            / d.data().len() as f64;
-        let db = 10.0 * (255.0f64.powi(2) / mse.max(1e-9)).log10();
+        let db = common::psnr_db(d, s);
         assert!(db >= 30.0, "frame {}: {db:.2} dB", d.seq);
     }
 }

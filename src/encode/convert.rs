@@ -81,8 +81,11 @@ impl ToI420 {
                 };
             }
             PixelFormat::Gray8 => {
-                self.scratch.clear();
-                self.scratch.resize(cw * ch, 128);
+                // Neutral chroma, written once: an encoder's frames all have one layout.
+                if self.scratch.len() != cw * ch {
+                    self.scratch.clear();
+                    self.scratch.resize(cw * ch, 128);
+                }
                 return I420 {
                     width: w,
                     height: h,

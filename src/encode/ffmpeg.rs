@@ -13,7 +13,7 @@
 //! stats); decoded pictures are copied out of FFmpeg's into Eyrie's.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Once};
+use std::sync::Once;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -26,7 +26,7 @@ use ffmpeg_next as ff;
 use super::convert::ToI420;
 use super::packetize::Stamp;
 use super::{Change, EncodeError, Encoder, EncoderSettings, Packetizer, Profile, RateControl, StageTimes, check_input};
-use crate::media::{Buffer, Codec, Frame, FrameMeta, Packet, PixelFormat, VideoInfo, copy_frame_bytes};
+use crate::media::{Buffer, Codec, Frame, Packet, PixelFormat, VideoInfo};
 use crate::mux::to_units;
 
 const NAME: &str = "ffmpeg";
@@ -211,16 +211,7 @@ impl Encoder for FfmpegEncoder {
     }
 
     fn encode(&mut self, frame: &Frame, out: &mut Vec<Packet>) -> Result<(), EncodeError> {
-        if !frame.info.same_layout(&self.info) {
-            return Err(EncodeError::Unsupported {
-                backend: NAME,
-                what: format!(
-                    "change to {} {}x{} mid-stream",
-                    frame.info.format, frame.info.width, frame.info.height
-                ),
-                supported: "one format and size per encoder".into(),
-            });
-        }
+        super::check_same_layout(NAME, &self.info, frame)?;
         let t0 = Instant::now();
         let picture = self.convert.convert(frame);
         for (p, (src, stride)) in [picture.y, picture.u, picture.v].into_iter().enumerate() {
@@ -230,10 +221,7 @@ impl Encoder for FfmpegEncoder {
                 (picture.width / 2, picture.height / 2)
             };
             let dst_stride = self.frame.stride(p);
-            let dst = self.frame.data_mut(p);
-            for row in 0..h {
-                copy_frame_bytes(&mut dst[row * dst_stride..][..w], &src[row * stride..][..w]);
-            }
+            super::copy_rows(self.frame.data_mut(p), dst_stride, src, stride, w, h);
         }
         let pts = to_units(frame.pts, ENCODE_TIMESCALE);
         self.frame.set_pts(Some(pts));
@@ -361,28 +349,10 @@ impl FfmpegDecoder {
             }
         };
         let src = pixels.as_ref().unwrap_or(decoded);
-        let fps = super::rate_of(stamp.duration);
-        let info = VideoInfo::new(format, w, h, fps).map_err(fail)?;
+        let info = VideoInfo::new(format, w, h, super::rate_of(stamp.duration)).map_err(fail)?;
         let mut data = vec![0u8; info.size()];
-        for (p, plane) in info.planes().iter().enumerate() {
-            let (from, stride) = (src.data(p), src.stride(p));
-            for row in 0..plane.rows {
-                copy_frame_bytes(
-                    &mut data[plane.offset + row * plane.stride..][..plane.row_bytes],
-                    &from[row * stride..][..plane.row_bytes],
-                );
-            }
-        }
-        Ok(Frame {
-            info,
-            pts: stamp.pts,
-            duration: stamp.duration,
-            capture_utc: std::time::SystemTime::now(),
-            seq: stamp.seq,
-            source: stamp.source,
-            meta: Arc::new(FrameMeta::default()),
-            buffer: Buffer::from_bytes(data.into()),
-        })
+        super::fill_planes(&info, &mut data, |p| (src.data(p), src.stride(p)));
+        Ok(stamp.frame(info, Buffer::from_bytes(data.into())))
     }
 }
 
@@ -395,15 +365,7 @@ impl super::Decoder for FfmpegDecoder {
         let mut pkt = ff::Packet::copy(&packet.data);
         pkt.set_pts(Some(packet.pts));
         pkt.set_dts(Some(packet.dts));
-        self.stamps.insert(
-            packet.pts,
-            Stamp {
-                pts: packet.pts,
-                duration: packet.duration,
-                seq: packet.seq,
-                source: Arc::clone(&packet.source),
-            },
-        );
+        self.stamps.insert(packet.pts, Stamp::of_packet(packet));
         self.inner
             .send_packet(&pkt)
             .map_err(|e| fail(format!("packet {}: {e}", packet.seq)))?;

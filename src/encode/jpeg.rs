@@ -7,8 +7,6 @@
 //! full frame is ever made. 4:2:0 sources are written 4:2:0, 4:2:2 sources
 //! 4:2:2. The decoder returns RGB24 frames.
 
-use std::ops::Add;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -16,22 +14,15 @@ use jpeg_encoder::{ImageBuffer, JpegColorType, SamplingFactor};
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 
+use super::convert::ToI420;
 use super::packetize::Stamp;
 use super::{Change, EncodeError, Encoder, EncoderSettings, Packetizer, StageTimes, check_input};
-use crate::media::{Buffer, Codec, Frame, FrameMeta, Packet, PixelFormat, VideoInfo};
+use crate::media::{Buffer, Codec, Frame, Packet, PixelFormat, VideoInfo};
 
 const NAME: &str = "jpeg";
 
-const FORMATS: &[PixelFormat] = &[
-    PixelFormat::Nv12,
-    PixelFormat::I420,
-    PixelFormat::Yuyv,
-    PixelFormat::Uyvy,
-    PixelFormat::Gray8,
-    PixelFormat::Rgb24,
-    PixelFormat::Rgba,
-    PixelFormat::Bgrx,
-];
+/// Every raw format Eyrie has: the same ones the I420 conversion reads.
+const FORMATS: &[PixelFormat] = ToI420::FORMATS;
 
 /// JPEG's dimension limit.
 const MAX_SIZE: (u32, u32) = (16384, 16384);
@@ -45,7 +36,7 @@ struct Range {
 impl Range {
     fn new() -> Self {
         let expand = |v: usize, lo: f64, span: f64, center: f64| {
-            ((v as f64 - lo) * 255.0 / span).round().add(center).clamp(0.0, 255.0) as u8
+            (((v as f64 - lo) * 255.0 / span).round() + center).clamp(0.0, 255.0) as u8
         };
         Range {
             luma: std::array::from_fn(|v| expand(v, 16.0, 219.0, 0.0)),
@@ -173,16 +164,7 @@ impl JpegEncoder {
 
     /// `frame` as one JPEG image.
     pub fn picture(&mut self, frame: &Frame) -> Result<Vec<u8>, EncodeError> {
-        if !frame.info.same_layout(&self.info) {
-            return Err(EncodeError::Unsupported {
-                backend: NAME,
-                what: format!(
-                    "change to {} {}x{} mid-stream",
-                    frame.info.format, frame.info.width, frame.info.height
-                ),
-                supported: "one format and size per encoder".into(),
-            });
-        }
+        super::check_same_layout(NAME, &self.info, frame)?;
         let mut data = Vec::with_capacity(self.last_len + self.last_len / 4);
         let mut encoder = jpeg_encoder::Encoder::new(&mut data, self.quality);
         encoder.set_sampling_factor(match frame.info.format {
@@ -284,8 +266,7 @@ impl super::Decoder for JpegDecoder {
             .decode()
             .map_err(|e| EncodeError::failed(NAME, format!("packet {}: {e:?}", packet.seq)))?;
         let (w, h) = decoder.dimensions().unwrap_or((0, 0));
-        let fps = super::rate_of(packet.duration);
-        let info = VideoInfo::new(PixelFormat::Rgb24, w as u32, h as u32, fps)
+        let info = VideoInfo::new(PixelFormat::Rgb24, w as u32, h as u32, super::rate_of(packet.duration))
             .map_err(|e| EncodeError::failed(NAME, format!("packet {}: {e}", packet.seq)))?;
         if pixels.len() < info.size() {
             return Err(EncodeError::failed(
@@ -294,16 +275,7 @@ impl super::Decoder for JpegDecoder {
             ));
         }
         // The decoder wrote into memory of its own, which the frame now owns: nothing is copied.
-        out.push(Frame {
-            info,
-            pts: packet.pts,
-            duration: packet.duration,
-            capture_utc: std::time::SystemTime::now(),
-            seq: packet.seq,
-            source: Arc::clone(&packet.source),
-            meta: Arc::new(FrameMeta::default()),
-            buffer: Buffer::from_bytes(Bytes::from(pixels)),
-        });
+        out.push(Stamp::of_packet(packet).frame(info, Buffer::from_bytes(Bytes::from(pixels))));
         Ok(())
     }
 

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::{Codec, Fps, Frame, Packet, PixelFormat, VideoInfo};
+use crate::media::{Codec, Fps, Frame, Packet, PixelFormat, VideoInfo, copy_frame_bytes};
 pub use packetize::Packetizer;
 
 /// Errors of encoders and decoders. Each names the backend.
@@ -338,6 +338,48 @@ pub(crate) fn rate_of(duration_ns: i64) -> Fps {
         Fps::new(1_000_000, us as u32).unwrap_or(Fps { num: 30, den: 1 })
     } else {
         Fps { num: 30, den: 1 }
+    }
+}
+
+/// Refuses a frame whose layout differs from the one the encoder was opened for.
+pub(crate) fn check_same_layout(backend: &'static str, opened: &VideoInfo, frame: &Frame) -> Result<(), EncodeError> {
+    if frame.info.same_layout(opened) {
+        return Ok(());
+    }
+    Err(EncodeError::Unsupported {
+        backend,
+        what: format!(
+            "change from {} {}x{} to {} {}x{} mid-stream",
+            opened.format, opened.width, opened.height, frame.info.format, frame.info.width, frame.info.height
+        ),
+        supported: "one format and size per encoder (an encode node opens a new one)".into(),
+    })
+}
+
+/// Copies `rows` lines of `row_bytes` from `src` (lines `src_pitch` apart) to
+/// `dst` (lines `dst_pitch` apart), counting the bytes as copied.
+pub(crate) fn copy_rows(dst: &mut [u8], dst_pitch: usize, src: &[u8], src_pitch: usize, row_bytes: usize, rows: usize) {
+    for row in 0..rows {
+        copy_frame_bytes(
+            &mut dst[row * dst_pitch..][..row_bytes],
+            &src[row * src_pitch..][..row_bytes],
+        );
+    }
+}
+
+/// A new frame buffer of `info` filled from a decoder's planes: `plane(p)`
+/// is plane `p` and its line pitch.
+pub(crate) fn fill_planes<'a>(info: &VideoInfo, dst: &mut [u8], plane: impl Fn(usize) -> (&'a [u8], usize)) {
+    for (p, layout) in info.planes().iter().enumerate() {
+        let (src, pitch) = plane(p);
+        copy_rows(
+            &mut dst[layout.offset..],
+            layout.stride,
+            src,
+            pitch,
+            layout.row_bytes,
+            layout.rows,
+        );
     }
 }
 

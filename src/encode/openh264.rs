@@ -9,7 +9,6 @@
 //! an IDR. The decoder returns I420 frames from a small pool.
 
 use std::os::raw::c_void;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -27,9 +26,7 @@ use super::{
     Change, EncodeError, Encoder, EncoderSettings, Level, Packetizer, Profile, RateControl, StageTimes, check_input,
     rate_of,
 };
-use crate::media::{
-    Buffer, BufferPool, Codec, Fps, Frame, FrameMeta, Packet, PixelFormat, VideoInfo, copy_frame_bytes,
-};
+use crate::media::{Buffer, BufferPool, Codec, Frame, Packet, PixelFormat, VideoInfo};
 
 const NAME: &str = "openh264";
 
@@ -182,21 +179,7 @@ impl Encoder for H264Encoder {
     }
 
     fn encode(&mut self, frame: &Frame, out: &mut Vec<Packet>) -> Result<(), EncodeError> {
-        if !frame.info.same_layout(&self.info) {
-            return Err(EncodeError::Unsupported {
-                backend: NAME,
-                what: format!(
-                    "change from {} {}x{} to {} {}x{} mid-stream",
-                    self.info.format,
-                    self.info.width,
-                    self.info.height,
-                    frame.info.format,
-                    frame.info.width,
-                    frame.info.height
-                ),
-                supported: "one format and size per encoder".into(),
-            });
-        }
+        super::check_same_layout(NAME, &self.info, frame)?;
         let t0 = Instant::now();
         let picture = self.convert.convert(frame);
         let t1 = Instant::now();
@@ -276,8 +259,8 @@ impl Encoder for H264Encoder {
 pub struct H264Decoder {
     raw: RawDecoder,
     pool: Option<(VideoInfo, BufferPool)>,
-    /// The last packet's stamp and rate, for pictures a flush releases.
-    last: Option<(Stamp, Fps)>,
+    /// The last packet's stamp, for pictures a flush releases.
+    last: Option<Stamp>,
 }
 
 /// Decoded frames the decoder can have downstream at once.
@@ -301,24 +284,18 @@ impl H264Decoder {
 fn emit(
     pool: &mut Option<(VideoInfo, BufferPool)>,
     yuv: &openh264::decoder::DecodedYUV<'_>,
-    stamp: &Stamp,
-    fps: Fps,
+    stamp: Stamp,
 ) -> Result<Frame, EncodeError> {
     let (w, h) = yuv.dimensions();
-    let info = VideoInfo::new(PixelFormat::I420, w as u32, h as u32, fps).map_err(|e| EncodeError::failed(NAME, e))?;
+    let info = VideoInfo::new(PixelFormat::I420, w as u32, h as u32, rate_of(stamp.duration))
+        .map_err(|e| EncodeError::failed(NAME, e))?;
     if pool.as_ref().is_none_or(|(i, _)| !i.same_layout(&info)) {
         *pool = Some((info, BufferPool::new(info.size(), DECODE_POOL)));
     }
     let (info, pool) = pool.as_ref().expect("set above");
-    let fill = |dst: &mut [u8]| {
-        let (ys, us, _) = yuv.strides();
-        for (plane, (src, stride)) in info.planes().iter().zip([(yuv.y(), ys), (yuv.u(), us), (yuv.v(), us)]) {
-            for row in 0..plane.rows {
-                let to = &mut dst[plane.offset + row * plane.stride..][..plane.row_bytes];
-                copy_frame_bytes(to, &src[row * stride..][..plane.row_bytes]);
-            }
-        }
-    };
+    let (ys, us, _) = yuv.strides();
+    let planes = [(yuv.y(), ys), (yuv.u(), us), (yuv.v(), us)];
+    let fill = |dst: &mut [u8]| super::fill_planes(info, dst, |p| planes[p]);
     // A pool buffer when one is free; when the caller holds them all, memory of the frame's own.
     let buffer = match pool.acquire() {
         Some(mut b) => {
@@ -331,16 +308,7 @@ fn emit(
             Buffer::from_bytes(v.into())
         }
     };
-    Ok(Frame {
-        info: *info,
-        pts: stamp.pts,
-        duration: stamp.duration,
-        capture_utc: std::time::SystemTime::now(),
-        seq: stamp.seq,
-        source: Arc::clone(&stamp.source),
-        meta: Arc::new(FrameMeta::default()),
-        buffer,
-    })
+    Ok(stamp.frame(*info, buffer))
 }
 
 impl super::Decoder for H264Decoder {
@@ -349,33 +317,27 @@ impl super::Decoder for H264Decoder {
     }
 
     fn decode(&mut self, packet: &Packet, out: &mut Vec<Frame>) -> Result<(), EncodeError> {
-        let stamp = Stamp {
-            pts: packet.pts,
-            duration: packet.duration,
-            seq: packet.seq,
-            source: Arc::clone(&packet.source),
-        };
-        let fps = rate_of(packet.duration);
+        let stamp = Stamp::of_packet(packet);
         let decoded = self
             .raw
             .decode(&packet.data)
             .map_err(|e| EncodeError::failed(NAME, format!("packet {}: {e}", packet.seq)))?;
         if let Some(yuv) = decoded {
-            out.push(emit(&mut self.pool, &yuv, &stamp, fps)?);
+            out.push(emit(&mut self.pool, &yuv, stamp.clone())?);
         }
-        self.last = Some((stamp, fps));
+        self.last = Some(stamp);
         Ok(())
     }
 
     fn flush(&mut self, out: &mut Vec<Frame>) -> Result<(), EncodeError> {
-        let Some((mut stamp, fps)) = self.last.take() else {
+        let Some(mut stamp) = self.last.take() else {
             return Ok(());
         };
         let left = self.raw.flush_remaining().map_err(|e| EncodeError::failed(NAME, e))?;
         for yuv in &left {
             stamp.pts += stamp.duration;
             stamp.seq += 1;
-            out.push(emit(&mut self.pool, yuv, &stamp, fps)?);
+            out.push(emit(&mut self.pool, yuv, stamp.clone())?);
         }
         Ok(())
     }

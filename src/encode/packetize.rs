@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::codec::{ParamFollower, fwht};
-use crate::media::{Codec, CodecParams, Frame, Packet};
+use crate::media::{Buffer, Codec, CodecParams, Frame, FrameMeta, Packet, VideoInfo};
 
 use super::EncodeError;
 
@@ -33,6 +33,32 @@ impl Stamp {
             duration: frame.duration,
             seq: frame.seq,
             source: Arc::clone(&frame.source),
+        }
+    }
+
+    /// The stamp of `packet`, for the frame a decoder makes of it.
+    pub fn of_packet(packet: &Packet) -> Self {
+        Stamp {
+            pts: packet.pts,
+            duration: packet.duration,
+            seq: packet.seq,
+            source: Arc::clone(&packet.source),
+        }
+    }
+
+    /// A decoded frame of `info` in `buffer`, with this stamp's timing and
+    /// identity (its rate from the stamp's duration).
+    pub fn frame(self, mut info: VideoInfo, buffer: Buffer) -> Frame {
+        info.fps = super::rate_of(self.duration);
+        Frame {
+            info,
+            pts: self.pts,
+            duration: self.duration,
+            capture_utc: std::time::SystemTime::now(),
+            seq: self.seq,
+            source: self.source,
+            meta: Arc::new(FrameMeta::default()),
+            buffer,
         }
     }
 }

@@ -24,7 +24,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -34,7 +33,7 @@ use eyrie_sys::v4l2 as sys;
 use super::packetize::Stamp;
 use super::{Change, EncodeError, Encoder, EncoderSettings, Packetizer, Profile, RateControl, StageTimes};
 use crate::capture::v4l2::{Device, V4l2Error, fourcc_name, zeroed};
-use crate::media::{Buffer, Codec, Frame, FrameMeta, Packet, PixelFormat, VideoInfo, copy_frame_bytes};
+use crate::media::{Buffer, Codec, Frame, Packet, PixelFormat, VideoInfo};
 
 const NAME: &str = "v4l2m2m";
 /// Buffers asked for on each queue.
@@ -306,8 +305,8 @@ pub struct M2mEncoder {
     path: String,
     settings: EncoderSettings,
     info: VideoInfo,
-    /// Bytes per line of the OUTPUT buffers.
-    stride: usize,
+    /// Where each plane of a frame goes in an OUTPUT buffer (`device_planes`).
+    layout: Vec<(usize, usize, usize)>,
     output: Mapped,
     capture: Mapped,
     free: Vec<u32>,
@@ -348,7 +347,7 @@ impl M2mEncoder {
                 supported: format!("{}x{} {}", { raw.width }, { raw.height }, fourcc_name(raw.pixelformat)),
             });
         }
-        let stride = raw.plane_fmt[0].bytesperline as usize;
+        let layout = device_planes(info, raw.plane_fmt[0].bytesperline as usize);
         let mut enc = M2mEncoder {
             output: Mapped::request(&dev, output_type, BUFFERS).map_err(v4l2)?,
             capture: Mapped::request(&dev, capture_type, BUFFERS).map_err(v4l2)?,
@@ -356,7 +355,7 @@ impl M2mEncoder {
             path: name,
             settings: settings.clone(),
             info: *info,
-            stride,
+            layout,
             free: Vec::new(),
             stamps: HashMap::new(),
             packetizer: Packetizer::new(NAME, settings.codec, info.width, info.height),
@@ -557,33 +556,21 @@ impl Encoder for M2mEncoder {
     }
 
     fn encode(&mut self, frame: &Frame, out: &mut Vec<Packet>) -> Result<(), EncodeError> {
-        if !frame.info.same_layout(&self.info) {
-            return Err(EncodeError::Unsupported {
-                backend: NAME,
-                what: format!(
-                    "change to {} {}x{} mid-stream",
-                    frame.info.format, frame.info.width, frame.info.height
-                ),
-                supported: "one format and size per encoder".into(),
-            });
-        }
+        super::check_same_layout(NAME, &self.info, frame)?;
         let t0 = Instant::now();
         let index = self.free_output()?;
         let dst = self.output.slice(index);
-        let mut used = 0;
-        for (p, plane) in frame.info.planes().iter().enumerate() {
-            // Planes follow each other in the one buffer, at the device's line pitch.
-            let stride = self.stride * plane.row_bytes / frame.info.planes()[0].row_bytes.max(1);
-            let src = frame.plane(p);
-            for row in 0..plane.rows {
-                let to = used + row * stride;
-                copy_frame_bytes(
-                    &mut dst[to..to + plane.row_bytes],
-                    &src[row * plane.stride..][..plane.row_bytes],
-                );
-            }
-            used += stride * plane.rows;
+        for (p, (plane, &(at, pitch, rows))) in frame.info.planes().iter().zip(&self.layout).enumerate() {
+            super::copy_rows(
+                &mut dst[at..],
+                pitch,
+                frame.plane(p),
+                plane.stride,
+                plane.row_bytes,
+                rows,
+            );
         }
+        let used = self.layout.last().map_or(0, |&(at, pitch, rows)| at + pitch * rows);
         self.stamps.insert(frame.seq, Stamp::of(frame));
         let t1 = Instant::now();
         queue(&self.dev, self.output.type_, index, used as u32, frame.seq).map_err(v4l2)?;
@@ -764,30 +751,34 @@ impl M2mDecoder {
 
 /// A decoded picture out of a CAPTURE buffer, as a frame of its own.
 fn picture(src: &[u8], info: &VideoInfo, stride: usize, stamp: Stamp) -> Result<Frame, EncodeError> {
-    let mut data = vec![0u8; info.size()];
-    let mut at = 0;
-    for plane in info.planes() {
-        let pitch = stride * plane.row_bytes / info.planes()[0].row_bytes.max(1);
-        for row in 0..plane.rows {
-            let from = src
-                .get(at + row * pitch..at + row * pitch + plane.row_bytes)
-                .ok_or_else(|| fail("a decoded picture shorter than its format"))?;
-            copy_frame_bytes(&mut data[plane.offset + row * plane.stride..][..plane.row_bytes], from);
-        }
-        at += pitch * plane.rows;
+    let planes = device_planes(info, stride);
+    if planes
+        .last()
+        .is_some_and(|&(at, pitch, rows)| at + pitch * rows > src.len())
+    {
+        return Err(fail("a decoded picture shorter than its format"));
     }
-    let mut info = *info;
-    info.fps = super::rate_of(stamp.duration);
-    Ok(Frame {
-        info,
-        pts: stamp.pts,
-        duration: stamp.duration,
-        capture_utc: std::time::SystemTime::now(),
-        seq: stamp.seq,
-        source: stamp.source,
-        meta: Arc::new(FrameMeta::default()),
-        buffer: Buffer::from_bytes(data.into()),
-    })
+    let mut data = vec![0u8; info.size()];
+    super::fill_planes(info, &mut data, |p| (&src[planes[p].0..], planes[p].1));
+    Ok(stamp.frame(*info, Buffer::from_bytes(data.into())))
+}
+
+/// Where the planes of a frame like `info` lie in a device buffer whose
+/// luma lines are `stride` bytes apart: `(offset, pitch, rows)` each, one
+/// plane after the other, chroma pitch in proportion (the V4L2
+/// single-buffer layouts).
+fn device_planes(info: &VideoInfo, stride: usize) -> Vec<(usize, usize, usize)> {
+    let luma = info.planes()[0].row_bytes.max(1);
+    let mut at = 0;
+    info.planes()
+        .iter()
+        .map(|p| {
+            let pitch = stride * p.row_bytes / luma;
+            let plane = (at, pitch, p.rows);
+            at += pitch * p.rows;
+            plane
+        })
+        .collect()
 }
 
 impl super::Decoder for M2mDecoder {
@@ -812,15 +803,7 @@ impl super::Decoder for M2mDecoder {
             )));
         }
         dst[..packet.data.len()].copy_from_slice(&packet.data);
-        self.stamps.insert(
-            packet.seq,
-            Stamp {
-                pts: packet.pts,
-                duration: packet.duration,
-                seq: packet.seq,
-                source: Arc::clone(&packet.source),
-            },
-        );
+        self.stamps.insert(packet.seq, Stamp::of_packet(packet));
         queue(
             &self.dev,
             self.output.type_,

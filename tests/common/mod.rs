@@ -27,3 +27,47 @@ pub fn frame(pool: &BufferPool, source: &Arc<str>, seq: u64) -> Option<Frame> {
         buffer: buf,
     })
 }
+
+/// `n` frames of a synthetic camera (seed 7) at `width`×`height` in
+/// `format`, 30 fps, numbered from 0: codec test material with ground truth.
+pub fn testsrc_frames(format: PixelFormat, width: u32, height: u32, n: u64) -> Vec<Frame> {
+    use eyrie::capture::testsrc::{TestSrc, TestSrcOptions};
+    let options = TestSrcOptions {
+        width,
+        height,
+        format,
+        fps: Fps { num: 30, den: 1 },
+        seed: Some(7),
+        ..TestSrcOptions::default()
+    };
+    let src = TestSrc::new("src", &options).unwrap();
+    let info = *src.info();
+    (0..n)
+        .map(|i| {
+            let mut data = vec![0u8; info.size()];
+            src.render(i, &mut data);
+            Frame {
+                info,
+                pts: info.fps.frame_time_ns(i) as i64,
+                duration: info.fps.frame_duration_ns() as i64,
+                capture_utc: SystemTime::now(),
+                seq: i,
+                source: Arc::from("src"),
+                meta: Arc::new(FrameMeta::default()),
+                buffer: eyrie::media::Buffer::from_bytes(data.into()),
+            }
+        })
+        .collect()
+}
+
+/// PSNR in dB of `a` against `b` over all their bytes (same format and size).
+pub fn psnr_db(a: &Frame, b: &Frame) -> f64 {
+    let mse = a
+        .data()
+        .iter()
+        .zip(b.data())
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
+        / a.data().len() as f64;
+    10.0 * (255.0f64.powi(2) / mse.max(1e-9)).log10()
+}
