@@ -525,6 +525,32 @@ mod nodes {
         assert_eq!(count_frames(&file), h264.len() as u64);
     }
 
+    /// A source that ends: every frame's packet, then one end of stream.
+    #[test]
+    fn a_finite_source_ends_the_encoded_stream_once() {
+        let mut cam = camera("cam0", 320, 240, 30);
+        if let NodeProps::Testsrc(o) = &mut cam.props {
+            o.num_frames = Some(10);
+        }
+        let (server, subs) = start(vec![cam, encoder("enc", "cam0", Codec::H264)], &["enc"]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !server.sources_finished() {
+            assert!(Instant::now() < deadline, "the source never ended");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // After the shutdown too (the queue holds far more than these items).
+        server.shutdown();
+        let (mut packets, mut ends) = (0, 0);
+        while let Ok(item) = subs[0].try_recv() {
+            match item {
+                Item::Packet(_) => packets += 1,
+                Item::Eos => ends += 1,
+                _ => {}
+            }
+        }
+        assert_eq!((packets, ends), (10, 1));
+    }
+
     /// An encoder that cannot go on (here: relinked to a picture too large for
     /// OpenH264) fails alone; the camera and its other listeners run on.
     #[test]

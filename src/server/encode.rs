@@ -50,24 +50,22 @@ pub(super) fn spawn(
                 }
                 match item {
                     Item::Frame(frame) => node.encode(&frame)?,
-                    Item::Eos => {
-                        node.flush()?;
-                        node.publisher.publish(Item::Eos);
-                    }
+                    Item::Eos => node.end()?,
                     // The encoder follows the frames themselves; packets are not ours to encode.
                     Item::Format(_) | Item::Packet(_) => {}
                 }
             }
-            node.flush()
+            node.end()
         })();
         match result {
             Ok(()) => ctx.shared.set_state(NodeState::Stopped, None),
             Err(e) => {
                 tracing::error!(node = %ctx.name, "{e}");
                 ctx.shared.set_state(NodeState::Failed, Some(e));
+                // Whoever listens learns that the stream stopped here.
+                node.publisher.publish(Item::Eos);
             }
         }
-        node.publisher.publish(Item::Eos);
     })?;
     Ok((thread, control, changes_tx))
 }
@@ -122,6 +120,16 @@ impl EncodeNode<'_> {
             .encode(frame, &mut self.packets)
             .map_err(|e| format!("frame {} of {}: {e}", frame.seq, frame.source))?;
         self.publish();
+        Ok(())
+    }
+
+    /// Ends the stream: drains the encoder and passes the end on, once.
+    fn end(&mut self) -> Result<(), String> {
+        let open = self.encoder.is_some();
+        self.flush()?;
+        if open {
+            self.publisher.publish(Item::Eos);
+        }
         Ok(())
     }
 
