@@ -45,4 +45,5 @@ pub mod encode;
 pub mod hub;
 pub mod media;
 pub mod mux;
+pub mod output;
 pub mod server;

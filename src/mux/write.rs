@@ -69,15 +69,23 @@ impl FileWriter {
         self
     }
 
-    /// Writes (or gathers) `out` and leaves it empty.
+    /// Writes (or gathers) `out` and leaves it empty. When a write fails (a
+    /// full disk), the file is cut back to what it held before it, so a
+    /// file written piece by piece ends on a whole piece.
     pub fn write(&mut self, out: &mut Output) -> io::Result<()> {
-        self.written += out.len();
         if self.gather == 0 {
-            write_outputs(&mut self.file, [&*out])?;
+            if let Err(e) = write_outputs(&mut self.file, [&*out]) {
+                out.clear();
+                self.file.set_len(self.flushed)?;
+                std::io::Seek::seek(&mut self.file, io::SeekFrom::Start(self.flushed))?;
+                return Err(e);
+            }
+            self.written += out.len();
             out.clear();
             self.flushed = self.written;
             return Ok(());
         }
+        self.written += out.len();
         let spare = self.spare.pop().unwrap_or_default();
         self.pending.push(std::mem::replace(out, spare));
         if self.written - self.flushed >= self.gather {
