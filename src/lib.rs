@@ -42,6 +42,7 @@ pub mod codec;
 pub mod config;
 pub mod demux;
 pub mod encode;
+pub mod events;
 pub mod hub;
 pub mod media;
 pub mod mux;

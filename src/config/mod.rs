@@ -21,6 +21,8 @@ use crate::capture::v4l2::V4l2Options;
 use crate::encode::EncoderSettings;
 use crate::hub::{Policy, SubscribeOptions};
 use crate::media::FormatError;
+use crate::output::index::Retention;
+use crate::output::options::{RecordOptions, SmartRecordOptions, SnapshotOptions};
 
 /// A whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -38,13 +40,25 @@ pub struct Config {
 pub struct ServerConfig {
     /// Directory every recording, snapshot and index lives under.
     pub media_root: PathBuf,
+    /// What all recordings together may keep (`[server.retention]`: `max_age`
+    /// seconds, `max_bytes`); the oldest finished files go first.
+    pub retention: Retention,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             media_root: PathBuf::from("eyrie-media"),
+            retention: Retention::default(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// Checks values beyond their types; the error names the key.
+    fn check(&self) -> Result<(), (String, String)> {
+        crate::output::options::check_retention(&self.retention)
+            .map_err(|(key, message)| (format!("server.retention.{key}"), message))
     }
 }
 
@@ -80,10 +94,28 @@ pub enum NodeProps {
     /// (GstInterpipe's `interpipesrc ! interpipesink`): the relinkable inputs of
     /// later stages.
     Relay(RelayOptions),
+    /// Records the packet stream it listens to into segmented files.
+    Record(RecordOptions),
+    /// Keeps the last seconds of the packet stream it listens to in memory
+    /// and writes clips that start before their trigger.
+    #[serde(rename = "smartrecord")]
+    SmartRecord(SmartRecordOptions),
+    /// Keeps a JPEG of the stream it listens to, refreshed every `interval`.
+    Snapshot(SnapshotOptions),
 }
 
 /// The kinds a node can have.
-pub const KINDS: [&str; 6] = ["testsrc", "v4l2", "rtsp", "file", "encode", "relay"];
+pub const KINDS: [&str; 9] = [
+    "testsrc",
+    "v4l2",
+    "rtsp",
+    "file",
+    "encode",
+    "relay",
+    "record",
+    "smartrecord",
+    "snapshot",
+];
 
 impl NodeProps {
     /// The kind's name.
@@ -95,12 +127,22 @@ impl NodeProps {
             NodeProps::File(_) => "file",
             NodeProps::Encode(_) => "encode",
             NodeProps::Relay(_) => "relay",
+            NodeProps::Record(_) => "record",
+            NodeProps::SmartRecord(_) => "smartrecord",
+            NodeProps::Snapshot(_) => "snapshot",
         }
     }
 
     /// True for kinds that consume a stream (and so need `listen_to`).
     pub fn is_consumer(&self) -> bool {
-        matches!(self, NodeProps::Relay(_) | NodeProps::Encode(_))
+        matches!(
+            self,
+            NodeProps::Relay(_)
+                | NodeProps::Encode(_)
+                | NodeProps::Record(_)
+                | NodeProps::SmartRecord(_)
+                | NodeProps::Snapshot(_)
+        )
     }
 
     fn deserialize(kind: &str, de: ValueDeserializer<'_>) -> Result<Option<Self>, toml::de::Error> {
@@ -111,6 +153,9 @@ impl NodeProps {
             "file" => NodeProps::File(FileOptions::deserialize(de)?),
             "encode" => NodeProps::Encode(EncoderSettings::deserialize(de)?),
             "relay" => NodeProps::Relay(RelayOptions::deserialize(de)?),
+            "record" => NodeProps::Record(RecordOptions::deserialize(de)?),
+            "smartrecord" => NodeProps::SmartRecord(SmartRecordOptions::deserialize(de)?),
+            "snapshot" => NodeProps::Snapshot(SnapshotOptions::deserialize(de)?),
             _ => return Ok(None),
         }))
     }
@@ -134,6 +179,9 @@ impl NodeProps {
             NodeProps::Encode(o) => o.check(),
             NodeProps::Relay(o) if o.queue == 0 => Err(("queue", "must be at least 1".into())),
             NodeProps::Relay(_) => Ok(()),
+            NodeProps::Record(o) => o.check(),
+            NodeProps::SmartRecord(o) => o.check(),
+            NodeProps::Snapshot(o) => o.check(),
         }
     }
 }
@@ -249,6 +297,12 @@ impl Config {
     /// Checks a configuration built in code (or through the API).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let origin = "<config>";
+        self.server.check().map_err(|(key, message)| ConfigError {
+            origin: origin.into(),
+            at: None,
+            key: Some(key),
+            message,
+        })?;
         for node in &self.nodes {
             node.props.check().map_err(|(key, message)| ConfigError {
                 origin: origin.into(),
@@ -450,8 +504,13 @@ impl Parser<'_> {
                     DeValue::Table(t) => KeySpans::of(t),
                     _ => return Err(self.error(Some(span), Some("server".into()), "expected a table `[server]`")),
                 };
-                ServerConfig::deserialize(ValueDeserializer::from(v))
-                    .map_err(|e| self.table_error(e, &keys, "server.", span.clone()))?
+                let server = ServerConfig::deserialize(ValueDeserializer::from(v))
+                    .map_err(|e| self.table_error(e, &keys, "server.", span.clone()))?;
+                server.check().map_err(|(key, message)| {
+                    let at = keys.find("retention").map(|(_, k, _)| k.clone()).unwrap_or(span);
+                    self.error(Some(at), Some(key), message)
+                })?;
+                server
             }
         };
         let mut nodes = Vec::new();

@@ -9,6 +9,9 @@
 
 pub mod index;
 pub mod name;
+pub mod options;
 pub mod recorder;
 pub mod recover;
+pub mod ring;
 pub mod root;
+pub mod snapshot;

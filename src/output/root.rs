@@ -40,6 +40,25 @@ pub enum PathError {
     },
 }
 
+/// Checks, without touching the disk, that `rel` is a path below a root:
+/// not empty, not absolute, no `..`.
+pub fn check_relative(rel: &str) -> Result<(), &'static str> {
+    let mut parts = 0;
+    for c in Path::new(rel).components() {
+        match c {
+            Component::Normal(_) => parts += 1,
+            Component::CurDir => {}
+            Component::ParentDir => return Err("`..` is not allowed"),
+            Component::RootDir | Component::Prefix(_) => return Err("an absolute path is not allowed"),
+        }
+    }
+    match (rel.is_empty(), parts) {
+        (true, _) => Err("an empty path"),
+        (false, 0) => Err("names the media root itself"),
+        _ => Ok(()),
+    }
+}
+
 /// The media root directory (created if missing, held by its canonical path).
 #[derive(Clone, Debug)]
 pub struct MediaRoot {
@@ -72,21 +91,8 @@ impl MediaRoot {
             why,
             root: self.root.clone(),
         };
-        if rel.is_empty() {
-            return Err(refused("an empty path"));
-        }
-        let mut out = self.root.clone();
-        for c in Path::new(rel).components() {
-            match c {
-                Component::Normal(part) => out.push(part),
-                Component::CurDir => {}
-                Component::ParentDir => return Err(refused("`..` is not allowed")),
-                Component::RootDir | Component::Prefix(_) => return Err(refused("an absolute path is not allowed")),
-            }
-        }
-        if out == self.root {
-            return Err(refused("names the media root itself"));
-        }
+        check_relative(rel).map_err(refused)?;
+        let out = self.root.join(rel);
         self.check_links(rel, &out)?;
         Ok(out)
     }

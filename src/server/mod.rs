@@ -5,8 +5,11 @@
 mod encode;
 mod file;
 mod node;
+mod record;
 mod relay;
 mod rtsp;
+mod smart;
+mod snapshot;
 mod testsrc;
 mod v4l2;
 
@@ -17,10 +20,15 @@ use serde::Serialize;
 
 use crate::config::{Config, ConfigError, NodeProps, NodeSpec};
 use crate::encode::Change;
+use crate::events::Event;
 use crate::hub::{Hub, StreamStats, SubStats, SubscriptionControl};
 use crate::media::{Clock, MonotonicClock, PoolStats, bytes_copied};
+use crate::output::index::Entry;
+use crate::output::recorder::Closed;
+use crate::output::snapshot::Snapshot;
 pub use node::NodeState;
-use node::{NodeCtx, NodeShared};
+use node::{Env, NodeCtx, NodeShared};
+pub use smart::{ClipRequest, ClipStarted};
 
 /// Errors of the server layer.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +53,25 @@ pub enum ServerError {
     /// The node does not listen to a stream, so it cannot be relinked.
     #[error("node `{0}` listens to no stream (only consumers can be relinked)")]
     NotAConsumer(String),
-    /// The node is not an encoder, so it takes no encoder changes.
-    #[error("node `{0}` is not an encoder")]
-    NotAnEncoder(String),
+    /// The node is not of the kind the request is for.
+    #[error("node `{node}` is not {expected}")]
+    WrongKind {
+        /// The node.
+        node: String,
+        /// What the request needs, e.g. "an encoder".
+        expected: &'static str,
+    },
+    /// The media root or the recordings index cannot be used.
+    #[error("{0}")]
+    Storage(String),
+    /// A request to a node failed.
+    #[error("node `{node}`: {message}")]
+    Failed {
+        /// The node.
+        node: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A change that leaves a node's settings invalid.
     #[error("node `{node}`: {message}")]
     Invalid {
@@ -111,9 +135,17 @@ struct Running {
     index: usize,
     shared: Arc<NodeShared>,
     input: Option<SubscriptionControl>,
-    /// Run-time changes, for an encoder.
-    changes: Option<encode::Changes>,
+    /// How the API steers it, for kinds that take requests.
+    control: Option<Control>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// The request channel of a node that takes requests.
+enum Control {
+    Encoder(encode::Changes),
+    Record(record::Commands),
+    SmartRecord(smart::Commands),
+    Snapshot(crate::output::snapshot::Latest),
 }
 
 /// A running set of nodes.
@@ -123,6 +155,7 @@ pub struct Server {
     config: Config,
     /// In flow order (see [`Config::flow_order`]).
     nodes: Vec<Running>,
+    env: Arc<Env>,
     started_ns: i64,
 }
 
@@ -138,11 +171,17 @@ impl Server {
         config.validate()?;
         let started_ns = clock.now_ns();
         let order = config.flow_order();
+        let env = Arc::new(Env::new(
+            Arc::clone(&clock),
+            config.server.media_root.clone(),
+            config.server.retention,
+        ));
         let mut server = Server {
             hub,
             clock,
             config,
             nodes: Vec::new(),
+            env,
             started_ns,
         };
         // Consumers first: their subscriptions exist before the first frame is published.
@@ -165,19 +204,26 @@ impl Server {
             name: spec.name.as_str().into(),
             hub: self.hub.clone(),
             shared: Arc::clone(&shared),
+            env: Arc::clone(&self.env),
         };
-        let started = match (&spec.props, &spec.listen_to) {
-            (NodeProps::Testsrc(o), _) => testsrc::spawn(ctx, o.clone()).map(|t| (t, None, None)),
-            (NodeProps::V4l2(o), _) => v4l2::spawn(ctx, o.clone()).map(|t| (t, None, None)),
-            (NodeProps::Rtsp(o), _) => rtsp::spawn(ctx, o.clone()).map(|t| (t, None, None)),
-            (NodeProps::File(o), _) => file::spawn(ctx, o.clone()).map(|t| (t, None, None)),
-            (NodeProps::Relay(o), Some(up)) => relay::spawn(ctx, up, o).map(|(t, c)| (t, Some(c), None)),
-            (NodeProps::Encode(o), Some(up)) => {
-                encode::spawn(ctx, up, o.clone()).map(|(t, c, changes)| (t, Some(c), Some(changes)))
-            }
-            (NodeProps::Relay(_) | NodeProps::Encode(_), None) => Err("needs `listen_to`".to_owned()),
-        };
-        let (thread, input, changes) = started.map_err(|message| ServerError::Start {
+        let started =
+            match (&spec.props, &spec.listen_to) {
+                (NodeProps::Testsrc(o), _) => testsrc::spawn(ctx, o.clone()).map(|t| (t, None, None)),
+                (NodeProps::V4l2(o), _) => v4l2::spawn(ctx, o.clone()).map(|t| (t, None, None)),
+                (NodeProps::Rtsp(o), _) => rtsp::spawn(ctx, o.clone()).map(|t| (t, None, None)),
+                (NodeProps::File(o), _) => file::spawn(ctx, o.clone()).map(|t| (t, None, None)),
+                (_, None) => Err("needs `listen_to`".to_owned()),
+                (NodeProps::Relay(o), Some(up)) => relay::spawn(ctx, up, o).map(|(t, c)| (t, Some(c), None)),
+                (NodeProps::Encode(o), Some(up)) => encode::spawn(ctx, up, o.clone())
+                    .map(|(t, c, changes)| (t, Some(c), Some(Control::Encoder(changes)))),
+                (NodeProps::Record(o), Some(up)) => record::spawn(ctx, up, o.clone())
+                    .map(|(t, c, commands)| (t, Some(c), Some(Control::Record(commands)))),
+                (NodeProps::SmartRecord(o), Some(up)) => smart::spawn(ctx, up, o.clone())
+                    .map(|(t, c, commands)| (t, Some(c), Some(Control::SmartRecord(commands)))),
+                (NodeProps::Snapshot(o), Some(up)) => snapshot::spawn(ctx, up, o.clone())
+                    .map(|(t, c, latest)| (t, Some(c), Some(Control::Snapshot(latest)))),
+            };
+        let (thread, input, control) = started.map_err(|message| ServerError::Start {
             name: spec.name.clone(),
             kind: spec.props.kind(),
             message,
@@ -187,7 +233,7 @@ impl Server {
             index,
             shared,
             input,
-            changes,
+            control,
             thread: Some(thread),
         });
         Ok(())
@@ -221,17 +267,23 @@ impl Server {
         Ok(())
     }
 
+    fn running(&self, node: &str) -> Result<&Running, ServerError> {
+        self.nodes
+            .iter()
+            .find(|n| self.spec(n).name == node)
+            .ok_or_else(|| ServerError::NoSuchNode(node.to_owned()))
+    }
+
     /// Changes a running encoder (bitrate, rate control, keyframe interval,
     /// profile/level, quality, or a keyframe now). It applies before the
     /// encoder's next frame; one the backend refuses is logged and the
     /// encoder runs on unchanged.
     pub fn change_encoder(&mut self, node: &str, change: Change) -> Result<(), ServerError> {
-        let running = self.nodes.iter().find(|n| self.spec(n).name == node);
-        let running = running.ok_or_else(|| ServerError::NoSuchNode(node.to_owned()))?;
-        let changes = running
-            .changes
-            .as_ref()
-            .ok_or_else(|| ServerError::NotAnEncoder(node.to_owned()))?;
+        let running = self.running(node)?;
+        let Some(Control::Encoder(changes)) = &running.control else {
+            return Err(wrong_kind(node, "an encoder"));
+        };
+        let changes = changes.clone();
         let index = running.index;
         if let NodeProps::Encode(settings) = &mut self.config.nodes[index].props {
             let mut next = settings.clone();
@@ -245,6 +297,125 @@ impl Server {
         // A send fails only when the node has ended; there is nothing left to change then.
         let _ = changes.send(change);
         Ok(())
+    }
+
+    fn record_commands(&self, node: &str) -> Result<&record::Commands, ServerError> {
+        match &self.running(node)?.control {
+            Some(Control::Record(commands)) => Ok(commands),
+            _ => Err(wrong_kind(node, "a record node")),
+        }
+    }
+
+    /// Starts a `record` node recording (nothing changes if it is).
+    pub fn start_recording(&self, node: &str) -> Result<(), ServerError> {
+        self.record_commands(node)?
+            .send(record::Command::Start)
+            .map_err(|_| ended(node))
+    }
+
+    /// Stops a `record` node recording; returns once its file is finalized,
+    /// with that file (`None` if none was open).
+    pub fn stop_recording(&self, node: &str) -> Result<Option<Closed>, ServerError> {
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
+        self.record_commands(node)?
+            .send(record::Command::Stop(reply))
+            .map_err(|_| ended(node))?;
+        done.recv()
+            .map_err(|_| ended(node))?
+            .map_err(|message| ServerError::Failed {
+                node: node.to_owned(),
+                message,
+            })
+    }
+
+    fn smart_commands(&self, node: &str) -> Result<&smart::Commands, ServerError> {
+        match &self.running(node)?.control {
+            Some(Control::SmartRecord(commands)) => Ok(commands),
+            _ => Err(wrong_kind(node, "a smartrecord node")),
+        }
+    }
+
+    /// Triggers a clip on a `smartrecord` node: from the last keyframe at or
+    /// before now − `before` to now + `after` (extending a running clip
+    /// unless the node allows overlapping clips).
+    pub fn smart_record(&self, node: &str, request: ClipRequest) -> Result<ClipStarted, ServerError> {
+        let commands = self.smart_commands(node)?;
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
+        let at_ns = self.clock.now_ns();
+        commands
+            .send(smart::Command::Start { request, at_ns, reply })
+            .map_err(|_| ended(node))?;
+        done.recv()
+            .map_err(|_| ended(node))?
+            .map_err(|message| ServerError::Failed {
+                node: node.to_owned(),
+                message,
+            })
+    }
+
+    /// Ends the running clips of a `smartrecord` node now; returns them, finalized.
+    pub fn stop_clips(&self, node: &str) -> Result<Vec<Closed>, ServerError> {
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
+        self.smart_commands(node)?
+            .send(smart::Command::Stop(reply))
+            .map_err(|_| ended(node))?;
+        done.recv().map_err(|_| ended(node))
+    }
+
+    /// A JPEG of the next picture of `stream` (a raw stream's next frame, a
+    /// coded stream's next keyframe), waiting at most `timeout`; written to
+    /// `path` (relative to the media root; `{camera}`, `{utc}`… allowed) and
+    /// listed in the index when a path is given.
+    pub fn snapshot(
+        &self,
+        stream: &str,
+        path: Option<&str>,
+        quality: u8,
+        timeout: std::time::Duration,
+    ) -> Result<Snapshot, ServerError> {
+        let failed = |message| ServerError::Failed {
+            node: stream.to_owned(),
+            message,
+        };
+        if let Some(p) = path {
+            crate::output::name::check_template(p).map_err(failed)?;
+        }
+        if !(1..=100).contains(&quality) {
+            return Err(failed(format!("quality {quality} is out of range 1..=100")));
+        }
+        if !self.config.nodes.iter().any(|n| n.name == stream)
+            && !self.hub.stream_stats().iter().any(|s| s.name == stream)
+        {
+            return Err(ServerError::NoSuchNode(stream.to_owned()));
+        }
+        let sub = self.hub.subscribe(stream, crate::hub::SubscribeOptions::leaky(2));
+        let snapshot = crate::output::snapshot::take(&sub, timeout, quality).map_err(failed)?;
+        match path {
+            Some(p) => snapshot::save(&self.env, stream, snapshot, p, Some("api")).map_err(failed),
+            None => Ok(snapshot),
+        }
+    }
+
+    /// The latest snapshot of a `snapshot` node (`None` before its first).
+    pub fn latest_snapshot(&self, node: &str) -> Result<Option<Snapshot>, ServerError> {
+        match &self.running(node)?.control {
+            Some(Control::Snapshot(latest)) => Ok(latest.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+            _ => Err(wrong_kind(node, "a snapshot node")),
+        }
+    }
+
+    /// Every event from now on: files closed, recordings failed, triggers fired.
+    pub fn events(&self) -> std::sync::mpsc::Receiver<Event> {
+        self.env.events.subscribe()
+    }
+
+    /// The recordings index (of `camera`, when given), oldest first.
+    pub fn recordings(&self, camera: Option<&str>) -> Result<Vec<Entry>, ServerError> {
+        let storage = self.env.storage().map_err(ServerError::Storage)?;
+        storage
+            .index
+            .list(camera)
+            .map_err(|e| ServerError::Storage(e.to_string()))
     }
 
     /// True when there are sources and every one has ended by itself (reached
@@ -325,6 +496,20 @@ impl Server {
                 tracing::error!(node = %name, "node panicked");
             }
         }
+    }
+}
+
+fn wrong_kind(node: &str, expected: &'static str) -> ServerError {
+    ServerError::WrongKind {
+        node: node.to_owned(),
+        expected,
+    }
+}
+
+fn ended(node: &str) -> ServerError {
+    ServerError::Failed {
+        node: node.to_owned(),
+        message: "the node has ended".into(),
     }
 }
 

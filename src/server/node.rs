@@ -1,8 +1,9 @@
 //! What every running node shares with the registry: its state, stop request,
 //! counters and measured rate.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -10,7 +11,10 @@ use serde::Serialize;
 use crate::hub::{Hub, Item, Publisher, StreamFormat};
 use std::thread::JoinHandle;
 
+use crate::events::EventBus;
 use crate::media::{BufferPool, Clock, CodecParams, count_thread_copies_in};
+use crate::output::index::{Index, Kind, Recovery, Retention};
+use crate::output::root::MediaRoot;
 
 /// Where a node is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -167,6 +171,72 @@ pub(crate) struct NodeCtx {
     pub(crate) name: Arc<str>,
     pub(crate) hub: Hub,
     pub(crate) shared: Arc<NodeShared>,
+    pub(crate) env: Arc<Env>,
+}
+
+/// What every node of a server shares: the event bus and the media root
+/// with its recordings index (opened by the first node or call that needs it).
+pub(crate) struct Env {
+    pub(crate) events: EventBus,
+    pub(crate) clock: Arc<dyn Clock>,
+    media_root: PathBuf,
+    /// Limits on all recordings together.
+    pub(crate) retention: Retention,
+    storage: OnceLock<Result<Storage, String>>,
+}
+
+/// The media root and its index.
+#[derive(Clone)]
+pub(crate) struct Storage {
+    pub(crate) root: MediaRoot,
+    pub(crate) index: Index,
+}
+
+impl Env {
+    pub(crate) fn new(clock: Arc<dyn Clock>, media_root: PathBuf, retention: Retention) -> Self {
+        Env {
+            events: EventBus::new(),
+            clock,
+            media_root,
+            retention,
+            storage: OnceLock::new(),
+        }
+    }
+
+    /// The media root and index, opened (and recovered) on first use.
+    pub(crate) fn storage(&self) -> Result<&Storage, String> {
+        self.storage
+            .get_or_init(|| {
+                let root = MediaRoot::open(&self.media_root).map_err(|e| format!("media root: {e}"))?;
+                let (index, recovery) = Index::open(&root).map_err(|e| e.to_string())?;
+                if recovery != Recovery::default() {
+                    tracing::warn!(
+                        "media root {}: recovered after a crash: {}",
+                        root.path().display(),
+                        serde_json::to_string(&recovery).unwrap_or_default()
+                    );
+                }
+                Ok(Storage { root, index })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Applies the server-wide retention, and `own` (a node's, to `camera`'s `kind` files).
+    pub(crate) fn retain(&self, node: &str, own: Option<(&Retention, &str, Kind)>) {
+        let Ok(storage) = self.storage() else { return };
+        let now = self.clock.utc_now();
+        let mut result = Ok(Vec::new());
+        if let Some((rule, camera, kind)) = own {
+            result = storage.index.enforce(rule, Some(camera), Some(kind), now);
+        }
+        if result.is_ok() {
+            result = storage.index.enforce(&self.retention, None, None, now);
+        }
+        if let Err(e) = result {
+            tracing::warn!(node, "retention: {e}");
+        }
+    }
 }
 
 impl NodeCtx {

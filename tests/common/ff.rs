@@ -97,3 +97,23 @@ pub fn decode_strict(file: &Path) -> Result<(), String> {
         Err(format!("{}: {} {stderr}", file.display(), out.status))
     }
 }
+
+/// Frames FFmpeg decodes from `file` (`ffprobe -count_frames`).
+pub fn count_frames(file: &Path) -> u64 {
+    let out = tool("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // A TS file lists its stream under its program too: the first line counts.
+    let count = text.lines().next().unwrap_or_default().trim().trim_end_matches(',');
+    count.parse().unwrap_or_else(|_| {
+        panic!(
+            "ffprobe -count_frames {}: {text:?} {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}

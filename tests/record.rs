@@ -1,0 +1,390 @@
+//! Recording: the `record` and `smartrecord` nodes, snapshots, the media
+//! root and the recordings index — every file judged by FFmpeg (a strict
+//! decode, `ffprobe` frame counts) and, for clips, by the frame numbers the
+//! synthetic cameras stamp into their pictures.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::ff::{Dir, count_frames, decode_strict, ffprobe_packets, tool};
+use eyrie::capture::testsrc::stamp;
+use eyrie::config::Config;
+use eyrie::events::{Event, FileEvent};
+use eyrie::hub::{Item, SubscribeOptions};
+use eyrie::media::{Fps, PixelFormat, VideoInfo};
+use eyrie::output::index::Kind;
+use eyrie::server::{ClipRequest, NodeState, Server};
+
+/// A config: `[server]` with the media root `root`, then `nodes` (TOML).
+fn config(root: &Path, nodes: &str) -> Config {
+    let text = format!("[server]\nmedia_root = {:?}\n{nodes}", root.display().to_string());
+    Config::parse(&text, "test").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A synthetic camera `name` and an H.264 encoder `{name}-h264` on it.
+fn camera(name: &str, size: (u32, u32), fps: u32, frames: Option<u64>, keyint: u32) -> String {
+    let frames = frames.map_or(String::new(), |n| format!("num_frames = {n}\n"));
+    format!(
+        "[[node]]\nname = \"{name}\"\nkind = \"testsrc\"\nwidth = {}\nheight = {}\nfps = {fps}\nnoise = 0\n{frames}\
+         [[node]]\nname = \"{name}-h264\"\nkind = \"encode\"\nlisten_to = \"{name}\"\nkeyint = {keyint}\nbitrate = 2000000\n",
+        size.0, size.1
+    )
+}
+
+/// Runs until every source has ended, then shuts down; returns the events.
+fn run_to_end(server: Server, events: &std::sync::mpsc::Receiver<Event>) -> Vec<Event> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !server.sources_finished() {
+        assert!(Instant::now() < deadline, "the sources never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = server.shutdown();
+    for n in &stats.nodes {
+        assert_eq!(n.frames_dropped, 0, "{} dropped: {n:?}", n.name);
+        assert_ne!(n.state, NodeState::Failed, "{}: {:?}", n.name, n.error);
+    }
+    events.try_iter().collect()
+}
+
+fn closed(events: &[Event]) -> Vec<FileEvent> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Closed(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn assert_plays(file: &Path, frames: u64) {
+    decode_strict(file).unwrap();
+    assert_eq!(count_frames(file), frames, "{}", file.display());
+    let packets = ffprobe_packets(file);
+    assert!(packets[0].key, "{} starts on a keyframe", file.display());
+}
+
+#[test]
+fn segments_start_on_keyframes_and_lose_no_frame() {
+    let dir = Dir::new();
+    let root = dir.file("media");
+    let nodes = camera("cam", (320, 240), 60, Some(120), 15)
+        + "[[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"cam-h264\"\nsegment = 0.5\n\
+           [[node]]\nname = \"mkv\"\nkind = \"record\"\nlisten_to = \"cam-h264\"\ncontainer = \"mkv\"\nsegment = 0\npath = \"other/{camera}-{node}\"\n\
+           [[node]]\nname = \"ts\"\nkind = \"record\"\nlisten_to = \"cam-h264\"\ncontainer = \"ts\"\nsegment = 1\npath = \"other/{camera}-{node}-{n}\"\n\
+           [[node]]\nname = \"fast\"\nkind = \"record\"\nlisten_to = \"cam-h264\"\nfaststart = true\nsegment = 0\npath = \"other/{camera}-{node}\"\n";
+    let server = Server::start(config(&root, &nodes)).unwrap();
+    let events = server.events();
+    let events = run_to_end(server, &events);
+    let files = closed(&events);
+    let of = |node: &str| files.iter().filter(|f| f.node == node).collect::<Vec<_>>();
+
+    // 120 frames at 60 fps, a keyframe every 15, a segment every 0.5 s: 4 files of 30.
+    let segments = of("rec");
+    assert_eq!(segments.len(), 4, "{segments:#?}");
+    for s in &segments {
+        assert_eq!(s.frames, 30);
+        assert!(s.path.contains("/recordings/cam/cam-"), "{}", s.path);
+        assert_plays(Path::new(&s.path), 30);
+    }
+    // Consecutive: each file starts right after the previous one ends.
+    for w in segments.windows(2) {
+        let gap = w[1].first_pts - w[0].last_pts;
+        assert!((gap - 1_000_000_000 / 60).abs() <= 1, "one frame apart: {w:#?}");
+    }
+    for (node, ext) in [("mkv", "mkv"), ("fast", "mp4")] {
+        let f = &of(node)[0];
+        assert!(f.path.ends_with(&format!("other/cam-{node}.{ext}")), "{}", f.path);
+        assert_plays(Path::new(&f.path), 120);
+    }
+    let ts = of("ts");
+    assert_eq!(ts.len(), 2);
+    assert!(ts[1].path.ends_with("other/cam-ts-1.ts"));
+    assert_eq!(ts.iter().map(|f| count_frames(Path::new(&f.path))).sum::<u64>(), 120);
+    // Faststart: `moov` before `mdat`.
+    let fast = std::fs::read(&of("fast")[0].path).unwrap();
+    let at = |kind: &[u8]| fast.windows(4).position(|w| w == kind).unwrap();
+    assert!(at(b"moov") < at(b"mdat"));
+
+    // The index lists every file with its size and frames.
+    let server = Server::start(config(&root, "")).unwrap();
+    let rows = server.recordings(Some("cam")).unwrap();
+    assert_eq!(rows.len(), 4 + 1 + 2 + 1, "{rows:#?}");
+    for r in &rows {
+        assert_eq!(r.kind, Kind::Continuous);
+        assert!(r.end.is_some());
+        let file = root.join(&r.path);
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), r.size, "{}", r.path);
+    }
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.path.starts_with("recordings/"))
+            .map(|r| r.frames)
+            .sum::<u64>(),
+        120
+    );
+}
+
+#[test]
+fn recording_starts_and_stops_at_run_time() {
+    let dir = Dir::new();
+    let nodes = camera("cam", (320, 240), 30, None, 10)
+        + "[[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"cam-h264\"\nautostart = false\n";
+    let server = Server::start(config(&dir.file("media"), &nodes)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.stop_recording("rec").unwrap(), None, "nothing was recording");
+    server.start_recording("rec").unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    // Stop returns once the file is finalized: it plays at once.
+    let file = server.stop_recording("rec").unwrap().expect("a file");
+    assert_plays(&file.path, file.frames);
+    assert!(file.frames >= 20, "{file:?}");
+    assert!(
+        server
+            .stop_recording("cam")
+            .unwrap_err()
+            .to_string()
+            .contains("is not a record node")
+    );
+    assert!(server.stop_recording("nope").is_err());
+    server.shutdown();
+}
+
+#[test]
+fn retention_keeps_the_byte_cap_and_never_the_open_file() {
+    let dir = Dir::new();
+    let root = dir.file("media");
+    let cap = 60_000;
+    let nodes = camera("cam", (320, 240), 60, Some(240), 6)
+        + &format!(
+            "[[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"cam-h264\"\nsegment = 0.1\nmax_bytes = {cap}\n"
+        );
+    let server = Server::start(config(&root, &nodes)).unwrap();
+    let events = server.events();
+    let mut biggest = 0;
+    let mut peak = 0;
+    while !server.sources_finished() {
+        for e in events.try_iter() {
+            if let Event::Closed(f) = e {
+                biggest = biggest.max(f.bytes);
+            }
+        }
+        let on_disk: u64 = files_under(&root.join("recordings")).iter().map(|f| f.1).sum();
+        peak = peak.max(on_disk);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.shutdown();
+    // Over the cap by at most the file being written and the one just closed.
+    assert!(
+        peak <= cap + 2 * biggest,
+        "peak {peak} with cap {cap}, files up to {biggest}"
+    );
+    let left = files_under(&root.join("recordings"));
+    let total: u64 = left.iter().map(|f| f.1).sum();
+    assert!(total <= cap, "{total} bytes left, cap {cap}");
+    let server = Server::start(config(&root, "")).unwrap();
+    assert_eq!(
+        server.recordings(None).unwrap().len(),
+        left.len(),
+        "the index matches the disk"
+    );
+}
+
+fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else if let Ok(m) = p.metadata() {
+            out.push((p, m.len()));
+        }
+    }
+    out
+}
+
+#[test]
+fn paths_that_leave_the_media_root_are_refused() {
+    let dir = Dir::new();
+    let root = dir.file("media");
+    for (path, why) in [
+        ("../escape/{camera}", "`..` is not allowed"),
+        ("/tmp/{camera}", "an absolute path is not allowed"),
+        ("x/{cam}", "unknown placeholder `{cam}`"),
+    ] {
+        let nodes = camera("cam", (320, 240), 30, Some(1), 10)
+            + &format!("[[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"cam-h264\"\npath = \"{path}\"\n");
+        let text = format!("[server]\nmedia_root = {:?}\n{nodes}", root.display().to_string());
+        let e = Config::parse(&text, "rec.toml").unwrap_err().to_string();
+        assert!(e.contains("key `node.path`") && e.contains(why), "{e}");
+    }
+    // A link inside the root pointing out of it.
+    std::fs::create_dir_all(&root).unwrap();
+    let outside = dir.file("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("recordings")).unwrap();
+    let nodes = camera("cam", (320, 240), 60, Some(30), 10)
+        + "[[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"cam-h264\"\n";
+    let server = Server::start(config(&root, &nodes)).unwrap();
+    let events = server.events();
+    while !server.sources_finished() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = server.shutdown();
+    let rec = stats.nodes.iter().find(|n| n.name == "rec").unwrap();
+    assert_eq!(rec.state, NodeState::Failed);
+    assert!(
+        rec.error.as_deref().unwrap().contains("outside the media root"),
+        "{rec:?}"
+    );
+    assert!(events.try_iter().any(|e| matches!(e, Event::Failed { .. })));
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
+}
+
+/// The frame numbers stamped in the first and last pictures of `file`.
+fn stamps(file: &Path, width: u32, height: u32) -> (u32, u32, usize) {
+    let out = tool("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let info = VideoInfo::new(PixelFormat::Gray8, width, height, Fps { num: 30, den: 1 }).unwrap();
+    let frames: Vec<u32> = out
+        .stdout
+        .chunks_exact(info.size())
+        .map(|f| stamp::read(&info, f).expect("a readable stamp").frame)
+        .collect();
+    for w in frames.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "{}: consecutive frames", file.display());
+    }
+    (frames[0], *frames.last().unwrap(), frames.len())
+}
+
+#[test]
+fn smart_record_clips_start_before_their_trigger() {
+    let dir = Dir::new();
+    let (w, h) = (640, 360);
+    let mut nodes = String::new();
+    for cam in ["a", "b"] {
+        nodes += &camera(cam, (w, h), 30, None, 10);
+        nodes += &format!(
+            "[[node]]\nname = \"sr-{cam}\"\nkind = \"smartrecord\"\nlisten_to = \"{cam}-h264\"\ncache = 3\ndefault_before = 1\n"
+        );
+    }
+    let server = Server::start(config(&dir.file("media"), &nodes)).unwrap();
+    let events = server.events();
+    // What the encoder sent: (pts, frame number, keyframe).
+    let sent = server.hub().subscribe("a-h264", SubscribeOptions::blocking(4096));
+    std::thread::sleep(Duration::from_millis(2500));
+    let ask = |node: &str, before, after| {
+        server
+            .smart_record(
+                node,
+                ClipRequest {
+                    before: Some(before),
+                    after: Some(after),
+                    trigger: "test".into(),
+                },
+            )
+            .unwrap()
+    };
+    let t1 = ask("sr-a", 1.0, 1.0);
+    let tb = ask("sr-b", 0.5, 0.5);
+    assert!(!t1.extended && !tb.extended);
+    std::thread::sleep(Duration::from_millis(500));
+    let t2 = ask("sr-a", 1.0, 1.0);
+    assert!(t2.extended, "a trigger during the clip extends it");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut clips = Vec::new();
+    while clips.len() < 2 {
+        assert!(Instant::now() < deadline, "clips never finished: {clips:?}");
+        if let Ok(Event::Closed(f)) = events.recv_timeout(Duration::from_millis(100)) {
+            clips.push(f);
+        }
+    }
+    let mut packets = Vec::new();
+    while let Ok(item) = sent.try_recv() {
+        if let Item::Packet(p) = item {
+            packets.push((p.pts, p.seq, p.keyframe));
+        }
+    }
+    drop(sent);
+    let stats = server.shutdown();
+    assert!(stats.nodes.iter().all(|n| n.frames_dropped == 0), "{stats:#?}");
+
+    let clip_a = clips.iter().find(|c| c.node == "sr-a").unwrap();
+    let clip_b = clips.iter().find(|c| c.node == "sr-b").unwrap();
+    assert_eq!((clip_a.kind, clip_a.trigger.as_deref()), (Kind::Event, Some("test")));
+    assert_eq!(clip_b.camera, "b");
+    let path = Path::new(&clip_a.path);
+    decode_strict(path).unwrap();
+    let (first, last, n) = stamps(path, w, h);
+    assert_eq!(n as u64, clip_a.frames);
+    let from = t1.trigger_ns - 1_000_000_000;
+    let expected_first = packets
+        .iter()
+        .filter(|p| p.2 && p.0 <= from)
+        .map(|p| p.1)
+        .max()
+        .unwrap();
+    let until = t2.trigger_ns + 1_000_000_000;
+    let expected_last = packets.iter().filter(|p| p.0 <= until).map(|p| p.1).max().unwrap();
+    assert_eq!(
+        first as u64, expected_first,
+        "the last keyframe at or before trigger - before"
+    );
+    assert!(
+        (last as i64 - expected_last as i64).abs() <= 1,
+        "last frame {last}, expected {expected_last} (extended to the second trigger + after)"
+    );
+    decode_strict(Path::new(&clip_b.path)).unwrap();
+    assert!(clip_b.duration_s > 0.9 && clip_b.duration_s < 2.0, "{clip_b:?}");
+}
+
+#[test]
+fn snapshots_from_raw_and_coded_streams() {
+    let dir = Dir::new();
+    let root = dir.file("media");
+    let nodes = camera("cam", (320, 240), 30, None, 10)
+        + "[[node]]\nname = \"snap\"\nkind = \"snapshot\"\nlisten_to = \"cam\"\ninterval = 0.2\n\
+           [[node]]\nname = \"snap-coded\"\nkind = \"snapshot\"\nlisten_to = \"cam-h264\"\ninterval = 0.2\n";
+    let server = Server::start(config(&root, &nodes)).unwrap();
+    let raw = server
+        .snapshot("cam", Some("shots/{camera}-{utc}.jpg"), 90, Duration::from_secs(5))
+        .unwrap();
+    assert_eq!((raw.width, raw.height, raw.camera.as_str()), (320, 240, "cam"));
+    let coded = server.snapshot("cam-h264", None, 80, Duration::from_secs(5)).unwrap();
+    assert_eq!((coded.width, coded.height), (320, 240));
+    assert!(coded.path.is_none());
+    std::thread::sleep(Duration::from_millis(700));
+    let latest = server.latest_snapshot("snap").unwrap().expect("a snapshot by now");
+    let latest_coded = server
+        .latest_snapshot("snap-coded")
+        .unwrap()
+        .expect("a snapshot by now");
+    assert!(server.snapshot("nope", None, 80, Duration::from_millis(100)).is_err());
+    let rows = server.recordings(Some("cam")).unwrap();
+    let stats = server.shutdown();
+    assert!(stats.nodes.iter().find(|n| n.name == "snap").unwrap().frames_out >= 2);
+    for s in [&raw, &coded, &latest, &latest_coded] {
+        assert_eq!(&s.jpeg[..2], &[0xFF, 0xD8]);
+    }
+    // Files FFmpeg decodes strictly: the one asked for (indexed) and the latest of each node.
+    let written = raw.path.as_ref().unwrap();
+    assert_eq!(std::fs::read(written).unwrap(), raw.jpeg);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].kind, rows[0].trigger.as_deref()),
+        (Kind::Snapshot, Some("api"))
+    );
+    for f in [written.clone(), root.join("snapshots/cam/latest.jpg")] {
+        decode_strict(&f).unwrap();
+    }
+}
