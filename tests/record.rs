@@ -388,3 +388,151 @@ fn snapshots_from_raw_and_coded_streams() {
         decode_strict(&f).unwrap();
     }
 }
+
+/// Runs this test binary's test `name` again as a child process, with `env`
+/// set, through `wrap` (a command prefix, e.g. `unshare`); returns it.
+fn rerun(name: &str, env: (&str, &Path), wrap: &[&str]) -> std::process::Command {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new(wrap.first().copied().unwrap_or(exe.to_str().unwrap()));
+    if !wrap.is_empty() {
+        cmd.args(&wrap[1..]).arg(&exe);
+    }
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(env.0, env.1);
+    cmd
+}
+
+#[test]
+fn a_full_disk_stops_the_recording_and_keeps_what_was_written() {
+    const ENV: &str = "EYRIE_TEST_SMALL_DISK";
+    if let Some(root) = std::env::var_os(ENV) {
+        return full_disk(Path::new(&root));
+    }
+    // A 600 KiB tmpfs of our own, in new user and mount namespaces (root not needed).
+    let dir = Dir::new();
+    let small = dir.file("small");
+    std::fs::create_dir(&small).unwrap();
+    let out = rerun(
+        "a_full_disk_stops_the_recording_and_keeps_what_was_written",
+        (ENV, &small),
+        &[
+            "unshare",
+            "-rm",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=600k tmpfs \"$EYRIE_TEST_SMALL_DISK\" && exec \"$@\"",
+            "sh",
+        ],
+    )
+    .output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}
+
+fn full_disk(root: &Path) {
+    // Other data on the disk, which the user deletes once it is full.
+    let ballast = root.join("ballast");
+    std::fs::write(&ballast, vec![1u8; 100 << 10]).unwrap();
+    let nodes = camera("cam", (320, 240), 60, None, 15)
+        + "[[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"cam-h264\"\nsegment = 0\n";
+    let server = Server::start(config(root, &nodes)).unwrap();
+    let events = server.events();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (error, kept) = loop {
+        assert!(Instant::now() < deadline, "the disk never filled");
+        if let Ok(Event::Failed { error, kept, .. }) = events.recv_timeout(Duration::from_millis(100)) {
+            break (error, kept.expect("the file that was open"));
+        }
+    };
+    assert!(error.contains("the disk is full"), "{error}");
+    // The server runs on: the camera and encoder still deliver.
+    let before = server
+        .stats()
+        .nodes
+        .iter()
+        .find(|n| n.name == "cam-h264")
+        .unwrap()
+        .frames_out;
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = server.stats();
+    assert!(stats.nodes.iter().find(|n| n.name == "cam-h264").unwrap().frames_out > before);
+    let rec = stats.nodes.iter().find(|n| n.name == "rec").unwrap();
+    assert_eq!(rec.state, NodeState::Failed);
+    server.shutdown();
+    // What was written plays, frame for frame.
+    let file = Path::new(&kept.path);
+    assert!(kept.frames > 30, "{kept:?}");
+    decode_strict(file).unwrap();
+    assert_eq!(count_frames(file), kept.frames);
+    // And once there is room again, the index lists it, complete (completed
+    // then, or recovered on this start when the disk was too full for the update).
+    std::fs::remove_file(&ballast).unwrap();
+    let server = Server::start(config(root, "")).unwrap();
+    let rows = server.recordings(None).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].frames, rows[0].end.is_some()), (kept.frames, true));
+}
+
+#[test]
+fn kill_9_during_a_recording_and_a_clip_loses_only_the_last_fragment() {
+    const ENV: &str = "EYRIE_TEST_KILL_ROOT";
+    let nodes = camera("cam", (320, 240), 30, None, 10)
+        + "[[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"cam-h264\"\nsegment = 1\n\
+           [[node]]\nname = \"sr\"\nkind = \"smartrecord\"\nlisten_to = \"cam-h264\"\ncache = 5\n";
+    if let Some(root) = std::env::var_os(ENV) {
+        // The child: record, start a long clip, say so, and wait to be killed.
+        let server = Server::start(config(Path::new(&root), &nodes)).unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let clip = ClipRequest {
+            before: Some(1.0),
+            after: Some(60.0),
+            trigger: "kill test".into(),
+        };
+        server.smart_record("sr", clip).unwrap();
+        println!("READY");
+        std::thread::sleep(Duration::from_secs(60));
+        panic!("not killed");
+    }
+    let dir = Dir::new();
+    let root = dir.file("media");
+    let mut child = rerun(
+        "kill_9_during_a_recording_and_a_clip_loses_only_the_last_fragment",
+        (ENV, &root),
+        &[],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    assert!(lines.any(|l| l.unwrap().contains("READY")), "the child never got ready");
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // After a restart: every file is listed, complete, and plays to its last whole fragment.
+    let server = Server::start(config(&root, &nodes)).unwrap();
+    let events = server.events();
+    let rows = server.recordings(Some("cam")).unwrap();
+    assert!(
+        rows.iter().any(|r| r.kind == Kind::Event),
+        "the clip is listed: {rows:#?}"
+    );
+    assert!(
+        rows.iter().filter(|r| r.kind == Kind::Continuous).count() >= 2,
+        "{rows:#?}"
+    );
+    for r in &rows {
+        assert!(r.end.is_some(), "{r:?}");
+        let file = root.join(&r.path);
+        decode_strict(&file).unwrap();
+        assert_eq!(count_frames(&file), r.frames, "{}", r.path);
+    }
+    let clip = rows.iter().find(|r| r.kind == Kind::Event).unwrap();
+    assert_eq!(clip.trigger.as_deref(), Some("kill test"));
+    assert!(clip.frames >= 60, "a second before and 1.5 s after: {clip:?}");
+    // And recording resumes.
+    let resumed = events.recv_timeout(Duration::from_secs(5)).expect("a new segment");
+    assert!(matches!(resumed, Event::Closed(f) if f.node == "rec"));
+    server.shutdown();
+}
