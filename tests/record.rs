@@ -274,9 +274,8 @@ fn smart_record_clips_start_before_their_trigger() {
     let mut nodes = String::new();
     for cam in ["a", "b"] {
         nodes += &camera(cam, (w, h), 30, None, 10);
-        nodes += &format!(
-            "[[node]]\nname = \"sr-{cam}\"\nkind = \"smartrecord\"\nlisten_to = \"{cam}-h264\"\ncache = 3\ndefault_before = 1\n"
-        );
+        nodes +=
+            &format!("[[node]]\nname = \"sr-{cam}\"\nkind = \"smartrecord\"\nlisten_to = \"{cam}-h264\"\ncache = 3\n");
     }
     let server = Server::start(config(&dir.file("media"), &nodes)).unwrap();
     let events = server.events();
@@ -535,4 +534,82 @@ fn kill_9_during_a_recording_and_a_clip_loses_only_the_last_fragment() {
     let resumed = events.recv_timeout(Duration::from_secs(5)).expect("a new segment");
     assert!(matches!(resumed, Event::Closed(f) if f.node == "rec"));
     server.shutdown();
+}
+
+#[test]
+fn a_trigger_takes_a_snapshot_and_starts_a_clip_once_per_cooldown() {
+    let dir = Dir::new();
+    let root = dir.file("media");
+    let nodes = camera("cam", (320, 240), 30, None, 10)
+        + "[[node]]\nname = \"sr\"\nkind = \"smartrecord\"\nlisten_to = \"cam-h264\"\ncache = 3\n\
+           [[node]]\nname = \"trig\"\nkind = \"trigger\"\nlisten_to = \"cam\"\nclass = \"person\"\nmin_confidence = 0.5\n\
+           zone = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]\ncooldown = 30\n\
+           snapshot = \"snapshots/{camera}/{utc}.jpg\"\nsmart_record = \"sr\"\nbefore = 0.5\nafter = 0.5\n";
+    let mut server = Server::start(config(&root, &nodes)).unwrap();
+    let events = server.events();
+    // A detector of our own: the camera's frames, re-published with detections,
+    // which the trigger is relinked to (config names nodes; products publish streams).
+    server.relink("trig", "det").unwrap();
+    let frames = server.hub().subscribe("cam", SubscribeOptions::leaky(4));
+    let mut detector = server.hub().publisher("det");
+    let mut published = 0;
+    while published < 60 {
+        let Some(Item::Frame(mut frame)) = frames.recv() else {
+            continue;
+        };
+        let (label, x) = match published {
+            0..20 => ("car", 10.0),      // another class
+            20..30 => ("person", 250.0), // outside the zone
+            _ => ("person", 10.0),
+        };
+        frame.meta_mut().detections.push(eyrie::media::Detection {
+            class_id: 0,
+            label: label.into(),
+            confidence: 0.9,
+            bbox: eyrie::media::Rect {
+                x,
+                y: 100.0,
+                w: 40.0,
+                h: 80.0,
+            },
+            track_id: Some(1),
+        });
+        detector.publish(Item::Frame(frame));
+        published += 1;
+    }
+    drop(frames);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut fired, mut clips) = (Vec::new(), Vec::new());
+    while clips.is_empty() {
+        assert!(Instant::now() < deadline, "no clip: {fired:?}");
+        match events.recv_timeout(Duration::from_millis(100)) {
+            Ok(Event::Triggered { class, actions, .. }) => fired.push((class, actions)),
+            Ok(Event::Closed(f)) => clips.push(f),
+            _ => {}
+        }
+    }
+    let rows = server.recordings(Some("cam")).unwrap();
+    server.shutdown();
+    assert_eq!(fired.len(), 1, "once per cooldown: {fired:?}");
+    assert_eq!(fired[0].0, "person");
+    assert!(
+        fired[0].1[0].starts_with("snapshot ") && fired[0].1[1] == "smart record on sr",
+        "{fired:?}"
+    );
+    assert_eq!(clips[0].trigger.as_deref(), Some("person detected by trig"));
+    decode_strict(Path::new(&clips[0].path)).unwrap();
+    let shot = rows
+        .iter()
+        .find(|r| r.kind == Kind::Snapshot)
+        .expect("the snapshot is indexed");
+    assert_eq!(shot.trigger.as_deref(), Some("person detected by trig"));
+    decode_strict(&root.join(&shot.path)).unwrap();
+    // A trigger naming no smartrecord node is refused at load time.
+    let bad =
+        "[[node]]\nname = \"t\"\nkind = \"trigger\"\nlisten_to = \"t\"\nclass = \"car\"\nsmart_record = \"nope\"\n";
+    let e = Config::parse(bad, "t.toml").unwrap_err().to_string();
+    assert!(
+        e.contains("key `smart_record`") && e.contains("`nope` names no smartrecord node"),
+        "{e}"
+    );
 }

@@ -19,6 +19,7 @@ use crate::capture::rtsp::RtspOptions;
 use crate::capture::testsrc::TestSrcOptions;
 use crate::capture::v4l2::V4l2Options;
 use crate::encode::EncoderSettings;
+use crate::events::trigger::TriggerOptions;
 use crate::hub::{Policy, SubscribeOptions};
 use crate::media::FormatError;
 use crate::output::index::Retention;
@@ -102,10 +103,13 @@ pub enum NodeProps {
     SmartRecord(SmartRecordOptions),
     /// Keeps a JPEG of the stream it listens to, refreshed every `interval`.
     Snapshot(SnapshotOptions),
+    /// Watches the detections of the stream it listens to; takes a snapshot
+    /// and/or starts a smart-record clip when its class shows up.
+    Trigger(TriggerOptions),
 }
 
 /// The kinds a node can have.
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     "testsrc",
     "v4l2",
     "rtsp",
@@ -115,6 +119,7 @@ pub const KINDS: [&str; 9] = [
     "record",
     "smartrecord",
     "snapshot",
+    "trigger",
 ];
 
 impl NodeProps {
@@ -130,6 +135,7 @@ impl NodeProps {
             NodeProps::Record(_) => "record",
             NodeProps::SmartRecord(_) => "smartrecord",
             NodeProps::Snapshot(_) => "snapshot",
+            NodeProps::Trigger(_) => "trigger",
         }
     }
 
@@ -142,6 +148,7 @@ impl NodeProps {
                 | NodeProps::Record(_)
                 | NodeProps::SmartRecord(_)
                 | NodeProps::Snapshot(_)
+                | NodeProps::Trigger(_)
         )
     }
 
@@ -156,6 +163,7 @@ impl NodeProps {
             "record" => NodeProps::Record(RecordOptions::deserialize(de)?),
             "smartrecord" => NodeProps::SmartRecord(SmartRecordOptions::deserialize(de)?),
             "snapshot" => NodeProps::Snapshot(SnapshotOptions::deserialize(de)?),
+            "trigger" => NodeProps::Trigger(TriggerOptions::deserialize(de)?),
             _ => return Ok(None),
         }))
     }
@@ -182,6 +190,7 @@ impl NodeProps {
             NodeProps::Record(o) => o.check(),
             NodeProps::SmartRecord(o) => o.check(),
             NodeProps::Snapshot(o) => o.check(),
+            NodeProps::Trigger(o) => o.check(),
         }
     }
 }
@@ -395,6 +404,16 @@ fn check_graph(nodes: &[NodeSpec], origin: &str, locate: &Locate<'_>) -> Result<
                 ));
             }
             _ => {}
+        }
+        if let NodeProps::Trigger(TriggerOptions {
+            smart_record: Some(target),
+            ..
+        }) = &n.props
+            && !nodes
+                .iter()
+                .any(|m| &m.name == target && matches!(m.props, NodeProps::SmartRecord(_)))
+        {
+            return Err(err(i, "smart_record", format!("`{target}` names no smartrecord node")));
         }
         // Follow the chain upstream; coming back here is a cycle.
         let mut at = n;

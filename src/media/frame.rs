@@ -53,13 +53,33 @@ impl Frame {
 pub struct FrameMeta {
     /// The true objects of a synthetic frame (empty for real cameras).
     pub ground_truth: Vec<TruthObject>,
+    /// What a detector (or a product publishing its own) found in the frame.
+    pub detections: Vec<Detection>,
 }
 
 impl FrameMeta {
     /// Metadata holding only the ground truth of a synthetic frame.
     pub fn with_ground_truth(ground_truth: Vec<TruthObject>) -> Self {
-        FrameMeta { ground_truth }
+        FrameMeta {
+            ground_truth,
+            detections: Vec::new(),
+        }
     }
+}
+
+/// One detected object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// Class index in the detector's label file.
+    pub class_id: u32,
+    /// Class label (`person`, `car`, ...).
+    pub label: String,
+    /// Confidence, 0..=1.
+    pub confidence: f32,
+    /// Its box in the frame's pixels.
+    pub bbox: Rect,
+    /// Tracker id, stable across frames, once tracked.
+    pub track_id: Option<u64>,
 }
 
 /// An object class. The numbering follows COCO (person 0, bicycle 1, car 2), so

@@ -16,5 +16,5 @@ pub use buffer::{
 };
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use format::{FormatError, Fps, PixelFormat, Plane, VideoInfo};
-pub use frame::{Frame, FrameMeta, ObjectClass, Rect, TruthObject};
+pub use frame::{Detection, Frame, FrameMeta, ObjectClass, Rect, TruthObject};
 pub use packet::{Codec, CodecParams, Packet};

@@ -119,8 +119,9 @@ pub struct SmartRecordOptions {
     pub cache_bytes: u64,
     /// Seconds a clip runs after its trigger when the trigger says nothing.
     pub default_duration: f64,
-    /// Seconds before the trigger a clip starts at when the trigger says nothing.
-    pub default_before: f64,
+    /// Seconds before the trigger a clip starts at when the trigger says
+    /// nothing (default: 5 or `cache`, whichever is less).
+    pub default_before: Option<f64>,
     /// `mp4` or `mkv`.
     pub container: FileFormat,
     /// Directory of the clips, relative to the media root (placeholders allowed).
@@ -141,7 +142,7 @@ impl Default for SmartRecordOptions {
             cache: 30.0,
             cache_bytes: 64 << 20,
             default_duration: 10.0,
-            default_before: 5.0,
+            default_before: None,
             container: FileFormat::Mp4,
             dir: "events/{camera}".into(),
             prefix: "clip".into(),
@@ -164,10 +165,12 @@ impl SmartRecordOptions {
                 return Err((key, format!("{v} is not a number of seconds > 0")));
             }
         }
-        if !(self.default_before >= 0.0 && self.default_before <= self.cache) {
+        if let Some(before) = self.default_before
+            && !(before >= 0.0 && before <= self.cache)
+        {
             return Err((
                 "default_before",
-                format!("{} must be between 0 and `cache` ({})", self.default_before, self.cache),
+                format!("{before} must be between 0 and `cache` ({})", self.cache),
             ));
         }
         if self.cache_bytes < 1 << 20 {
@@ -184,6 +187,11 @@ impl SmartRecordOptions {
             return Err(("queue", "must be at least 1".into()));
         }
         Ok(())
+    }
+
+    /// Seconds before the trigger a clip starts at when the trigger says nothing.
+    pub fn before(&self) -> f64 {
+        self.default_before.unwrap_or(self.cache.min(5.0))
     }
 
     /// How its clips are written.

@@ -11,6 +11,7 @@ mod rtsp;
 mod smart;
 mod snapshot;
 mod testsrc;
+mod trigger;
 mod v4l2;
 
 use std::sync::Arc;
@@ -206,23 +207,28 @@ impl Server {
             shared: Arc::clone(&shared),
             env: Arc::clone(&self.env),
         };
-        let started =
-            match (&spec.props, &spec.listen_to) {
-                (NodeProps::Testsrc(o), _) => testsrc::spawn(ctx, o.clone()).map(|t| (t, None, None)),
-                (NodeProps::V4l2(o), _) => v4l2::spawn(ctx, o.clone()).map(|t| (t, None, None)),
-                (NodeProps::Rtsp(o), _) => rtsp::spawn(ctx, o.clone()).map(|t| (t, None, None)),
-                (NodeProps::File(o), _) => file::spawn(ctx, o.clone()).map(|t| (t, None, None)),
-                (_, None) => Err("needs `listen_to`".to_owned()),
-                (NodeProps::Relay(o), Some(up)) => relay::spawn(ctx, up, o).map(|(t, c)| (t, Some(c), None)),
-                (NodeProps::Encode(o), Some(up)) => encode::spawn(ctx, up, o.clone())
-                    .map(|(t, c, changes)| (t, Some(c), Some(Control::Encoder(changes)))),
-                (NodeProps::Record(o), Some(up)) => record::spawn(ctx, up, o.clone())
-                    .map(|(t, c, commands)| (t, Some(c), Some(Control::Record(commands)))),
-                (NodeProps::SmartRecord(o), Some(up)) => smart::spawn(ctx, up, o.clone())
-                    .map(|(t, c, commands)| (t, Some(c), Some(Control::SmartRecord(commands)))),
-                (NodeProps::Snapshot(o), Some(up)) => snapshot::spawn(ctx, up, o.clone())
-                    .map(|(t, c, latest)| (t, Some(c), Some(Control::Snapshot(latest)))),
-            };
+        let started = match (&spec.props, &spec.listen_to) {
+            (NodeProps::Testsrc(o), _) => testsrc::spawn(ctx, o.clone()).map(|t| (t, None, None)),
+            (NodeProps::V4l2(o), _) => v4l2::spawn(ctx, o.clone()).map(|t| (t, None, None)),
+            (NodeProps::Rtsp(o), _) => rtsp::spawn(ctx, o.clone()).map(|t| (t, None, None)),
+            (NodeProps::File(o), _) => file::spawn(ctx, o.clone()).map(|t| (t, None, None)),
+            (_, None) => Err("needs `listen_to`".to_owned()),
+            (NodeProps::Relay(o), Some(up)) => relay::spawn(ctx, up, o).map(|(t, c)| (t, Some(c), None)),
+            (NodeProps::Encode(o), Some(up)) => {
+                encode::spawn(ctx, up, o.clone()).map(|(t, c, changes)| (t, Some(c), Some(Control::Encoder(changes))))
+            }
+            (NodeProps::Record(o), Some(up)) => {
+                record::spawn(ctx, up, o.clone()).map(|(t, c, commands)| (t, Some(c), Some(Control::Record(commands))))
+            }
+            (NodeProps::SmartRecord(o), Some(up)) => smart::spawn(ctx, up, o.clone()).map(|(t, c, commands)| {
+                self.env.register_smart_record(&spec.name, commands.clone());
+                (t, Some(c), Some(Control::SmartRecord(commands)))
+            }),
+            (NodeProps::Snapshot(o), Some(up)) => {
+                snapshot::spawn(ctx, up, o.clone()).map(|(t, c, latest)| (t, Some(c), Some(Control::Snapshot(latest))))
+            }
+            (NodeProps::Trigger(o), Some(up)) => trigger::spawn(ctx, up, o.clone()).map(|(t, c)| (t, Some(c), None)),
+        };
         let (thread, input, control) = started.map_err(|message| ServerError::Start {
             name: spec.name.clone(),
             kind: spec.props.kind(),

@@ -1,6 +1,7 @@
 //! What every running node shares with the registry: its state, stop request,
 //! counters and measured rate.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -183,6 +184,8 @@ pub(crate) struct Env {
     /// Limits on all recordings together.
     pub(crate) retention: Retention,
     storage: OnceLock<Result<Storage, String>>,
+    /// The request channels of the smartrecord nodes, for triggers.
+    smart: Mutex<HashMap<String, super::smart::Commands>>,
 }
 
 /// The media root and its index.
@@ -200,7 +203,21 @@ impl Env {
             media_root,
             retention,
             storage: OnceLock::new(),
+            smart: Mutex::default(),
         }
+    }
+
+    /// Makes smartrecord node `name` reachable by triggers.
+    pub(crate) fn register_smart_record(&self, name: &str, commands: super::smart::Commands) {
+        self.smart
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), commands);
+    }
+
+    /// The request channel of smartrecord node `name`.
+    pub(crate) fn smart_record(&self, name: &str) -> Option<super::smart::Commands> {
+        self.smart.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
     /// The media root and index, opened (and recovered) on first use.

@@ -148,7 +148,7 @@ impl SmartNode<'_> {
 
     fn start(&mut self, request: ClipRequest, at_ns: i64) -> Result<ClipStarted, String> {
         let after = request.after.unwrap_or(self.options.default_duration);
-        let before = request.before.unwrap_or(self.options.default_before);
+        let before = request.before.unwrap_or_else(|| self.options.before());
         if !(after >= 0.0 && after.is_finite() && before >= 0.0 && before.is_finite()) {
             return Err(format!("before {before} s and after {after} s must be seconds >= 0"));
         }

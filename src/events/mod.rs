@@ -3,6 +3,8 @@
 //! trigger fired. Every event is logged and handed to every subscriber
 //! ([`EventBus::subscribe`]); webhooks and MQTT will subscribe here too.
 
+pub mod trigger;
+
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
