@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use eyrie::config::Config;
 use eyrie::media::Fps;
+use eyrie::output::options::RecordOptions;
 use eyrie::server::{NodeState, Server, ServerStats};
 mod encode_cmd;
 mod mux_cmd;
@@ -101,6 +102,29 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Record cameras into DIR without a config: compressed cameras are stored
+    /// as they come, raw ones encoded to H.264 first; files are
+    /// `DIR/<camera>/<camera>-<utc>.mp4`, listed in `DIR/eyrie-index.sqlite`.
+    Record {
+        /// Camera URIs, as for `run --camera`.
+        #[arg(required = true, value_name = "URI")]
+        uris: Vec<String>,
+        /// The media root to record into.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Seconds per file (each starts on a keyframe); 0 for one file.
+        #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+        segment: f64,
+        /// `mp4` (fragmented, crash-safe), `mkv` or `ts`.
+        #[arg(long, default_value = "mp4")]
+        container: String,
+        /// Stop after this many seconds.
+        #[arg(long = "for", value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Write final per-node stats as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        stats: Option<PathBuf>,
+    },
     /// List V4L2 devices with their formats, frame sizes and rates (all
     /// `/dev/video*` when no device is given).
     Probe {
@@ -161,7 +185,39 @@ fn main() -> ExitCode {
             camera,
             duration,
             stats,
-        } => run(config, &camera, duration, stats),
+        } => match load(config, &camera) {
+            Ok(config) => run(config, duration, stats),
+            Err(code) => code,
+        },
+        Command::Record {
+            uris,
+            dir,
+            segment,
+            container,
+            duration,
+            stats,
+        } => {
+            let container = match serde_json::from_value(serde_json::Value::String(container.clone())) {
+                Ok(c) => c,
+                Err(_) => {
+                    eprintln!("eyrie: --container {container}: expected mp4, mkv or ts");
+                    return ExitCode::from(2);
+                }
+            };
+            let record = RecordOptions {
+                container,
+                path: "{camera}/{camera}-{utc}".into(),
+                segment,
+                ..RecordOptions::default()
+            };
+            match Config::recorder(&uris, &dir, record) {
+                Ok(config) => run(config, duration, stats),
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Probe { device } => probe(device),
         Command::Encode {
             input,
@@ -327,7 +383,7 @@ fn probe(device: Option<PathBuf>) -> ExitCode {
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
-fn run(config: Option<PathBuf>, cameras: &[String], duration: Option<f64>, stats_path: Option<PathBuf>) -> ExitCode {
+fn load(config: Option<PathBuf>, cameras: &[String]) -> Result<Config, ExitCode> {
     let config = match &config {
         Some(path) => Config::from_file(path),
         None if !cameras.is_empty() => Config::from_cameras(cameras),
@@ -336,13 +392,13 @@ fn run(config: Option<PathBuf>, cameras: &[String], duration: Option<f64>, stats
             Ok(Config::default_demo())
         }
     };
-    let config = match config {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    config.map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })
+}
+
+fn run(config: Config, duration: Option<f64>, stats_path: Option<PathBuf>) -> ExitCode {
     if let Some(d) = duration
         && !(d.is_finite() && d >= 0.0)
     {

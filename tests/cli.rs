@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
 fn eyrie() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_eyrie"));
     c.env("EYRIE_LOG", "warn");
@@ -33,10 +35,21 @@ fn the_default_run_writes_stats() {
     let out = eyrie()
         .args(["run", "--for", "2", "--stats"])
         .arg(&stats_path)
+        .current_dir(dir.path())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stats = read_stats(&stats_path);
+    // It records the demo output, and keeps a latest snapshot of each camera, in ./eyrie-media.
+    let media = dir.path().join("eyrie-media");
+    for f in [
+        "snapshots/cam0/latest.jpg",
+        "snapshots/cam1/latest.jpg",
+        "eyrie-index.sqlite",
+    ] {
+        assert!(media.join(f).is_file(), "{f}");
+    }
+    assert_eq!(std::fs::read_dir(media.join("recordings/cam0")).unwrap().count(), 1);
     assert_eq!(stats["bytes_copied"], 0, "no stage of the default run copies a frame");
     let names: Vec<&str> = stats["nodes"]
         .as_array()
@@ -44,7 +57,12 @@ fn the_default_run_writes_stats() {
         .iter()
         .map(|n| n["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["cam0", "cam1", "in0", "in1", "in2", "in3", "h264"]);
+    assert_eq!(
+        names,
+        [
+            "cam0", "cam1", "in0", "in1", "in2", "in3", "h264", "h264b", "rec", "sr0", "sr1", "snap0", "snap1"
+        ]
+    );
     let h264 = node(&stats, "h264");
     assert_eq!(
         (&h264["kind"], &h264["listen_to"], &h264["state"]),
@@ -182,4 +200,42 @@ fn check_accepts_good_configs_and_locates_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+#[test]
+fn eyrie_record_stores_cameras_without_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    let out = eyrie()
+        .args([
+            "record",
+            "testsrc://?size=320x240&fps=30",
+            "testsrc://?size=320x240&seed=3",
+            "--dir",
+        ])
+        .arg(&media)
+        .args(["--segment", "1", "--for", "2.5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for cam in ["cam0", "cam1"] {
+        let files: Vec<_> = std::fs::read_dir(media.join(cam))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(files.len() >= 2, "{cam}: 1 s segments of 2.5 s: {files:?}");
+        for f in files {
+            common::ff::decode_strict(&f).unwrap();
+        }
+    }
+    assert!(media.join("eyrie-index.sqlite").is_file());
+    let bad = eyrie()
+        .args(["record", "testsrc://", "--dir"])
+        .arg(&media)
+        .args(["--container", "avi"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected mp4, mkv or ts"));
 }

@@ -270,21 +270,32 @@ impl Config {
 
     /// The built-in default, mirroring the multi-camera demo Eyrie replaces: two
     /// synthetic cameras at 1280×720, 30 fps, each fed twice into the four inputs
-    /// (`in0`..`in3`) the AI batch takes, and the demo output (`in0` until the
-    /// AI mosaic exists) encoded to H.264 at 4 Mbit/s as stream `h264`.
+    /// (`in0`..`in3`) the AI batch takes; the demo output (`in0` until the AI
+    /// mosaic exists) encoded to H.264 at 4 Mbit/s as stream `h264` and
+    /// recorded (`rec`, 60 s files, a day kept); a smart-record cache on each
+    /// camera (`sr0` on `h264`, `sr1` on `h264b`, cam1 encoded), and a latest
+    /// snapshot of each camera every 10 s (`snap0`, `snap1`); all recordings
+    /// together kept under 2 GiB.
     pub fn default_demo() -> Config {
-        let camera = |name: &str| NodeSpec {
+        let node = |name: &str, listen_to: Option<&str>, props| NodeSpec {
             name: name.into(),
-            listen_to: None,
-            props: NodeProps::Testsrc(TestSrcOptions::default()),
+            listen_to: listen_to.map(Into::into),
+            props,
         };
-        let input = |name: &str, camera: &str| NodeSpec {
-            name: name.into(),
-            listen_to: Some(camera.into()),
-            props: NodeProps::Relay(RelayOptions::default()),
-        };
+        let camera = |name: &str| node(name, None, NodeProps::Testsrc(TestSrcOptions::default()));
+        let input = |name: &str, camera: &str| node(name, Some(camera), NodeProps::Relay(RelayOptions::default()));
+        let encode = |name: &str, from: &str| node(name, Some(from), NodeProps::Encode(EncoderSettings::default()));
+        let smart =
+            |name: &str, from: &str| node(name, Some(from), NodeProps::SmartRecord(SmartRecordOptions::default()));
+        let snapshot = |name: &str, from: &str| node(name, Some(from), NodeProps::Snapshot(SnapshotOptions::default()));
         let config = Config {
-            server: ServerConfig::default(),
+            server: ServerConfig {
+                retention: Retention {
+                    max_age: None,
+                    max_bytes: Some(2 << 30),
+                },
+                ..ServerConfig::default()
+            },
             nodes: vec![
                 camera("cam0"),
                 camera("cam1"),
@@ -292,11 +303,20 @@ impl Config {
                 input("in1", "cam0"),
                 input("in2", "cam1"),
                 input("in3", "cam1"),
-                NodeSpec {
-                    name: "h264".into(),
-                    listen_to: Some("in0".into()),
-                    props: NodeProps::Encode(EncoderSettings::default()),
-                },
+                encode("h264", "in0"),
+                encode("h264b", "in2"),
+                node(
+                    "rec",
+                    Some("h264"),
+                    NodeProps::Record(RecordOptions {
+                        max_age: Some(86_400.0),
+                        ..RecordOptions::default()
+                    }),
+                ),
+                smart("sr0", "h264"),
+                smart("sr1", "h264b"),
+                snapshot("snap0", "cam0"),
+                snapshot("snap1", "cam1"),
             ],
         };
         config.validate().expect("the built-in default is valid");

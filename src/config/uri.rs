@@ -15,8 +15,12 @@
 //! Eyrie's (`transport`, `stall_secs`, `retry_max_secs`, `quirks`): they
 //! belong to the camera.
 
+use std::path::Path;
+
 use super::{Config, ConfigError, NodeProps, NodeSpec, RelayOptions, ServerConfig};
 use crate::capture::rtsp::redact;
+use crate::encode::EncoderSettings;
+use crate::output::options::RecordOptions;
 
 /// The keys of an `rtsp` node that its URI's query may set.
 const RTSP_KEYS: [&str; 4] = ["transport", "stall_secs", "retry_max_secs", "quirks"];
@@ -52,6 +56,52 @@ impl Config {
         }
         let config = Config {
             server: ServerConfig::default(),
+            nodes,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl Config {
+    /// The one-command recorder (`eyrie record`): each camera `cam0`, `cam1`, …
+    /// recorded by `rec0`, `rec1`, … into `dir/<camera>/<camera>-<utc>.<ext>`
+    /// in `segment`-second files. Compressed cameras (RTSP, files, V4L2
+    /// MJPEG/H.264) are stored as they come; raw ones (V4L2 raw formats,
+    /// testsrc) are encoded first by `cam0-h264`, … with the default H.264 encoder.
+    pub fn recorder<S: AsRef<str>>(uris: &[S], dir: &Path, record: RecordOptions) -> Result<Config, ConfigError> {
+        let cameras = Config::from_cameras(uris)?;
+        let mut nodes = Vec::new();
+        for (i, camera) in cameras.nodes.into_iter().filter(|n| !n.props.is_consumer()).enumerate() {
+            let raw = match &camera.props {
+                NodeProps::Testsrc(_) => true,
+                NodeProps::V4l2(o) => {
+                    !["MJPG", "JPEG", "H264", "HEVC"].contains(&o.format.to_ascii_uppercase().as_str())
+                }
+                _ => false,
+            };
+            let mut stream = camera.name.clone();
+            nodes.push(camera);
+            if raw {
+                let name = format!("{stream}-h264");
+                nodes.push(NodeSpec {
+                    name: name.clone(),
+                    listen_to: Some(stream),
+                    props: NodeProps::Encode(EncoderSettings::default()),
+                });
+                stream = name;
+            }
+            nodes.push(NodeSpec {
+                name: format!("rec{i}"),
+                listen_to: Some(stream),
+                props: NodeProps::Record(record.clone()),
+            });
+        }
+        let config = Config {
+            server: ServerConfig {
+                media_root: dir.to_path_buf(),
+                ..ServerConfig::default()
+            },
             nodes,
         };
         config.validate()?;

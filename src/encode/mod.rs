@@ -25,6 +25,7 @@ pub mod v4l2m2m;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -412,6 +413,7 @@ pub(crate) fn check_input(
 /// Opens the encoder `settings` ask for, for frames like `info`.
 pub fn open_encoder(settings: &EncoderSettings, info: &VideoInfo) -> Result<Box<dyn Encoder>, EncodeError> {
     settings.validate().map_err(|m| EncodeError::failed("encoder", m))?;
+    ENCODERS_OPENED.fetch_add(1, Ordering::Relaxed);
     let backend = match (&settings.encoder, settings.codec) {
         (Backend::Auto, Codec::H264) => &Backend::OpenH264,
         (Backend::Auto, Codec::Mjpeg) => &Backend::Jpeg,
@@ -434,8 +436,24 @@ pub fn open_encoder(settings: &EncoderSettings, info: &VideoInfo) -> Result<Box<
     }
 }
 
+static ENCODERS_OPENED: AtomicU64 = AtomicU64::new(0);
+static DECODERS_OPENED: AtomicU64 = AtomicU64::new(0);
+
+/// Encoders the process has asked for (opened or tried): 0 proves a
+/// passthrough path encoded nothing.
+pub fn encoders_opened() -> u64 {
+    ENCODERS_OPENED.load(Ordering::Relaxed)
+}
+
+/// Decoders the process has asked for (opened or tried): 0 proves a
+/// passthrough path decoded nothing.
+pub fn decoders_opened() -> u64 {
+    DECODERS_OPENED.load(Ordering::Relaxed)
+}
+
 /// Opens a decoder for `codec` on `backend`.
 pub fn open_decoder(codec: Codec, backend: &Backend) -> Result<Box<dyn Decoder>, EncodeError> {
+    DECODERS_OPENED.fetch_add(1, Ordering::Relaxed);
     match (backend, codec) {
         (Backend::Auto | Backend::OpenH264, Codec::H264) => Ok(Box::new(openh264::H264Decoder::new()?)),
         (Backend::Auto | Backend::Jpeg, Codec::Mjpeg) => Ok(Box::new(jpeg::JpegDecoder::new())),

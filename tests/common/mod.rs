@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod ff;
+pub mod gst;
 
 use std::sync::Arc;
 use std::time::SystemTime;

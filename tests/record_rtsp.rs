@@ -1,0 +1,88 @@
+//! Passthrough recording of an RTSP camera (GStreamer's RTSP server): 30 s
+//! stored without a decode or an encode (the process's codec counters stay
+//! at 0; this file is its own test binary so nothing else opens a codec),
+//! every packet in the files identical to what the camera sent.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::ff::{Dir, count_frames, decode_strict, ffprobe_packets};
+use common::gst::{GstServer, free_port};
+use eyrie::config::Config;
+use eyrie::encode::{decoders_opened, encoders_opened};
+use eyrie::events::Event;
+use eyrie::hub::{Item, SubscribeOptions};
+use eyrie::server::Server;
+
+#[test]
+fn an_rtsp_camera_is_recorded_for_30_s_without_decoding_or_encoding() {
+    const FRAMES: usize = 900; // 30 s at 30 fps
+    let camera = GstServer::start(free_port(), &["--frames", "900", "--gop", "30", "--size", "640x360"]);
+    let dir = Dir::new();
+    let text = format!(
+        "[server]\nmedia_root = {:?}\n\
+         [[node]]\nname = \"cam\"\nkind = \"rtsp\"\nurl = \"{}\"\n\
+         [[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"cam\"\nsegment = 10\n",
+        dir.file("media").display().to_string(),
+        camera.url("h264", "tcp")
+    );
+    let server = Server::start(Config::parse(&text, "test").unwrap()).unwrap();
+    let events = server.events();
+    let sent = server.hub().subscribe("cam", SubscribeOptions::blocking(4096));
+    let served = camera.served();
+    assert_eq!(served.mount, "/h264");
+    // x264 may hold back its last frame at end of stream: what it reports sent is the reference.
+    let n = served.frames;
+    assert!(n + 2 >= FRAMES, "{served:?}");
+    // What Eyrie received: every packet the camera sent.
+    let mut received = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.len() < n && Instant::now() < deadline {
+        if let Ok(Item::Packet(p)) = sent.recv_timeout(Duration::from_millis(200)) {
+            received.push(p);
+        }
+    }
+    assert_eq!(received.len(), n);
+    drop(sent);
+    server.stop_recording("rec").unwrap().expect("the last file");
+    let files: Vec<_> = events
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::Closed(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    let stats = server.shutdown();
+    assert_eq!(
+        (encoders_opened(), decoders_opened()),
+        (0, 0),
+        "nothing decoded or encoded"
+    );
+    assert_eq!(stats.bytes_copied, 0);
+    assert!(files.len() >= 3, "10 s segments of 30 s: {files:#?}");
+
+    // The files hold exactly the packets received, byte for byte, keyframes where the camera put them.
+    let mut stored = Vec::new();
+    for f in &files {
+        let path = Path::new(&f.path);
+        decode_strict(path).unwrap();
+        assert_eq!(count_frames(path), f.frames);
+        assert!(ffprobe_packets(path)[0].key);
+        stored.extend(eyrie::demux::read_file(path, &Arc::from("check")).unwrap());
+    }
+    assert_eq!(stored.len(), n);
+    for (i, (s, r)) in stored.iter().zip(&received).enumerate() {
+        assert_eq!(s.data, r.data, "packet {i}");
+        assert_eq!(s.keyframe, r.keyframe, "packet {i}");
+    }
+    let keyframes: Vec<usize> = stored
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.keyframe)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(keyframes, served.keyframes);
+}
