@@ -8,6 +8,9 @@
 #
 #   benches/compare_rtsp.sh              # N = 1 8 32, SECS=20, RUNS=3
 #   NS="1 8" SECS=10 RUNS=5 benches/compare_rtsp.sh
+#   MODE=record benches/compare_rtsp.sh  # and store every stream to disk:
+#     Eyrie's `record` nodes (fragmented MP4, 10 s segments) against
+#     `ffmpeg ... -c copy -f segment -segment_time 10` into MP4 files
 #
 # Each run receives for SECS seconds; the figure is whole-process CPU (user +
 # system, summed over ffmpeg's processes) divided by N, median of RUNS runs,
@@ -20,6 +23,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 SECS=${SECS:-20}
 NS=${NS:-"1 8 32"}
+MODE=${MODE:-receive}
 dir=target/bench-rtsp
 mkdir -p "$dir"
 clip=$dir/1080p30-4M.mkv
@@ -30,9 +34,11 @@ if [ ! -s "$clip" ]; then
 fi
 cargo build --release --bin eyrie >&2
 
-python3 - "$RUNS" "$SECS" "$NS" "$clip" "$dir" target/release/eyrie <<'PY'
-import json, os, re, socket, statistics, subprocess, sys, time
-runs, secs, ns, clip, out, eyrie = int(sys.argv[1]), int(sys.argv[2]), [int(n) for n in sys.argv[3].split()], *sys.argv[4:]
+python3 - "$RUNS" "$SECS" "$NS" "$clip" "$dir" target/release/eyrie "$MODE" <<'PY'
+import json, os, re, shutil, socket, statistics, subprocess, sys, time
+runs, secs, ns, clip, out, eyrie, mode = int(sys.argv[1]), int(sys.argv[2]), [int(n) for n in sys.argv[3].split()], *sys.argv[4:]
+record = mode == "record"
+media = f"{out}/media"
 
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
 server = subprocess.Popen(["/usr/bin/python3", "tests/rtsp/server.py", "--port", str(port), "--file", f"clip={os.path.abspath(clip)}"],
@@ -42,21 +48,29 @@ url = f"rtsp://127.0.0.1:{port}/clip"
 
 def eyrie_run(n):
     cfg, stats = f"{out}/n{n}.toml", f"{out}/n{n}.json"
+    shutil.rmtree(media, ignore_errors=True)
     with open(cfg, "w") as f:
+        f.write(f'[server]\nmedia_root = "{media}"\n\n')
         for i in range(n):
             f.write(f'[[node]]\nname = "cam{i}"\nkind = "rtsp"\nurl = "{url}"\n\n')
+            if record:
+                f.write(f'[[node]]\nname = "rec{i}"\nkind = "record"\nlisten_to = "cam{i}"\nsegment = 10\n\n')
     p = subprocess.Popen([eyrie, "run", "-c", cfg, "--for", str(secs), "--stats", stats],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "EYRIE_LOG": "warn"})
     _, status, ru = os.wait4(p.pid, 0)
     assert status == 0, "eyrie failed"
-    nodes = json.load(open(stats))["nodes"]
+    nodes = [n for n in json.load(open(stats))["nodes"] if n["kind"] == ("record" if record else "rtsp")]
     frames = statistics.median(n["frames_out"] for n in nodes)
     return (ru.ru_utime + ru.ru_stime) / n, frames
 
 def ffmpeg_run(n):
+    shutil.rmtree(media, ignore_errors=True)
+    os.makedirs(media)
+    sink = lambda i: (["-f", "segment", "-segment_time", "10", "-segment_format", "mp4", f"{media}/ff{i}-%03d.mp4"]
+                      if record else ["-f", "null", "-"])
     procs = [subprocess.Popen(["ffmpeg", "-nostdin", "-rtsp_transport", "tcp", "-i", url, "-t", str(secs),
-                               "-c", "copy", "-f", "null", "-"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for _ in range(n)]
+                               "-c", "copy", *sink(i)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for i in range(n)]
     cpu, frames = 0.0, []
     for p in procs:
         _, status, ru = os.wait4(p.pid, 0)
@@ -67,7 +81,8 @@ def ffmpeg_run(n):
         frames.append(int(got[-1]) if got else 0)
     return cpu / n, statistics.median(frames)
 
-print(f"{clip}: 1080p30 H.264 ~4 Mbit/s over RTSP/TCP from GStreamer's RTSP server; {secs} s per run, medians of {runs} runs")
+what = "received and recorded to 10 s MP4 segments" if record else "received"
+print(f"{clip}: 1080p30 H.264 ~4 Mbit/s over RTSP/TCP from GStreamer's RTSP server, {what}; {secs} s per run, medians of {runs} runs")
 print(f"{'N':>3} | {'ffmpeg CPU/stream':>17} | {'eyrie CPU/stream':>16} | eyrie/ffmpeg | pictures/stream (ffmpeg, eyrie)")
 try:
     for n in ns:

@@ -14,6 +14,10 @@
 //!   readers for every container [`mux`] writes;
 //! - [`hub`]: named streams and relinkable subscriptions (the interpipe of Eyrie);
 //! - [`capture`]: sources (synthetic cameras today);
+//! - [`encode`]: encoders and decoders (OpenH264, JPEG, FFmpeg, V4L2 M2M);
+//! - [`output`]: recording, smart-record clips, snapshots, the media root
+//!   and the recordings index;
+//! - [`events`]: the event bus and detection triggers;
 //! - [`config`]: the TOML node descriptions shared with the run-time API;
 //! - [`server`]: the node registry — config to running nodes, stats, shutdown.
 //!

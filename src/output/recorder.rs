@@ -169,7 +169,9 @@ pub struct Recorder {
     open: Option<OpenFile>,
     out: Output,
     files: u64,
-    /// Packets skipped while waiting for a keyframe to start a file on.
+    /// A packet was lost: the next one written must be a keyframe.
+    waiting: bool,
+    /// Packets skipped while waiting for a keyframe.
     pub skipped: u64,
 }
 
@@ -195,8 +197,15 @@ impl Recorder {
             open: None,
             out: Output::new(),
             files: 0,
+            waiting: false,
             skipped: 0,
         }
+    }
+
+    /// Packets were lost before the next one: skip to the next keyframe
+    /// rather than write pictures that cannot be decoded.
+    pub fn resync(&mut self) {
+        self.waiting = true;
     }
 
     /// Records `trigger` as what started the files.
@@ -218,6 +227,13 @@ impl Recorder {
     /// Writes a packet (in decoding order). Returns the file it closed, when
     /// it started a new segment.
     pub fn push(&mut self, packet: &Packet) -> Result<Option<Closed>, RecordError> {
+        if self.waiting {
+            if !packet.keyframe {
+                self.skipped += 1;
+                return Ok(None);
+            }
+            self.waiting = false;
+        }
         let cut = match &self.open {
             None => true,
             Some(f) => {

@@ -61,8 +61,8 @@ pub(super) fn spawn(
             options: &options,
             recorder,
             recording: options.autostart,
-            last_seq: None,
-            resync: false,
+            queue: input.control(),
+            dropped_seen: 0,
             bad_packets: Every::second(),
         };
         loop {
@@ -108,10 +108,9 @@ struct RecordNode<'a> {
     options: &'a RecordOptions,
     recorder: Recorder,
     recording: bool,
-    /// The last packet's (source, number), to see losses.
-    last_seq: Option<(std::sync::Arc<str>, u64)>,
-    /// A packet was lost: wait for a keyframe.
-    resync: bool,
+    /// The input queue, whose drop counter shows losses.
+    queue: SubscriptionControl,
+    dropped_seen: u64,
     bad_packets: Every,
 }
 
@@ -120,7 +119,6 @@ impl RecordNode<'_> {
         match command {
             Command::Start if !self.recording => {
                 self.recording = true;
-                self.resync = true;
                 self.shared.set_state(NodeState::Running, None);
                 tracing::info!(node = self.name, "recording started");
             }
@@ -137,31 +135,25 @@ impl RecordNode<'_> {
 
     fn packet(&mut self, p: &Packet) {
         self.shared.count_in();
-        let lost = self
-            .last_seq
-            .as_ref()
-            .is_some_and(|(source, seq)| *source == p.source && p.seq != seq + 1);
-        self.last_seq = Some((std::sync::Arc::clone(&p.source), p.seq));
+        // Packets lost in our own queue leave a hole only a keyframe mends.
+        let dropped = self.queue.stats().dropped;
+        let lost = dropped != self.dropped_seen;
+        self.dropped_seen = dropped;
         if !self.recording {
             return;
         }
-        if lost && !self.resync {
+        if lost {
             tracing::warn!(
                 node = self.name,
                 "packets lost before #{} of {}; waiting for a keyframe",
                 p.seq,
                 p.source
             );
-            self.resync = true;
+            self.recorder.resync();
         }
-        if self.resync {
-            if !p.keyframe {
-                self.shared.count_dropped();
-                return;
-            }
-            self.resync = false;
-        }
+        let skipped = self.recorder.skipped;
         match self.recorder.push(p) {
+            Ok(_) if self.recorder.skipped != skipped => self.shared.count_dropped(),
             Ok(closed) => {
                 self.shared.count_out();
                 if let Some(c) = closed {
@@ -171,7 +163,7 @@ impl RecordNode<'_> {
             Err(RecordError::Mux { error, .. }) => {
                 // One bad packet does not end a recording; the next keyframe resumes it.
                 self.shared.count_dropped();
-                self.resync = true;
+                self.recorder.resync();
                 if let Some(n) = self.bad_packets.tick(self.env.clock.now_ns()) {
                     tracing::warn!(node = self.name, "{error} ({n} such packets skipped)");
                 }

@@ -79,7 +79,9 @@ pub(super) fn spawn(
             ring: Ring::new((options.cache * 1e9) as i64, options.cache_bytes),
             options,
             clips: Vec::new(),
-            last_seq: None,
+            queue: input.control(),
+            dropped_seen: 0,
+            source: None,
         };
         loop {
             for command in commands.try_iter() {
@@ -129,7 +131,10 @@ struct SmartNode<'a> {
     options: SmartRecordOptions,
     ring: Ring,
     clips: Vec<Clip>,
-    last_seq: Option<(Arc<str>, u64)>,
+    /// The input queue, whose drop counter shows losses.
+    queue: SubscriptionControl,
+    dropped_seen: u64,
+    source: Option<Arc<str>>,
 }
 
 impl SmartNode<'_> {
@@ -207,18 +212,18 @@ impl SmartNode<'_> {
 
     fn packet(&mut self, p: Packet) {
         self.shared.count_in();
-        let lost = self
-            .last_seq
-            .as_ref()
-            .is_some_and(|(source, seq)| *source == p.source && p.seq != seq + 1);
-        let new_stream = self.last_seq.as_ref().is_some_and(|(source, _)| *source != p.source);
-        self.last_seq = Some((Arc::clone(&p.source), p.seq));
-        if new_stream {
+        // A new camera (a relink), or packets lost in our own queue: what is
+        // cached no longer leads up to this packet, and clips skip to the next keyframe.
+        let dropped = self.queue.stats().dropped;
+        let new_stream = self.source.as_ref().is_some_and(|s| *s != p.source);
+        if new_stream || dropped != self.dropped_seen {
             self.ring.clear();
+            for clip in &mut self.clips {
+                clip.recorder.resync();
+            }
         }
-        if lost {
-            self.shared.count_dropped();
-        }
+        self.dropped_seen = dropped;
+        self.source = Some(Arc::clone(&p.source));
         let mut i = 0;
         while i < self.clips.len() {
             if p.pts > self.clips[i].end_ns {
