@@ -12,18 +12,7 @@ use crate::codec::ParamFollower;
 use crate::codec::{CodecError, vp9};
 use crate::media::{Codec, CodecParams, Packet};
 use crate::mux::ebml::{Header, read_float, read_header, read_uint, read_vint};
-use crate::mux::mkv::id;
-
-/// Elements that may follow an unknown-size Cluster at the Segment's level.
-const TOP_LEVEL: [u32; 7] = [
-    id::CLUSTER,
-    id::CUES,
-    id::INFO,
-    id::TRACKS,
-    id::SEEK_HEAD,
-    0x1043_A770, // Chapters
-    0x1254_C367, // Tags
-];
+use crate::mux::mkv::{TOP_LEVEL, id};
 
 #[derive(Default)]
 struct Track {

@@ -17,6 +17,17 @@ use super::ebml::{UNKNOWN_SIZE, put_bytes, put_float, put_id, put_master, put_si
 use super::{MuxError, Muxer, Output, Patch, Sample, Trailer, to_units};
 use crate::media::{Codec, CodecParams, Packet};
 
+/// Elements at the Segment's level (RFC 9559 §5.1), which end an unknown-size Cluster.
+pub const TOP_LEVEL: [u32; 7] = [
+    id::CLUSTER,
+    id::CUES,
+    id::INFO,
+    id::TRACKS,
+    id::SEEK_HEAD,
+    0x1043_A770, // Chapters
+    0x1254_C367, // Tags
+];
+
 /// Element IDs used here (RFC 9559 §5.1).
 #[allow(missing_docs)]
 pub mod id {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::mux::Container;
 use crate::mux::ebml::read_header;
-use crate::mux::mkv::id;
+use crate::mux::mkv::{TOP_LEVEL, id};
 
 /// The whole part of a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,17 +101,6 @@ fn children(data: &[u8]) -> impl Iterator<Item = (&[u8; 4], &[u8])> {
         Some((kind, body))
     })
 }
-
-/// Level-1 elements, which end an unknown-size Cluster.
-const TOP_LEVEL: [u32; 7] = [
-    id::CLUSTER,
-    id::CUES,
-    id::INFO,
-    id::TRACKS,
-    id::SEEK_HEAD,
-    0x1043_A770, // Chapters
-    0x1254_C367, // Tags
-];
 
 fn mkv(data: &[u8]) -> Intact {
     let mut good = Intact { len: 0, frames: 0 };

@@ -322,16 +322,8 @@ impl Server {
     /// Stops a `record` node recording; returns once its file is finalized,
     /// with that file (`None` if none was open).
     pub fn stop_recording(&self, node: &str) -> Result<Option<Closed>, ServerError> {
-        let (reply, done) = std::sync::mpsc::sync_channel(1);
-        self.record_commands(node)?
-            .send(record::Command::Stop(reply))
-            .map_err(|_| ended(node))?;
-        done.recv()
-            .map_err(|_| ended(node))?
-            .map_err(|message| ServerError::Failed {
-                node: node.to_owned(),
-                message,
-            })
+        let commands = self.record_commands(node)?;
+        request(node, |reply| commands.send(record::Command::Stop(reply)).is_ok())
     }
 
     fn smart_commands(&self, node: &str) -> Result<&smart::Commands, ServerError> {
@@ -344,28 +336,24 @@ impl Server {
     /// Triggers a clip on a `smartrecord` node: from the last keyframe at or
     /// before now − `before` to now + `after` (extending a running clip
     /// unless the node allows overlapping clips).
-    pub fn smart_record(&self, node: &str, request: ClipRequest) -> Result<ClipStarted, ServerError> {
+    pub fn smart_record(&self, node: &str, clip: ClipRequest) -> Result<ClipStarted, ServerError> {
         let commands = self.smart_commands(node)?;
-        let (reply, done) = std::sync::mpsc::sync_channel(1);
         let at_ns = self.clock.now_ns();
-        commands
-            .send(smart::Command::Start { request, at_ns, reply })
-            .map_err(|_| ended(node))?;
-        done.recv()
-            .map_err(|_| ended(node))?
-            .map_err(|message| ServerError::Failed {
-                node: node.to_owned(),
-                message,
-            })
+        request(node, |reply| {
+            commands
+                .send(smart::Command::Start {
+                    request: clip,
+                    at_ns,
+                    reply,
+                })
+                .is_ok()
+        })
     }
 
     /// Ends the running clips of a `smartrecord` node now; returns them, finalized.
     pub fn stop_clips(&self, node: &str) -> Result<Vec<Closed>, ServerError> {
-        let (reply, done) = std::sync::mpsc::sync_channel(1);
-        self.smart_commands(node)?
-            .send(smart::Command::Stop(reply))
-            .map_err(|_| ended(node))?;
-        done.recv().map_err(|_| ended(node))
+        let commands = self.smart_commands(node)?;
+        request(node, |reply| commands.send(smart::Command::Stop(reply)).is_ok())
     }
 
     /// A JPEG of the next picture of `stream` (a raw stream's next frame, a
@@ -510,6 +498,24 @@ fn wrong_kind(node: &str, expected: &'static str) -> ServerError {
         node: node.to_owned(),
         expected,
     }
+}
+
+/// Sends a request carrying a reply channel (`send` says whether the node
+/// took it) and waits for the node's answer.
+fn request<T>(
+    node: &str,
+    send: impl FnOnce(std::sync::mpsc::SyncSender<Result<T, String>>) -> bool,
+) -> Result<T, ServerError> {
+    let (reply, done) = std::sync::mpsc::sync_channel(1);
+    if !send(reply) {
+        return Err(ended(node));
+    }
+    done.recv()
+        .map_err(|_| ended(node))?
+        .map_err(|message| ServerError::Failed {
+            node: node.to_owned(),
+            message,
+        })
 }
 
 fn ended(node: &str) -> ServerError {

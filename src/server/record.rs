@@ -76,18 +76,7 @@ pub(super) fn spawn(
                 }
                 Ok(Item::Frame(f)) => {
                     let _ = node.close();
-                    let error = format!(
-                        "`{}` carries raw frames (from {}); a record node stores packets: put an `encode` node in between",
-                        input.control().linked_to().unwrap_or_default(),
-                        f.source
-                    );
-                    ctx.shared.set_state(NodeState::Failed, Some(error.clone()));
-                    ctx.env.events.emit(Event::Failed {
-                        node: ctx.name.to_string(),
-                        error,
-                        kept: None,
-                    });
-                    return;
+                    return refuse_frames(&ctx, &input.control(), &f.source, "a record node stores packets");
                 }
                 Ok(Item::Format(_)) | Err(RecvError::Timeout | RecvError::Empty) => {}
                 Err(RecvError::Closed) => break,
@@ -202,6 +191,20 @@ impl RecordNode<'_> {
         self.shared.set_state(NodeState::Failed, Some(error.to_string()));
         self.env.events.emit(failed(self.name, &error));
     }
+}
+
+/// Fails a node that stores packets but was given raw frames (from `source`).
+pub(crate) fn refuse_frames(ctx: &NodeCtx, input: &SubscriptionControl, source: &str, why: &str) {
+    let error = format!(
+        "`{}` carries raw frames (from {source}); {why}: put an `encode` node in between",
+        input.linked_to().unwrap_or_default()
+    );
+    ctx.shared.set_state(NodeState::Failed, Some(error.clone()));
+    ctx.env.events.emit(Event::Failed {
+        node: ctx.name.to_string(),
+        error,
+        kept: None,
+    });
 }
 
 /// The event of a recording `node` stopped by `error`; a file cut short by a

@@ -21,7 +21,7 @@ use crate::output::recorder::{Closed, RecordError, Recorder};
 use crate::output::ring::Ring;
 
 use super::node::{Env, NodeCtx, NodeShared, NodeState, Storage};
-use super::record::{POLL, failed};
+use super::record::{POLL, failed, refuse_frames};
 
 /// What a clip request asks for.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,7 +51,7 @@ pub(crate) enum Command {
         reply: mpsc::SyncSender<Result<ClipStarted, String>>,
     },
     /// Ends every running clip; the reply lists them, finalized.
-    Stop(mpsc::SyncSender<Vec<Closed>>),
+    Stop(mpsc::SyncSender<Result<Vec<Closed>, String>>),
 }
 
 /// What the registry keeps to steer a smartrecord node.
@@ -91,18 +91,7 @@ pub(super) fn spawn(
                 Ok(Item::Packet(p)) => node.packet(p),
                 Ok(Item::Eos) => node.end_all(),
                 Ok(Item::Frame(f)) => {
-                    let error = format!(
-                        "`{}` carries raw frames (from {}); smart record caches packets: put an `encode` node in between",
-                        input.control().linked_to().unwrap_or_default(),
-                        f.source
-                    );
-                    ctx.shared.set_state(NodeState::Failed, Some(error.clone()));
-                    ctx.env.events.emit(Event::Failed {
-                        node: ctx.name.to_string(),
-                        error,
-                        kept: None,
-                    });
-                    return;
+                    return refuse_frames(&ctx, &input.control(), &f.source, "smart record caches packets");
                 }
                 Ok(Item::Format(_)) | Err(RecvError::Timeout | RecvError::Empty) => {}
                 Err(RecvError::Closed) => break,
@@ -146,7 +135,7 @@ impl SmartNode<'_> {
             Command::Stop(reply) => {
                 let closed = self.clips.drain(..).collect::<Vec<_>>();
                 let closed = closed.into_iter().filter_map(|c| self.end(c)).collect();
-                let _ = reply.send(closed);
+                let _ = reply.send(Ok(closed));
             }
         }
     }
