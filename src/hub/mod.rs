@@ -451,4 +451,10 @@ impl SubscriptionControl {
     pub fn stats(&self) -> SubStats {
         self.shared.stats()
     }
+
+    /// Frames/packets dropped so far because the queue was full: a cheap
+    /// per-item check for consumers that must notice a loss.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped()
+    }
 }

@@ -245,6 +245,10 @@ impl SubShared {
         drop(items);
     }
 
+    pub(super) fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
     pub(super) fn stats(&self) -> SubStats {
         let q = self.lock();
         SubStats {

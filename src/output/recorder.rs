@@ -80,7 +80,7 @@ pub enum RecordError {
     /// The path is refused (outside the media root) or cannot be made.
     #[error(transparent)]
     Path(#[from] PathError),
-    /// The muxer refused a packet.
+    /// The muxer refused a packet; the recording goes on from the next keyframe.
     #[error("{path}: {error}")]
     Mux {
         /// The file.
@@ -253,10 +253,14 @@ impl Recorder {
             self.open_file(packet)?;
         }
         let f = self.open.as_mut().expect("opened above");
-        f.muxer.push(packet, &mut self.out).map_err(|error| RecordError::Mux {
-            path: f.path.clone(),
-            error,
-        })?;
+        if let Err(error) = f.muxer.push(packet, &mut self.out) {
+            // The packet is not written: what depends on it cannot be either.
+            self.waiting = true;
+            return Err(RecordError::Mux {
+                path: f.path.clone(),
+                error,
+            });
+        }
         f.frames += 1;
         f.last_pts = packet.pts;
         f.end_pts = f.end_pts.max(packet.pts + packet.duration.max(0));

@@ -145,7 +145,6 @@ struct Running {
 enum Control {
     Encoder(encode::Changes),
     Record(record::Commands),
-    SmartRecord(smart::Commands),
     Snapshot(crate::output::snapshot::Latest),
 }
 
@@ -221,8 +220,9 @@ impl Server {
                 record::spawn(ctx, up, o.clone()).map(|(t, c, commands)| (t, Some(c), Some(Control::Record(commands))))
             }
             (NodeProps::SmartRecord(o), Some(up)) => smart::spawn(ctx, up, o.clone()).map(|(t, c, commands)| {
-                self.env.register_smart_record(&spec.name, commands.clone());
-                (t, Some(c), Some(Control::SmartRecord(commands)))
+                // Reachable by triggers' threads as well as the API: kept in one place, the env.
+                self.env.register_smart_record(&spec.name, commands);
+                (t, Some(c), None)
             }),
             (NodeProps::Snapshot(o), Some(up)) => {
                 snapshot::spawn(ctx, up, o.clone()).map(|(t, c, latest)| (t, Some(c), Some(Control::Snapshot(latest))))
@@ -326,11 +326,11 @@ impl Server {
         request(node, |reply| commands.send(record::Command::Stop(reply)).is_ok())
     }
 
-    fn smart_commands(&self, node: &str) -> Result<&smart::Commands, ServerError> {
-        match &self.running(node)?.control {
-            Some(Control::SmartRecord(commands)) => Ok(commands),
-            _ => Err(wrong_kind(node, "a smartrecord node")),
-        }
+    fn smart_commands(&self, node: &str) -> Result<smart::Commands, ServerError> {
+        self.running(node)?;
+        self.env
+            .smart_record(node)
+            .ok_or_else(|| wrong_kind(node, "a smartrecord node"))
     }
 
     /// Triggers a clip on a `smartrecord` node: from the last keyframe at or

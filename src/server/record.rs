@@ -125,7 +125,7 @@ impl RecordNode<'_> {
     fn packet(&mut self, p: &Packet) {
         self.shared.count_in();
         // Packets lost in our own queue leave a hole only a keyframe mends.
-        let dropped = self.queue.stats().dropped;
+        let dropped = self.queue.dropped();
         let lost = dropped != self.dropped_seen;
         self.dropped_seen = dropped;
         if !self.recording {
@@ -152,7 +152,6 @@ impl RecordNode<'_> {
             Err(RecordError::Mux { error, .. }) => {
                 // One bad packet does not end a recording; the next keyframe resumes it.
                 self.shared.count_dropped();
-                self.recorder.resync();
                 if let Some(n) = self.bad_packets.tick(self.env.clock.now_ns()) {
                     tracing::warn!(node = self.name, "{error} ({n} such packets skipped)");
                 }

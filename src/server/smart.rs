@@ -89,14 +89,17 @@ pub(super) fn spawn(
             }
             match input.recv_timeout(POLL) {
                 Ok(Item::Packet(p)) => node.packet(p),
-                Ok(Item::Eos) => node.end_all(),
+                Ok(Item::Eos) => {
+                    node.end_all();
+                }
                 Ok(Item::Frame(f)) => {
                     return refuse_frames(&ctx, &input.control(), &f.source, "smart record caches packets");
                 }
-                Ok(Item::Format(_)) | Err(RecvError::Timeout | RecvError::Empty) => {}
+                // Nothing came: a clip past its end may wait for no packet to end it.
+                Err(RecvError::Timeout | RecvError::Empty) => node.end_stalled(),
+                Ok(Item::Format(_)) => {}
                 Err(RecvError::Closed) => break,
             }
-            node.end_stalled();
         }
         node.end_all();
         ctx.shared.set_state(NodeState::Stopped, None);
@@ -133,8 +136,7 @@ impl SmartNode<'_> {
                 let _ = reply.send(self.start(request, at_ns));
             }
             Command::Stop(reply) => {
-                let closed = self.clips.drain(..).collect::<Vec<_>>();
-                let closed = closed.into_iter().filter_map(|c| self.end(c)).collect();
+                let closed = self.end_all();
                 let _ = reply.send(Ok(closed));
             }
         }
@@ -203,7 +205,7 @@ impl SmartNode<'_> {
         self.shared.count_in();
         // A new camera (a relink), or packets lost in our own queue: what is
         // cached no longer leads up to this packet, and clips skip to the next keyframe.
-        let dropped = self.queue.stats().dropped;
+        let dropped = self.queue.dropped();
         let new_stream = self.source.as_ref().is_some_and(|s| *s != p.source);
         if new_stream || dropped != self.dropped_seen {
             self.ring.clear();
@@ -221,7 +223,7 @@ impl SmartNode<'_> {
                 continue;
             }
             match self.clips[i].recorder.push(&p) {
-                // A bad packet is skipped; the clip goes on (its muxer waits for the next keyframe).
+                // A bad packet is skipped; the clip goes on from the next keyframe.
                 Ok(_) | Err(RecordError::Mux { .. }) => i += 1,
                 Err(e) => {
                     self.clips.remove(i);
@@ -243,10 +245,12 @@ impl SmartNode<'_> {
         }
     }
 
-    fn end_all(&mut self) {
-        for clip in std::mem::take(&mut self.clips) {
-            self.end(clip);
-        }
+    /// Ends every running clip; returns those written.
+    fn end_all(&mut self) -> Vec<Closed> {
+        std::mem::take(&mut self.clips)
+            .into_iter()
+            .filter_map(|clip| self.end(clip))
+            .collect()
     }
 
     fn end(&mut self, mut clip: Clip) -> Option<Closed> {
