@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use eyrie::config::Config;
 use eyrie::media::Fps;
 use eyrie::output::options::RecordOptions;
+use eyrie::output::recorder::FileFormat;
 use eyrie::server::{NodeState, Server, ServerStats};
 mod encode_cmd;
 mod mux_cmd;
@@ -197,10 +198,12 @@ fn main() -> ExitCode {
             duration,
             stats,
         } => {
-            let container = match serde_json::from_value(serde_json::Value::String(container.clone())) {
-                Ok(c) => c,
-                Err(_) => {
-                    eprintln!("eyrie: --container {container}: expected mp4, mkv or ts");
+            let container = match container.as_str() {
+                "mp4" => FileFormat::Mp4,
+                "mkv" => FileFormat::Mkv,
+                "ts" => FileFormat::Ts,
+                other => {
+                    eprintln!("eyrie: --container {other}: expected mp4, mkv or ts");
                     return ExitCode::from(2);
                 }
             };

@@ -227,13 +227,6 @@ impl Recorder {
     /// Writes a packet (in decoding order). Returns the file it closed, when
     /// it started a new segment.
     pub fn push(&mut self, packet: &Packet) -> Result<Option<Closed>, RecordError> {
-        if self.waiting {
-            if !packet.keyframe {
-                self.skipped += 1;
-                return Ok(None);
-            }
-            self.waiting = false;
-        }
         let cut = match &self.open {
             None => true,
             Some(f) => {
@@ -243,12 +236,14 @@ impl Recorder {
                         || *packet.params != *f.params)
             }
         };
+        // A file starts, and a recording resumes after a loss, on a keyframe only.
+        if (cut || self.waiting) && !packet.keyframe {
+            self.skipped += 1;
+            return Ok(None);
+        }
+        self.waiting = false;
         let mut closed = None;
         if cut {
-            if !packet.keyframe {
-                self.skipped += 1;
-                return Ok(None);
-            }
             closed = self.finish()?;
             self.open_file(packet)?;
         }
@@ -333,7 +328,7 @@ impl Recorder {
         let Err(error) = f.writer.write(&mut self.out) else {
             return Ok(());
         };
-        let full = error.raw_os_error() == Some(libc::ENOSPC) || error.kind() == std::io::ErrorKind::StorageFull;
+        let full = error.kind() == std::io::ErrorKind::StorageFull; // ENOSPC
         let f = self.open.take().expect("a file is open");
         if !full {
             return Err(RecordError::Io { path: f.path, error });

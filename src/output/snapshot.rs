@@ -82,20 +82,19 @@ pub fn of_keyframe(packet: &Packet, quality: u8) -> Result<Snapshot, String> {
     }
     let mut decoder = open_decoder(packet.codec, &Backend::Auto).map_err(|e| named(&e))?;
     let mut frames = Vec::new();
-    // Parameter sets carried out of band (an RTSP camera's SDP) go in front.
+    // Parameter sets carried out of band (an RTSP camera's SDP) go first, in a packet of their own.
     if packet.codec == Codec::H264 && !packet.params.extradata.is_empty() {
         let (sps, pps) = parse_avcc(&packet.params.extradata).map_err(|e| named(&e))?;
         let mut data = Vec::new();
         write_annexb(sps.into_iter().chain(pps), &mut data);
-        data.extend_from_slice(&packet.data);
-        let with_params = Packet {
+        let params = Packet {
             data: data.into(),
+            keyframe: false,
             ..packet.clone()
         };
-        decoder.decode(&with_params, &mut frames).map_err(|e| named(&e))?;
-    } else {
-        decoder.decode(packet, &mut frames).map_err(|e| named(&e))?;
+        decoder.decode(&params, &mut frames).map_err(|e| named(&e))?;
     }
+    decoder.decode(packet, &mut frames).map_err(|e| named(&e))?;
     decoder.flush(&mut frames).map_err(|e| named(&e))?;
     let frame = frames
         .first()
