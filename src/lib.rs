@@ -14,9 +14,12 @@
 //!   readers for every container [`mux`] writes;
 //! - [`hub`]: named streams and relinkable subscriptions (the interpipe of Eyrie);
 //! - [`capture`]: sources (synthetic cameras today);
+//! - [`infer`]: batching, preprocessing, inference engines, detector decoding;
 //! - [`encode`]: encoders and decoders (OpenH264, JPEG, FFmpeg, V4L2 M2M);
 //! - [`output`]: recording, smart-record clips, snapshots, the media root
 //!   and the recordings index;
+//! - [`process`]: on-screen display and the mosaic tiler;
+//! - [`track`]: the multi-object tracker (ByteTrack with a Kalman filter);
 //! - [`events`]: the event bus and detection triggers;
 //! - [`config`]: the TOML node descriptions shared with the run-time API;
 //! - [`server`]: the node registry — config to running nodes, stats, shutdown.
@@ -48,7 +51,10 @@ pub mod demux;
 pub mod encode;
 pub mod events;
 pub mod hub;
+pub mod infer;
 pub mod media;
 pub mod mux;
 pub mod output;
+pub mod process;
 pub mod server;
+pub mod track;

@@ -11,7 +11,9 @@ use eyrie::media::Fps;
 use eyrie::output::options::RecordOptions;
 use eyrie::output::recorder::FileFormat;
 use eyrie::server::{NodeState, Server, ServerStats};
+mod dataset_cmd;
 mod encode_cmd;
+mod eval_cmd;
 mod mux_cmd;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -50,6 +52,50 @@ enum Command {
         /// Write final per-node stats as JSON to this file.
         #[arg(long, value_name = "FILE")]
         stats: Option<PathBuf>,
+    },
+    /// Score the configured detector and tracker on synthetic sequences: JSON with
+    /// precision and recall (IoU 0.5), id persistence and speed.
+    Eval {
+        /// First scene seed (sequences use seed, seed+1, ...; training used seeds below 1000).
+        #[arg(long, default_value_t = 1000)]
+        seed: u64,
+        /// Frames per sequence.
+        #[arg(long, default_value_t = 900)]
+        frames: u64,
+        /// Sequences (cameras) run side by side, as one batch.
+        #[arg(long, default_value_t = 1)]
+        sequences: u32,
+        /// Camera size, WxH.
+        #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+        camera: (u32, u32),
+        /// Confidence at which detections count (default: the tracker's `high`).
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Config whose first `infer` and `track` nodes give the settings.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Render synthetic frames and their ground truth as a detector's training set
+    /// (`frames.u8`: planar RGB at the model's input size; `labels.jsonl`: one line per frame).
+    Dataset {
+        /// Scene seeds, comma-separated (one camera each).
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        seeds: Vec<u64>,
+        /// Frames rendered per seed.
+        #[arg(long, default_value_t = 300)]
+        frames: u64,
+        /// Keep every N-th frame.
+        #[arg(long, default_value_t = 1)]
+        stride: u64,
+        /// Camera size, WxH.
+        #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+        camera: (u32, u32),
+        /// Model input size, WxH.
+        #[arg(long, default_value = "256x144", value_parser = parse_size)]
+        input: (u32, u32),
+        /// Output directory.
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// Wrap an elementary stream (`.h264`/`.h265` Annex-B, `.ivf` VP9) into the
     /// container the output's extension names (`.ts`, `.mkv`, `.webm`, `.mp4`).
@@ -282,6 +328,66 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Eval {
+            seed,
+            frames,
+            sequences,
+            camera,
+            threshold,
+            config,
+        } => {
+            let config = match config.map(|c| Config::from_file(&c)).transpose() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let (infer, track) = eval_cmd::settings(config.as_ref());
+            let spec = eval_cmd::Spec {
+                seed,
+                sequences: sequences.max(1),
+                frames,
+                camera,
+                threshold,
+            };
+            match eval_cmd::run(&spec, &infer, &track) {
+                Ok(report) => {
+                    println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("eyrie eval: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Dataset {
+            seeds,
+            frames,
+            stride,
+            camera,
+            input,
+            output,
+        } => {
+            let spec = dataset_cmd::Spec {
+                seeds,
+                frames,
+                stride,
+                camera,
+                input,
+            };
+            match dataset_cmd::run(&spec, &output) {
+                Ok(n) => {
+                    println!("{n} frames written to {}", output.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("eyrie dataset: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Mux {
             input,
             output,
@@ -343,6 +449,17 @@ fn encode_settings(
 }
 
 /// `eyrie probe`: what each device is and, for capture devices, what it can capture.
+/// `WxH` as two numbers.
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let parsed = s
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+    match parsed {
+        Some((w, h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(format!("`{s}`: expected WIDTHxHEIGHT, e.g. 1280x720")),
+    }
+}
+
 fn probe(device: Option<PathBuf>) -> ExitCode {
     use eyrie::capture::v4l2::{Device, device_paths};
     let paths = match device {

@@ -48,7 +48,7 @@ fn a_good_config_parses() {
 }
 
 #[test]
-fn the_default_demo_is_two_cameras_each_feeding_two_inputs_encoded_recorded_and_snapshotted() {
+fn the_default_demo_is_two_cameras_each_feeding_two_inputs_of_the_ai_mosaic_encoded_recorded_and_snapshotted() {
     let c = Config::default_demo();
     let links: Vec<(&str, Option<&str>)> = c
         .nodes
@@ -64,7 +64,11 @@ fn the_default_demo_is_two_cameras_each_feeding_two_inputs_encoded_recorded_and_
             ("in1", Some("cam0")),
             ("in2", Some("cam1")),
             ("in3", Some("cam1")),
-            ("h264", Some("in0")),
+            ("infer", None),
+            ("track", Some("infer")),
+            ("tile", Some("track")),
+            ("deep", Some("tile")),
+            ("h264", Some("deep")),
             ("h264b", Some("in2")),
             ("rec", Some("h264")),
             ("sr0", Some("h264")),

@@ -21,9 +21,13 @@ use crate::capture::v4l2::V4l2Options;
 use crate::encode::EncoderSettings;
 use crate::events::trigger::TriggerOptions;
 use crate::hub::{Policy, SubscribeOptions};
+use crate::infer::detector::InferOptions;
 use crate::media::FormatError;
 use crate::output::index::Retention;
 use crate::output::options::{RecordOptions, SmartRecordOptions, SnapshotOptions};
+use crate::process::osd::OsdOptions;
+use crate::process::tile::TileOptions;
+use crate::track::TrackerOptions;
 
 /// A whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -106,10 +110,21 @@ pub enum NodeProps {
     /// Watches the detections of the stream it listens to; takes a snapshot
     /// and/or starts a smart-record clip when its class shows up.
     Trigger(TriggerOptions),
+    /// Batches the frames of its `inputs` through a detector and publishes
+    /// them, with their detections, as one stream (DeepStream's nvstreammux +
+    /// nvinfer).
+    Infer(Box<InferOptions>),
+    /// Tracks the detections of the stream it listens to (one tracker per input
+    /// of an `infer` stream) and sets their track ids.
+    Track(TrackerOptions),
+    /// Draws boxes and labels onto the frames it listens to.
+    Osd(OsdOptions),
+    /// Composes the inputs of an `infer` stream into one mosaic.
+    Tile(TileOptions),
 }
 
 /// The kinds a node can have.
-pub const KINDS: [&str; 10] = [
+pub const KINDS: [&str; 14] = [
     "testsrc",
     "v4l2",
     "rtsp",
@@ -120,6 +135,10 @@ pub const KINDS: [&str; 10] = [
     "smartrecord",
     "snapshot",
     "trigger",
+    "infer",
+    "track",
+    "osd",
+    "tile",
 ];
 
 impl NodeProps {
@@ -136,6 +155,18 @@ impl NodeProps {
             NodeProps::SmartRecord(_) => "smartrecord",
             NodeProps::Snapshot(_) => "snapshot",
             NodeProps::Trigger(_) => "trigger",
+            NodeProps::Infer(_) => "infer",
+            NodeProps::Track(_) => "track",
+            NodeProps::Osd(_) => "osd",
+            NodeProps::Tile(_) => "tile",
+        }
+    }
+
+    /// The streams a multi-input kind (`infer`) reads, named by its own key.
+    pub fn inputs(&self) -> &[String] {
+        match self {
+            NodeProps::Infer(o) => &o.inputs,
+            _ => &[],
         }
     }
 
@@ -149,6 +180,9 @@ impl NodeProps {
                 | NodeProps::SmartRecord(_)
                 | NodeProps::Snapshot(_)
                 | NodeProps::Trigger(_)
+                | NodeProps::Track(_)
+                | NodeProps::Osd(_)
+                | NodeProps::Tile(_)
         )
     }
 
@@ -164,6 +198,10 @@ impl NodeProps {
             "smartrecord" => NodeProps::SmartRecord(SmartRecordOptions::deserialize(de)?),
             "snapshot" => NodeProps::Snapshot(SnapshotOptions::deserialize(de)?),
             "trigger" => NodeProps::Trigger(TriggerOptions::deserialize(de)?),
+            "infer" => NodeProps::Infer(Box::new(InferOptions::deserialize(de)?)),
+            "track" => NodeProps::Track(TrackerOptions::deserialize(de)?),
+            "osd" => NodeProps::Osd(OsdOptions::deserialize(de)?),
+            "tile" => NodeProps::Tile(TileOptions::deserialize(de)?),
             _ => return Ok(None),
         }))
     }
@@ -191,6 +229,11 @@ impl NodeProps {
             NodeProps::SmartRecord(o) => o.check(),
             NodeProps::Snapshot(o) => o.check(),
             NodeProps::Trigger(o) => o.check(),
+            NodeProps::Infer(o) if o.inputs.is_empty() => Err(("inputs", "names no stream".into())),
+            NodeProps::Infer(o) => o.check(),
+            NodeProps::Track(o) => o.check(),
+            NodeProps::Osd(_) => Ok(()),
+            NodeProps::Tile(o) => o.check(),
         }
     }
 }
@@ -268,10 +311,11 @@ impl Config {
         Parser { text, origin }.parse()
     }
 
-    /// The built-in default, mirroring the multi-camera demo Eyrie replaces: two
-    /// synthetic cameras at 1280×720, 30 fps, each fed twice into the four inputs
-    /// (`in0`..`in3`) the AI batch takes; the demo output (`in0` until the AI
-    /// mosaic exists) encoded to H.264 at 4 Mbit/s as stream `h264` and
+    /// The built-in default, mirroring the multi-camera AI demo Eyrie replaces:
+    /// two synthetic cameras at 1280×720, 30 fps, each fed twice into the four
+    /// inputs (`in0`..`in3`) of one detector batch (`infer`, the built-in model,
+    /// batch 4), tracked (`track`), tiled 2×2 (`tile`) and drawn on (`deep`,
+    /// the OSD); the mosaic encoded to H.264 at 4 Mbit/s as stream `h264` and
     /// recorded (`rec`, 60 s files, a day kept); a smart-record cache on each
     /// camera (`sr0` on `h264`, `sr1` on `h264b`, cam1 encoded), and a latest
     /// snapshot of each camera every 10 s (`snap0`, `snap1`); all recordings
@@ -303,7 +347,18 @@ impl Config {
                 input("in1", "cam0"),
                 input("in2", "cam1"),
                 input("in3", "cam1"),
-                encode("h264", "in0"),
+                node(
+                    "infer",
+                    None,
+                    NodeProps::Infer(Box::new(InferOptions {
+                        inputs: ["in0", "in1", "in2", "in3"].map(String::from).to_vec(),
+                        ..InferOptions::default()
+                    })),
+                ),
+                node("track", Some("infer"), NodeProps::Track(TrackerOptions::default())),
+                node("tile", Some("track"), NodeProps::Tile(TileOptions::default())),
+                node("deep", Some("tile"), NodeProps::Osd(OsdOptions::default())),
+                encode("h264", "deep"),
                 encode("h264b", "in2"),
                 node(
                     "rec",
@@ -353,10 +408,11 @@ impl Config {
         while order.len() < self.nodes.len() {
             let before = order.len();
             for (i, n) in self.nodes.iter().enumerate() {
-                let ready = match &n.listen_to {
-                    None => true,
-                    Some(up) => self.nodes.iter().position(|m| &m.name == up).is_none_or(|j| placed[j]),
-                };
+                let ready = n
+                    .listen_to
+                    .iter()
+                    .chain(n.props.inputs())
+                    .all(|up| self.nodes.iter().position(|m| &m.name == up).is_none_or(|j| placed[j]));
                 if !placed[i] && ready {
                     placed[i] = true;
                     order.push(i);
@@ -424,6 +480,9 @@ fn check_graph(nodes: &[NodeSpec], origin: &str, locate: &Locate<'_>) -> Result<
                 ));
             }
             _ => {}
+        }
+        if let Some(up) = n.props.inputs().iter().find(|up| !nodes.iter().any(|m| &m.name == *up)) {
+            return Err(err(i, "inputs", format!("`{up}` names no node (nodes: {})", names())));
         }
         if let NodeProps::Trigger(TriggerOptions {
             smart_record: Some(target),

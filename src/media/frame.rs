@@ -55,6 +55,9 @@ pub struct FrameMeta {
     pub ground_truth: Vec<TruthObject>,
     /// What a detector (or a product publishing its own) found in the frame.
     pub detections: Vec<Detection>,
+    /// The input (batch slot) a multi-input node such as `infer` took the
+    /// frame from; trackers and tilers keep the inputs of one stream apart by it.
+    pub input: Option<u32>,
 }
 
 impl FrameMeta {
@@ -62,7 +65,7 @@ impl FrameMeta {
     pub fn with_ground_truth(ground_truth: Vec<TruthObject>) -> Self {
         FrameMeta {
             ground_truth,
-            detections: Vec::new(),
+            ..FrameMeta::default()
         }
     }
 }
@@ -171,4 +174,7 @@ pub struct TruthObject {
     pub bbox: Rect,
     /// Fraction of the box not hidden by objects drawn in front of it (0..=1).
     pub visible: f32,
+    /// Fraction of the whole object inside the frame (0..=1): less while it
+    /// enters or leaves.
+    pub in_frame: f32,
 }

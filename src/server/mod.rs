@@ -4,13 +4,17 @@
 
 mod encode;
 mod file;
+mod infer;
 mod node;
+mod osd;
 mod record;
 mod relay;
 mod rtsp;
 mod smart;
 mod snapshot;
 mod testsrc;
+mod tile;
+mod track;
 mod trigger;
 mod v4l2;
 
@@ -211,6 +215,7 @@ impl Server {
             (NodeProps::V4l2(o), _) => v4l2::spawn(ctx, o.clone()).map(|t| (t, None, None)),
             (NodeProps::Rtsp(o), _) => rtsp::spawn(ctx, o.clone()).map(|t| (t, None, None)),
             (NodeProps::File(o), _) => file::spawn(ctx, o.clone()).map(|t| (t, None, None)),
+            (NodeProps::Infer(o), _) => infer::spawn(ctx, (**o).clone()).map(|t| (t, None, None)),
             (_, None) => Err("needs `listen_to`".to_owned()),
             (NodeProps::Relay(o), Some(up)) => relay::spawn(ctx, up, o).map(|(t, c)| (t, Some(c), None)),
             (NodeProps::Encode(o), Some(up)) => {
@@ -228,6 +233,9 @@ impl Server {
                 snapshot::spawn(ctx, up, o.clone()).map(|(t, c, latest)| (t, Some(c), Some(Control::Snapshot(latest))))
             }
             (NodeProps::Trigger(o), Some(up)) => trigger::spawn(ctx, up, o.clone()).map(|(t, c)| (t, Some(c), None)),
+            (NodeProps::Track(o), Some(up)) => track::spawn(ctx, up, o.clone()).map(|(t, c)| (t, Some(c), None)),
+            (NodeProps::Osd(o), Some(up)) => osd::spawn(ctx, up, o.clone()).map(|(t, c)| (t, Some(c), None)),
+            (NodeProps::Tile(o), Some(up)) => tile::spawn(ctx, up, o.clone()).map(|(t, c)| (t, Some(c), None)),
         };
         let (thread, input, control) = started.map_err(|message| ServerError::Start {
             name: spec.name.clone(),

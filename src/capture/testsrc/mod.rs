@@ -223,6 +223,7 @@ fn truth(objects: &[Placed], width: f32, height: f32) -> Vec<TruthObject> {
                 class: o.class,
                 bbox: *b,
                 visible: visible as f32 / 100.0,
+                in_frame: b.area() / (o.w * o.h),
             }
         })
         .collect()

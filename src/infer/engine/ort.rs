@@ -1,0 +1,185 @@
+//! The ONNX Runtime engine (feature `ort`): `libonnxruntime.so` loaded at run
+//! time from the node's `ort.library` or `ORT_DYLIB_PATH` (nothing is
+//! downloaded or linked at build time), on the CPU or through the CUDA and
+//! TensorRT execution providers (with an engine cache and fp16 for TensorRT).
+//!
+//! The runtime is loaded once per process; the first engine's library path
+//! is the one used.
+
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::ep;
+use ort::session::Session;
+use ort::value::{Tensor, TensorElementType};
+
+use super::{Engine, EngineError, InputMut, ModelInfo, ModelSource, OrtOptions, Output, Provider, image_shape};
+
+static RUNTIME: OnceLock<Result<Environment, String>> = OnceLock::new();
+
+fn runtime(options: &OrtOptions) -> Result<&'static Environment, EngineError> {
+    RUNTIME
+        .get_or_init(|| {
+            let path = options
+                .library
+                .clone()
+                .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(Into::into))
+                .ok_or_else(|| {
+                    "engine `ort` needs the ONNX Runtime library: set `ort.library` or ORT_DYLIB_PATH".to_owned()
+                })?;
+            if !path.exists() {
+                return Err(format!("ONNX Runtime library {}: no such file", path.display()));
+            }
+            ort::init_from(&path)
+                .map_err(|e| format!("ONNX Runtime library {}: {e}", path.display()))?
+                .with_name("eyrie")
+                .build()
+                .map_err(|e| format!("ONNX Runtime library {}: {e}", path.display()))
+        })
+        .as_ref()
+        .map_err(|e| EngineError::Load(e.clone()))
+}
+
+/// A model loaded into ONNX Runtime.
+pub struct OrtEngine {
+    session: Session,
+    info: ModelInfo,
+}
+
+fn dims(shape: &[i64]) -> Vec<Option<usize>> {
+    shape
+        .iter()
+        .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
+        .collect()
+}
+
+impl OrtEngine {
+    /// Loads `source` with `options` (the provider must be available: a
+    /// missing CUDA or TensorRT is an error, never a silent fall-back to the CPU).
+    pub fn load(source: &ModelSource, options: &OrtOptions) -> Result<Self, EngineError> {
+        let env = runtime(options)?;
+        let bytes = source.bytes()?;
+        let load = |e: String| EngineError::Load(format!("{source}: {e}"));
+        let provider = match options.provider {
+            Provider::Cpu => None,
+            Provider::Cuda => Some(
+                ep::CUDA::default()
+                    .with_device_id(options.device as i32)
+                    .build()
+                    .error_on_failure(),
+            ),
+            Provider::Tensorrt => {
+                let mut trt = ep::TensorRT::default()
+                    .with_device_id(options.device as i32)
+                    .with_fp16(options.fp16);
+                if let Some(dir) = &options.engine_cache {
+                    trt = trt
+                        .with_engine_cache(true)
+                        .with_engine_cache_path(dir.display())
+                        .with_timing_cache(true)
+                        .with_timing_cache_path(dir.display());
+                }
+                Some(trt.build().error_on_failure())
+            }
+        };
+        let mut builder = Session::builder(env).map_err(|e| load(e.to_string()))?;
+        if options.threads > 0 {
+            builder = builder
+                .with_intra_threads(options.threads)
+                .map_err(|e| load(e.to_string()))?;
+        }
+        if let Some(p) = provider {
+            builder = builder.with_execution_providers([p]).map_err(|e| load(e.to_string()))?;
+        }
+        let session = builder.commit_from_memory(&bytes).map_err(|e| load(e.to_string()))?;
+        let input = session
+            .inputs()
+            .first()
+            .ok_or_else(|| EngineError::Mismatch(format!("{source}: the model has no input")))?;
+        let shape = dims(input.dtype().tensor_shape().map(|s| &s[..]).unwrap_or(&[]));
+        let half = match input.dtype().tensor_type() {
+            Some(TensorElementType::Float32) => false,
+            Some(TensorElementType::Float16) => true,
+            other => {
+                return Err(EngineError::Mismatch(format!(
+                    "{source}: input is {other:?}; expected f32 or f16"
+                )));
+            }
+        };
+        let chw = image_shape(input.name(), &shape).map_err(|e| EngineError::Mismatch(format!("{source}: {e}")))?;
+        let info = ModelInfo {
+            input: input.name().to_owned(),
+            batch: shape[0],
+            chw,
+            half,
+            outputs: session
+                .outputs()
+                .iter()
+                .map(|o| {
+                    let shape = o.dtype().tensor_shape().map(|s| dims(s)).unwrap_or_default();
+                    (o.name().to_owned(), shape)
+                })
+                .collect(),
+        };
+        let mut engine = OrtEngine { session, info };
+        // Outputs whose shape the file leaves open are learnt from one run on a blank image.
+        if engine
+            .info
+            .outputs
+            .iter()
+            .any(|(_, s)| s.iter().skip(1).any(Option::is_none))
+        {
+            let out = engine
+                .run(1, &mut |_| {})
+                .map_err(|e| EngineError::Load(format!("{source}: a trial run failed: {e}")))?;
+            if let Some((_, shape)) = engine.info.outputs.first_mut() {
+                *shape = out.shape.iter().map(|&d| Some(d)).collect();
+                if engine.info.batch.is_none() {
+                    shape[0] = None;
+                }
+            }
+        }
+        Ok(engine)
+    }
+}
+
+impl Engine for OrtEngine {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn run(&mut self, n: usize, fill: &mut dyn FnMut(InputMut<'_>)) -> Result<Output, EngineError> {
+        let rows = self.info.batch.unwrap_or(n);
+        if n > rows {
+            return Err(EngineError::Run(format!("{n} images for a model of batch {rows}")));
+        }
+        let [c, h, w] = self.info.chw;
+        let shape = [rows, c, h, w];
+        let len = rows * c * h * w;
+        let run_err = |e: ort::Error| EngineError::Run(e.to_string());
+        // The tensor is filled where it lies, then handed to the runtime without a copy.
+        let input = if self.info.half {
+            let mut data = vec![half::f16::ZERO; len];
+            fill(InputMut::F16(&mut data[..n * c * h * w]));
+            Tensor::from_array((shape, data)).map_err(run_err)?.into_dyn()
+        } else {
+            let mut data = vec![0f32; len];
+            fill(InputMut::F32(&mut data[..n * c * h * w]));
+            Tensor::from_array((shape, data)).map_err(run_err)?.into_dyn()
+        };
+        let name = self.info.input.clone();
+        let outputs = self.session.run(ort::inputs![name => input]).map_err(run_err)?;
+        let first = &outputs[0];
+        let (shape, data) = match first.try_extract_tensor::<f32>() {
+            Ok((s, d)) => (s.iter().map(|&d| d as usize).collect(), d.to_vec()),
+            Err(_) => {
+                let (s, d) = first.try_extract_tensor::<half::f16>().map_err(run_err)?;
+                (
+                    s.iter().map(|&d| d as usize).collect(),
+                    d.iter().map(|v| v.to_f32()).collect(),
+                )
+            }
+        };
+        Ok(Output { shape, data })
+    }
+}

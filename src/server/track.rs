@@ -1,0 +1,42 @@
+//! The `track` node: one [`Tracker`] per input of the stream it listens to
+//! (by `meta.input`, so the four inputs of an `infer` stream are tracked
+//! apart), setting the track ids of each frame's detections.
+
+use std::collections::HashMap;
+use std::thread::JoinHandle;
+
+use crate::hub::{Item, SubscribeOptions, SubscriptionControl};
+use crate::track::{Tracker, TrackerOptions};
+
+use super::node::{NodeCtx, NodeState};
+
+/// Input queue, in frames.
+const QUEUE: usize = 8;
+
+pub(super) fn spawn(
+    ctx: NodeCtx,
+    listen_to: &str,
+    options: TrackerOptions,
+) -> Result<(JoinHandle<()>, SubscriptionControl), String> {
+    let input = ctx.hub.subscribe(listen_to, SubscribeOptions::leaky(QUEUE));
+    let control = input.control();
+    let mut publisher = ctx.hub.publisher(&ctx.name);
+    let thread = ctx.spawn("track", move |ctx| {
+        let shared = ctx.shared;
+        let mut trackers: HashMap<u32, Tracker> = HashMap::new();
+        while let Some(item) = input.recv() {
+            let Item::Frame(mut frame) = item else {
+                publisher.publish(item);
+                continue;
+            };
+            shared.count_in();
+            let slot = frame.meta.input.unwrap_or(0);
+            let tracker = trackers.entry(slot).or_insert_with(|| Tracker::new(options.clone()));
+            tracker.update(&mut frame.meta_mut().detections);
+            publisher.publish(Item::Frame(frame));
+            shared.count_out();
+        }
+        shared.set_state(NodeState::Stopped, None);
+    })?;
+    Ok((thread, control))
+}

@@ -1,0 +1,314 @@
+//! The tracker (DeepStream's nvtracker): ByteTrack-style association with a
+//! constant-velocity Kalman filter per track, stable ids, and a maximum age
+//! for tracks that lost their object.
+//!
+//! ByteTrack (Zhang et al., 2022) associates in two passes: confident
+//! detections first, against every live track; then the low-confidence ones
+//! (often the same objects, partly hidden) against the tracks still unmatched,
+//! which keeps ids through occlusions instead of dropping those boxes.
+//! Matching here is greedy by IoU within a class, with the tracks' predicted
+//! boxes. Sans-IO: one call per frame, time counted in frames.
+
+pub mod kalman;
+
+use serde::{Deserialize, Serialize};
+
+use crate::media::{Detection, Rect};
+use kalman::BoxFilter;
+
+/// Tracker settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackerOptions {
+    /// Detections at or above this confidence take part in the first pass and may start tracks.
+    pub high: f32,
+    /// Detections below this are ignored.
+    pub low: f32,
+    /// IoU a confident detection needs with a track's predicted box.
+    pub match_iou: f32,
+    /// IoU a low-confidence detection needs (stricter: it only extends tracks).
+    pub low_match_iou: f32,
+    /// Frames a track survives without a detection before it is removed.
+    pub max_age: u32,
+    /// Detections in a row before a new track gets an id (1: at once).
+    pub min_hits: u32,
+}
+
+impl Default for TrackerOptions {
+    fn default() -> Self {
+        TrackerOptions {
+            high: 0.5,
+            low: 0.1,
+            match_iou: 0.2,
+            low_match_iou: 0.4,
+            max_age: 30,
+            min_hits: 2,
+        }
+    }
+}
+
+impl TrackerOptions {
+    /// Checks the values, naming the key at fault.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        for (key, v) in [
+            ("high", self.high),
+            ("low", self.low),
+            ("match_iou", self.match_iou),
+            ("low_match_iou", self.low_match_iou),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err((key, format!("{v} is outside 0..=1")));
+            }
+        }
+        if self.low > self.high {
+            return Err(("low", format!("{} is above `high` ({})", self.low, self.high)));
+        }
+        if self.min_hits == 0 {
+            return Err(("min_hits", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Track {
+    /// Assigned once confirmed.
+    id: Option<u64>,
+    class_id: u32,
+    filter: BoxFilter,
+    hits: u32,
+    /// Frames since the last detection.
+    missed: u32,
+}
+
+/// Tracks of one stream.
+#[derive(Clone, Debug)]
+pub struct Tracker {
+    options: TrackerOptions,
+    tracks: Vec<Track>,
+    next_id: u64,
+    frames: u64,
+}
+
+impl Tracker {
+    /// A tracker with no tracks; ids start at 1.
+    pub fn new(options: TrackerOptions) -> Self {
+        Tracker {
+            options,
+            tracks: Vec::new(),
+            next_id: 1,
+            frames: 0,
+        }
+    }
+
+    /// Live tracks (confirmed or not).
+    pub fn len(&self) -> usize {
+        self.tracks.len()
+    }
+
+    /// No live track.
+    pub fn is_empty(&self) -> bool {
+        self.tracks.is_empty()
+    }
+
+    /// Advances one frame with its detections: sets `track_id` on those that
+    /// belong to a confirmed track (others keep `None`).
+    pub fn update(&mut self, detections: &mut [Detection]) {
+        self.frames += 1;
+        for t in &mut self.tracks {
+            t.filter.predict();
+        }
+        let o = self.options.clone();
+        let (high, low): (Vec<usize>, Vec<usize>) = (0..detections.len())
+            .filter(|&i| detections[i].confidence >= o.low)
+            .partition(|&i| detections[i].confidence >= o.high);
+        let mut track_free = vec![true; self.tracks.len()];
+        let mut det_track = vec![None; detections.len()];
+        // First pass: confident detections against every track.
+        self.associate(detections, &high, &mut track_free, &mut det_track, o.match_iou, |_| {
+            true
+        });
+        // Second pass: the rest against tracks that were alive last frame.
+        self.associate(
+            detections,
+            &low,
+            &mut track_free,
+            &mut det_track,
+            o.low_match_iou,
+            |t| t.missed == 0,
+        );
+        for (i, t) in self.tracks.iter_mut().enumerate() {
+            if track_free[i] {
+                t.missed += 1;
+            }
+        }
+        for (d, slot) in detections.iter_mut().zip(&det_track) {
+            d.track_id = None;
+            let Some(ti) = *slot else { continue };
+            let t = &mut self.tracks[ti];
+            t.filter.update(&d.bbox);
+            t.hits += 1;
+            t.missed = 0;
+            if t.id.is_none() && (t.hits >= o.min_hits || self.frames == 1) {
+                t.id = Some(self.next_id);
+                self.next_id += 1;
+            }
+            d.track_id = t.id;
+        }
+        // New tracks from confident detections nobody claimed.
+        for &i in &high {
+            if det_track[i].is_none() {
+                let d = &mut detections[i];
+                let mut t = Track {
+                    id: None,
+                    class_id: d.class_id,
+                    filter: BoxFilter::new(&d.bbox),
+                    hits: 1,
+                    missed: 0,
+                };
+                if o.min_hits <= 1 || self.frames == 1 {
+                    t.id = Some(self.next_id);
+                    self.next_id += 1;
+                }
+                d.track_id = t.id;
+                self.tracks.push(t);
+            }
+        }
+        // Unconfirmed tracks die at their first miss; confirmed ones after `max_age`.
+        self.tracks
+            .retain(|t| t.missed == 0 || (t.id.is_some() && t.missed <= o.max_age));
+    }
+
+    /// Greedy matching of `candidates` (detection indices) to free tracks of
+    /// their class, best IoU first, at least `min_iou`.
+    fn associate(
+        &self,
+        detections: &[Detection],
+        candidates: &[usize],
+        track_free: &mut [bool],
+        det_track: &mut [Option<usize>],
+        min_iou: f32,
+        eligible: impl Fn(&Track) -> bool,
+    ) {
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        for &d in candidates {
+            for (ti, t) in self.tracks.iter().enumerate() {
+                if !track_free[ti] || t.class_id != detections[d].class_id || !eligible(t) {
+                    continue;
+                }
+                let iou = t.filter.rect().iou(&detections[d].bbox);
+                if iou >= min_iou {
+                    pairs.push((iou, d, ti));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (_, d, ti) in pairs {
+            if det_track[d].is_none() && track_free[ti] {
+                det_track[d] = Some(ti);
+                track_free[ti] = false;
+            }
+        }
+    }
+
+    /// Predicted boxes of the confirmed tracks that missed this frame (for display).
+    pub fn coasting(&self) -> impl Iterator<Item = (u64, Rect)> + '_ {
+        self.tracks
+            .iter()
+            .filter(|t| t.missed > 0)
+            .filter_map(|t| Some((t.id?, t.filter.rect())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(class_id: u32, confidence: f32, x: f32, y: f32) -> Detection {
+        Detection {
+            class_id,
+            label: String::new(),
+            confidence,
+            bbox: Rect { x, y, w: 40.0, h: 80.0 },
+            track_id: None,
+        }
+    }
+
+    #[test]
+    fn moving_objects_keep_their_ids() {
+        let mut tracker = Tracker::new(TrackerOptions::default());
+        let mut ids = Vec::new();
+        for f in 0..60 {
+            let x = f as f32 * 6.0;
+            let mut dets = vec![det(0, 0.9, x, 100.0), det(2, 0.8, 600.0 - x, 300.0)];
+            tracker.update(&mut dets);
+            ids.push((dets[0].track_id, dets[1].track_id));
+        }
+        assert_eq!(ids[0], (Some(1), Some(2)));
+        assert!(ids.iter().all(|&i| i == (Some(1), Some(2))), "{ids:?}");
+    }
+
+    #[test]
+    fn an_occluded_object_keeps_its_id_through_low_scores_and_misses() {
+        let mut tracker = Tracker::new(TrackerOptions::default());
+        let mut seen = std::collections::BTreeSet::new();
+        for f in 0..80 {
+            let x = f as f32 * 5.0;
+            let mut dets = match f {
+                // Half hidden: a weak detection.
+                20..30 => vec![det(0, 0.3, x, 100.0)],
+                // Fully hidden: nothing, the filter coasts.
+                30..40 => vec![],
+                _ => vec![det(0, 0.9, x, 100.0)],
+            };
+            tracker.update(&mut dets);
+            seen.extend(dets.iter().filter_map(|d| d.track_id));
+            if (30..40).contains(&f) {
+                assert_eq!(tracker.coasting().count(), 1);
+            }
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn new_tracks_wait_for_a_second_hit_and_old_ones_expire() {
+        let mut tracker = Tracker::new(TrackerOptions {
+            max_age: 3,
+            ..TrackerOptions::default()
+        });
+        let mut first = vec![];
+        tracker.update(&mut first);
+        // A one-frame false positive never gets an id.
+        let mut blip = vec![det(1, 0.9, 300.0, 300.0)];
+        tracker.update(&mut blip);
+        assert_eq!(blip[0].track_id, None);
+        let mut nothing = vec![];
+        tracker.update(&mut nothing);
+        assert!(tracker.is_empty());
+        let mut a = vec![det(0, 0.9, 10.0, 10.0)];
+        tracker.update(&mut a);
+        let mut b = vec![det(0, 0.9, 12.0, 10.0)];
+        tracker.update(&mut b);
+        assert_eq!(b[0].track_id, Some(1));
+        for _ in 0..4 {
+            tracker.update(&mut []);
+        }
+        assert!(tracker.is_empty());
+        // A different class at the same place is another object.
+        let mut c = vec![det(2, 0.9, 14.0, 10.0)];
+        tracker.update(&mut c);
+        let mut c = vec![det(2, 0.9, 16.0, 10.0)];
+        tracker.update(&mut c);
+        assert_eq!(c[0].track_id, Some(2));
+    }
+
+    #[test]
+    fn options_are_checked() {
+        assert!(TrackerOptions::default().check().is_ok());
+        let bad = TrackerOptions {
+            low: 0.6,
+            ..TrackerOptions::default()
+        };
+        assert_eq!(bad.check().unwrap_err().0, "low");
+    }
+}

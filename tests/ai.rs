@@ -1,0 +1,200 @@
+//! The AI path against the real thing: the shipped model through tract on
+//! synthetic sequences it was never trained on, scored against their ground
+//! truth by `eyrie eval`; the demo pipeline end to end; and the start-up
+//! errors a user meets with a wrong model, label file or runtime.
+
+use std::process::Command;
+
+use eyrie::config::Config;
+use eyrie::infer::detector::{Detector, InferOptions};
+use eyrie::infer::engine::EngineKind;
+use serde_json::Value;
+
+fn eyrie() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_eyrie"));
+    c.env("EYRIE_LOG", "warn");
+    c
+}
+
+#[test]
+fn the_shipped_detector_and_tracker_meet_their_accuracy_on_unseen_seeds() {
+    // Seeds 1000+ were never used in training (models/train.py uses 1-24 and 201-204).
+    let out = eyrie()
+        .args(["eval", "--seed", "1000", "--sequences", "2", "--frames", "450"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let score = &report["score"];
+    let (p, r, ids) = (
+        score["precision"].as_f64().unwrap(),
+        score["recall"].as_f64().unwrap(),
+        score["id_persistence"].as_f64().unwrap(),
+    );
+    eprintln!("{report:#}");
+    assert!(p >= 0.9, "precision {p}");
+    assert!(r >= 0.9, "recall {r}");
+    assert!(ids >= 0.95, "id persistence {ids}");
+    assert!(score["tracked_objects"].as_u64().unwrap() >= 8, "{score}");
+}
+
+fn load_err(options: &InferOptions) -> String {
+    match Detector::new(options) {
+        Ok(_) => panic!("loaded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_models_labels_and_runtimes_are_clear_start_up_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("yolo.onnx");
+    // A missing model file, named.
+    let e = load_err(&InferOptions {
+        model: Some(model.clone()),
+        labels: Some(dir.path().join("coco.names")),
+        ..InferOptions::default()
+    });
+    assert!(e.contains("coco.names") || e.contains("yolo.onnx"), "{e}");
+    // The shipped model with a label file of the wrong length: the output does not fit.
+    std::fs::write(&model, eyrie::infer::engine::BUILTIN_MODEL).unwrap();
+    let labels = dir.path().join("coco.names");
+    std::fs::write(&labels, (0..80).map(|i| format!("class{i}\n")).collect::<String>()).unwrap();
+    let e = load_err(&InferOptions {
+        model: Some(model.clone()),
+        labels: Some(labels.clone()),
+        ..InferOptions::default()
+    });
+    assert!(
+        e.contains("yolo.onnx") && e.contains("80 labels") && e.contains("fit 3 labels"),
+        "{e}"
+    );
+    // The YOLOv5 decoder on a YOLOv8 output.
+    std::fs::write(&labels, "person\nbicycle\ncar\n").unwrap();
+    let e = load_err(&InferOptions {
+        model: Some(model.clone()),
+        labels: Some(labels.clone()),
+        layout: eyrie::infer::decode::Layout::Yolov5,
+        ..InferOptions::default()
+    });
+    assert!(e.contains("Yolov5"), "{e}");
+    // A model without its label file.
+    let e = load_err(&InferOptions {
+        model: Some(model.clone()),
+        ..InferOptions::default()
+    });
+    assert!(e.contains("needs `labels`"), "{e}");
+    // Not a model at all.
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"not a protobuf").unwrap();
+    let e = load_err(&InferOptions {
+        model: Some(junk),
+        labels: Some(labels.clone()),
+        ..InferOptions::default()
+    });
+    assert!(e.contains("junk.onnx"), "{e}");
+    // The ort engine where it is not built in (or its library is missing): clear either way.
+    let e = load_err(&InferOptions {
+        engine: EngineKind::Ort,
+        ort: eyrie::infer::engine::OrtOptions {
+            library: Some(dir.path().join("libonnxruntime.so")),
+            ..Default::default()
+        },
+        ..InferOptions::default()
+    });
+    assert!(e.contains("--features ort") || e.contains("libonnxruntime.so"), "{e}");
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let err = |toml: &str| Config::parse(toml, "ai.toml").unwrap_err().to_string();
+    let cams = "[[node]]\nname = \"cam\"\nkind = \"testsrc\"\n";
+    let e = err(&format!(
+        "{cams}[[node]]\nname = \"infer\"\nkind = \"infer\"\ninputs = [\"nope\"]\n"
+    ));
+    assert!(e.contains("inputs") && e.contains("nope"), "{e}");
+    let e = err(&format!(
+        "{cams}[[node]]\nname = \"infer\"\nkind = \"infer\"\ninputs = [\"cam\"]\nbatch = 0\n"
+    ));
+    assert!(e.contains("batch"), "{e}");
+    let e = err(&format!(
+        "{cams}[[node]]\nname = \"infer\"\nkind = \"infer\"\ninputs = [\"cam\"]\nconfidense = 0.3\n"
+    ));
+    assert!(e.contains("confidense"), "{e}");
+    let e = err(&format!(
+        "{cams}[[node]]\nname = \"t\"\nkind = \"tile\"\nlisten_to = \"cam\"\nformat = \"rgb24\"\n"
+    ));
+    assert!(e.contains("format"), "{e}");
+}
+
+/// Renders frame `n` of a synthetic camera with `seed`.
+fn synthetic(seed: u64, n: u64) -> eyrie::media::Frame {
+    use eyrie::capture::testsrc::{TestSrc, TestSrcOptions};
+    let src = TestSrc::new(
+        "cam",
+        &TestSrcOptions {
+            seed: Some(seed),
+            ..TestSrcOptions::default()
+        },
+    )
+    .unwrap();
+    let mut data = vec![0u8; src.info().size()];
+    src.render(n, &mut data);
+    eyrie::media::Frame {
+        info: *src.info(),
+        pts: 0,
+        duration: 0,
+        capture_utc: std::time::SystemTime::UNIX_EPOCH,
+        seq: n,
+        source: "cam".into(),
+        meta: Default::default(),
+        buffer: eyrie::media::Buffer::from_bytes(data.into()),
+    }
+}
+
+/// ONNX Runtime (from PyPI's `onnxruntime` wheel, `ORT_DYLIB_PATH`) and tract
+/// find the same objects in the same frames.
+#[cfg(feature = "ort")]
+#[test]
+fn tract_and_onnx_runtime_give_the_same_detections() {
+    assert!(
+        std::env::var_os("ORT_DYLIB_PATH").is_some(),
+        "set ORT_DYLIB_PATH to libonnxruntime.so (scripts/test.sh installs it)"
+    );
+    let mut tract = Detector::new(&InferOptions::default()).unwrap();
+    let mut ort = Detector::new(&InferOptions {
+        engine: EngineKind::Ort,
+        ..InferOptions::default()
+    })
+    .unwrap();
+    let frames: Vec<_> = (0..8).map(|i| synthetic(1100 + i, 200 + 37 * i)).collect();
+    let refs: Vec<_> = frames.iter().collect();
+    let (a, b) = (tract.detect(&refs).unwrap(), ort.detect(&refs).unwrap());
+    let mut compared = 0;
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.len(), y.len(), "{x:?}\n{y:?}");
+        for (p, q) in x.iter().zip(y) {
+            assert_eq!(p.class_id, q.class_id);
+            assert!((p.confidence - q.confidence).abs() < 0.01, "{p:?} {q:?}");
+            assert!(p.bbox.iou(&q.bbox) > 0.99, "{p:?} {q:?}");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 10, "only {compared} detections compared");
+}
+
+/// Batches of any size give what single frames give.
+#[test]
+fn batching_does_not_change_detections() {
+    let mut detector = Detector::new(&InferOptions::default()).unwrap();
+    let frames: Vec<_> = (0..3).map(|i| synthetic(1200 + i, 300)).collect();
+    let batch = detector.detect(&frames.iter().collect::<Vec<_>>()).unwrap();
+    for (f, together) in frames.iter().zip(&batch) {
+        let alone = detector.detect(&[f]).unwrap().remove(0);
+        assert_eq!(alone.len(), together.len());
+        for (p, q) in alone.iter().zip(together) {
+            assert!(p.bbox.iou(&q.bbox) > 0.999 && (p.confidence - q.confidence).abs() < 1e-4);
+        }
+    }
+    assert!(batch.iter().map(Vec::len).sum::<usize>() >= 3);
+}
