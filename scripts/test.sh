@@ -17,6 +17,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The ONNX Runtime the `ort` feature is tested against (API 23 or later).
+ORT_VERSION=1.31.1
+
 step() { printf '\n== %s\n' "$*"; }
 
 need=()
@@ -27,6 +30,7 @@ pkg-config --exists libavcodec libavformat libavutil libswscale libavfilter liba
             libavdevice-dev libswresample-dev)
 ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need+=(libclang-dev)
 command -v python3 >/dev/null || need+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 command -v ffprobe >/dev/null || need+=(ffmpeg)
 command -v mkvinfo >/dev/null || need+=(mkvtoolnix)
 command -v tsinfo >/dev/null || need+=(tstools)
@@ -46,18 +50,34 @@ fi
 step "V4L2 test kernel (tests/vm/prepare.sh: QEMU, busybox, Debian's kernel and vivid)"
 tests/vm/prepare.sh
 
+step "ONNX Runtime for the ort feature's tests (PyPI's onnxruntime wheel, unpacked; nothing installed)"
+ort_dir=target/onnxruntime
+if ! ls "$ort_dir"/onnxruntime/capi/libonnxruntime.so.* >/dev/null 2>&1; then
+  mkdir -p "$ort_dir"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: "onnxruntime==$ORT_VERSION" -d "$ort_dir"
+  python3 -c 'import sys, zipfile, glob; zipfile.ZipFile(glob.glob(sys.argv[1] + "/onnxruntime-*.whl")[0]).extractall(sys.argv[1])' "$ort_dir"
+fi
+ORT_DYLIB_PATH=$(ls "$PWD/$ort_dir"/onnxruntime/capi/libonnxruntime.so.* | head -1)
+export ORT_DYLIB_PATH
+
 step "format"
 cargo fmt --all -- --check
 
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --all-targets --features ffmpeg -- -D warnings
+cargo clippy --all-targets --features ort -- -D warnings
+# No GPU here: the CUDA kernels are compile-checked; their test runs on a GPU machine with `-- --ignored`.
+cargo clippy --all-targets --features cuda -- -D warnings
 
 step "tests"
 cargo test --workspace
 
 step "codec tests with the ffmpeg feature"
 cargo test --features ffmpeg --test encode
+
+step "AI tests with the ort feature (ONNX Runtime $ORT_VERSION from PyPI against tract)"
+cargo test --features ort --test ai
 
 step "acceptance: eyrie run --for 10 --stats (release build)"
 cargo build --release --bin eyrie

@@ -6,11 +6,15 @@
 //! - [`motion`]: the motion gate of those policies;
 //! - [`preprocess`]: any pixel format straight into the NCHW tensor (fitted
 //!   by [`crate::process::letterbox`]);
+//! - `cuda` (feature `cuda`): the same preprocessing as a CUDA kernel
+//!   (`kernels/preprocess.cu`, compiled at run time by NVRTC);
 //! - [`engine`]: tract (default) and ONNX Runtime (feature `ort`);
 //! - [`decode`]: YOLOv8/YOLO11 and YOLOv5 outputs, NMS, label files;
 //! - [`detector`]: the three put together and checked against each other;
 //! - [`score`]: precision, recall and id persistence against ground truth.
 pub mod batch;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod decode;
 pub mod detector;
 pub mod engine;

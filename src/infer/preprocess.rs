@@ -236,6 +236,47 @@ impl Preprocess {
         &self.fit
     }
 
+    /// The parameters of `kernels/preprocess.cu` for this layout: the same
+    /// geometry, channels and normalisation as [`Preprocess::run`].
+    #[cfg(feature = "cuda")]
+    pub(crate) fn kernel_params(&self) -> (Vec<i32>, Vec<f32>) {
+        let (space, chans) = channels(self.info.format);
+        let f = &self.fit;
+        let mut ip = vec![
+            f.dst.0 as i32,
+            f.dst.1 as i32,
+            f.offset.0 as i32,
+            f.offset.1 as i32,
+            f.size.0 as i32,
+            f.size.1 as i32,
+            match space {
+                Space::Yuv => 0,
+                Space::Rgb => 1,
+                Space::Gray => 2,
+            },
+            (self.norm.order == ChannelOrder::Bgr) as i32,
+        ];
+        let planes = self.info.planes();
+        for c in chans {
+            let p = &planes[c.plane];
+            ip.extend([
+                p.offset as i32,
+                p.stride as i32,
+                c.step as i32,
+                c.offset as i32,
+                c.sub.0 as i32,
+                c.sub.1 as i32,
+                (self.info.width.div_ceil(c.sub.0) - 1) as i32,
+                (self.info.height.div_ceil(c.sub.1) - 1) as i32,
+            ]);
+        }
+        let n = &self.norm;
+        let mut fp = vec![f.scale.0, f.scale.1];
+        fp.extend((0..3).map(|s| n.scale / n.std[s]));
+        fp.extend((0..3).map(|s| -n.mean[s] / n.std[s]));
+        (ip, fp)
+    }
+
     /// Writes one frame (`data`, laid out as [`Preprocess::info`]) into `out`,
     /// a `3 × height × width` planar slot of the batch tensor.
     pub fn run<T: Element>(&self, data: &[u8], out: &mut [T]) {
