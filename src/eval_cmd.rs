@@ -6,14 +6,13 @@
 //! each sequence's own tracker. The model, thresholds and tracker settings
 //! come from the first `infer` and `track` nodes of the config, when given.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use eyrie::capture::testsrc::{TestSrc, TestSrcOptions};
 use eyrie::config::{Config, NodeProps};
 use eyrie::infer::detector::{Detector, InferOptions};
 use eyrie::infer::score::Score;
-use eyrie::media::{Buffer, Frame, FrameMeta};
+use eyrie::media::Frame;
 use eyrie::track::{Tracker, TrackerOptions};
 use serde_json::json;
 
@@ -69,29 +68,10 @@ pub fn run(spec: &Spec, infer: &InferOptions, track: &TrackerOptions) -> Result<
     let mut trackers: Vec<Tracker> = cameras.iter().map(|_| Tracker::new(track.clone())).collect();
     let threshold = spec.threshold.unwrap_or(track.high);
     let mut score = Score::default();
-    let info = *cameras[0].info();
-    let source: Arc<str> = Arc::from("eval");
     let (mut detect_ns, mut track_ns) = (0u128, 0u128);
     let started = Instant::now();
     for n in 0..spec.frames {
-        let mut truths = Vec::new();
-        let frames: Vec<Frame> = cameras
-            .iter()
-            .map(|cam| {
-                let mut data = vec![0u8; info.size()];
-                truths.push(cam.render(n, &mut data));
-                Frame {
-                    info,
-                    pts: info.fps.frame_time_ns(n) as i64,
-                    duration: info.fps.frame_duration_ns() as i64,
-                    capture_utc: std::time::SystemTime::now(),
-                    seq: n,
-                    source: Arc::clone(&source),
-                    meta: Arc::new(FrameMeta::default()),
-                    buffer: Buffer::from_bytes(data.into()),
-                }
-            })
-            .collect();
+        let frames: Vec<Frame> = cameras.iter().map(|cam| cam.frame(n)).collect();
         let t0 = Instant::now();
         let found = detector
             .detect(&frames.iter().collect::<Vec<_>>())
@@ -99,9 +79,9 @@ pub fn run(spec: &Spec, infer: &InferOptions, track: &TrackerOptions) -> Result<
         detect_ns += t0.elapsed().as_nanos();
         for (i, mut dets) in found.into_iter().enumerate() {
             let t0 = Instant::now();
-            trackers[i].update(&mut dets);
+            trackers[i].update_frame(&frames[i], &mut dets);
             track_ns += t0.elapsed().as_nanos();
-            score.add(i as u32, &truths[i], &dets, threshold);
+            score.add(i as u32, &frames[i].meta.ground_truth, &dets, threshold);
         }
         if n > 0 && n % 300 == 0 {
             eprintln!("eyrie eval: {n}/{} frames", spec.frames);

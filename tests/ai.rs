@@ -127,29 +127,14 @@ fn config_errors_name_the_key() {
     assert!(e.contains("format"), "{e}");
 }
 
-/// Renders frame `n` of a synthetic camera with `seed`.
+/// Frame `n` of a synthetic camera with `seed`.
 fn synthetic(seed: u64, n: u64) -> eyrie::media::Frame {
     use eyrie::capture::testsrc::{TestSrc, TestSrcOptions};
-    let src = TestSrc::new(
-        "cam",
-        &TestSrcOptions {
-            seed: Some(seed),
-            ..TestSrcOptions::default()
-        },
-    )
-    .unwrap();
-    let mut data = vec![0u8; src.info().size()];
-    src.render(n, &mut data);
-    eyrie::media::Frame {
-        info: *src.info(),
-        pts: 0,
-        duration: 0,
-        capture_utc: std::time::SystemTime::UNIX_EPOCH,
-        seq: n,
-        source: "cam".into(),
-        meta: Default::default(),
-        buffer: eyrie::media::Buffer::from_bytes(data.into()),
-    }
+    let options = TestSrcOptions {
+        seed: Some(seed),
+        ..TestSrcOptions::default()
+    };
+    TestSrc::new("cam", &options).unwrap().frame(n)
 }
 
 /// ONNX Runtime (from PyPI's `onnxruntime` wheel, `ORT_DYLIB_PATH`) and tract

@@ -40,7 +40,8 @@ fn the_default_run_writes_stats() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stats = read_stats(&stats_path);
-    // It records the demo output, and keeps a latest snapshot of each camera, in ./eyrie-media.
+    // It records the demo output (the mosaic, named after its tiler), and keeps a
+    // latest snapshot of each camera, in ./eyrie-media.
     let media = dir.path().join("eyrie-media");
     for f in [
         "snapshots/cam0/latest.jpg",
@@ -49,7 +50,7 @@ fn the_default_run_writes_stats() {
     ] {
         assert!(media.join(f).is_file(), "{f}");
     }
-    assert_eq!(std::fs::read_dir(media.join("recordings/cam0")).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(media.join("recordings/tile")).unwrap().count(), 1);
     assert_eq!(stats["bytes_copied"], 0, "no stage of the default run copies a frame");
     let names: Vec<&str> = stats["nodes"]
         .as_array()
@@ -60,18 +61,23 @@ fn the_default_run_writes_stats() {
     assert_eq!(
         names,
         [
-            "cam0", "cam1", "in0", "in1", "in2", "in3", "h264", "h264b", "rec", "sr0", "sr1", "snap0", "snap1"
+            "cam0", "cam1", "in0", "in1", "in2", "in3", "infer", "track", "tile", "deep", "h264", "h264b", "rec",
+            "sr0", "sr1", "snap0", "snap1"
         ]
     );
     let h264 = node(&stats, "h264");
     assert_eq!(
         (&h264["kind"], &h264["listen_to"], &h264["state"]),
-        (&"encode".into(), &"in0".into(), &"stopped".into())
+        (&"encode".into(), &"deep".into(), &"stopped".into())
     );
     assert!(
         h264["frames_out"].as_u64().unwrap() >= 30,
         "the demo output is encoded: {h264}"
     );
+    // Every input went through the detector, and the mosaic carries its boxes.
+    let infer = node(&stats, "infer");
+    assert!(infer["frames_out"].as_u64().unwrap() >= 60, "{infer}");
+    assert_eq!(node(&stats, "deep")["state"], "stopped");
     for (input, cam) in [("in0", "cam0"), ("in1", "cam0"), ("in2", "cam1"), ("in3", "cam1")] {
         let (i, c) = (node(&stats, input), node(&stats, cam));
         assert_eq!(i["kind"], "relay");

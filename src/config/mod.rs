@@ -316,8 +316,9 @@ impl Config {
     /// inputs (`in0`..`in3`) of one detector batch (`infer`, the built-in model,
     /// batch 4), tracked (`track`), tiled 2×2 (`tile`) and drawn on (`deep`,
     /// the OSD); the mosaic encoded to H.264 at 4 Mbit/s as stream `h264` and
-    /// recorded (`rec`, 60 s files, a day kept); a smart-record cache on each
-    /// camera (`sr0` on `h264`, `sr1` on `h264b`, cam1 encoded), and a latest
+    /// recorded (`rec`, 60 s files, a day kept); a smart-record cache on the
+    /// mosaic (`sr0` on `h264`) and on cam1 alone (`sr1` on `h264b`, `in2`
+    /// encoded), and a latest
     /// snapshot of each camera every 10 s (`snap0`, `snap1`); all recordings
     /// together kept under 2 GiB.
     pub fn default_demo() -> Config {

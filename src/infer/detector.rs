@@ -71,7 +71,7 @@ impl Default for InferOptions {
             resize: Resize::Letterbox,
             normalize: Normalize::default(),
             confidence: 0.25,
-            iou: 0.5,
+            iou: 0.4,
             max_detections: 100,
         }
     }

@@ -153,23 +153,6 @@ impl Motion {
 mod tests {
     use super::*;
     use crate::capture::testsrc::{TestSrc, TestSrcOptions};
-    use crate::media::{Buffer, FrameMeta};
-    use std::sync::Arc;
-
-    fn frame(src: &TestSrc, n: u64) -> Frame {
-        let mut data = vec![0u8; src.info().size()];
-        src.render(n, &mut data);
-        Frame {
-            info: *src.info(),
-            pts: 0,
-            duration: 0,
-            capture_utc: std::time::SystemTime::UNIX_EPOCH,
-            seq: n,
-            source: Arc::from("cam"),
-            meta: Arc::new(FrameMeta::default()),
-            buffer: Buffer::from_bytes(data.into()),
-        }
-    }
 
     #[test]
     fn noise_is_still_moving_objects_are_motion() {
@@ -189,12 +172,12 @@ mod tests {
         // Until the first object enters, only noise changes.
         let mut n = 0;
         while src.render(n, &mut vec![0u8; src.info().size()]).is_empty() {
-            assert!(!motion.update(&frame(&src, n)), "motion in empty frame {n}");
+            assert!(!motion.update(&src.frame(n)), "motion in empty frame {n}");
             n += 1;
         }
         assert!(n >= 5, "the scene starts empty for a few frames");
         // Later, objects cross the frame.
-        let moving = (300..320).filter(|&n| motion.update(&frame(&src, n))).count();
+        let moving = (300..320).filter(|&n| motion.update(&src.frame(n))).count();
         assert!(moving >= 15, "{moving} of 20 frames moved");
     }
 }

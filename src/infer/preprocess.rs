@@ -59,10 +59,6 @@ impl Normalize {
         }
         Ok(())
     }
-
-    fn apply(&self, c: usize, v: f32) -> f32 {
-        (v * self.scale - self.mean[c]) / self.std[c]
-    }
 }
 
 /// Channel order of a model's input.
@@ -296,35 +292,42 @@ impl Preprocess {
             ChannelOrder::Rgb => [0, 1, 2],
             ChannelOrder::Bgr => [2, 1, 0],
         };
+        // (v * scale - mean) / std as one multiply-add per value.
+        let k: [f32; 3] = std::array::from_fn(|s| self.norm.scale / self.norm.std[s]);
+        let b: [f32; 3] = std::array::from_fn(|s| -self.norm.mean[s] / self.norm.std[s]);
+        let (p0, rest) = out[..3 * area].split_at_mut(area);
+        let (p1, p2) = rest.split_at_mut(area);
         // Padding first (only where the picture does not cover the input).
         if self.fit.size != self.fit.dst {
-            for (slot, &c) in order.iter().enumerate() {
-                let pad = T::from_f32(self.norm.apply(slot, PAD));
-                out[c * area..(c + 1) * area].fill(pad);
+            for (slot, plane) in [&mut *p0, &mut *p1, &mut *p2].into_iter().enumerate() {
+                plane.fill(T::from_f32(PAD * k[slot] + b[slot]));
             }
         }
         let (x0, y0) = (self.fit.offset.0 as usize, self.fit.offset.1 as usize);
-        let sample = |c: usize, oy: usize, ox: usize| {
-            let (r, t) = (&self.rows[c][oy], &self.cols[c][ox]);
-            let p00 = data[r.a + t.a] as f32;
-            let p01 = data[r.a + t.b] as f32;
-            let p10 = data[r.b + t.a] as f32;
-            let p11 = data[r.b + t.b] as f32;
-            let top = p00 + (p01 - p00) * t.w;
-            let bottom = p10 + (p11 - p10) * t.w;
-            top + (bottom - top) * r.w
-        };
-        for oy in 0..self.fit.size.1 as usize {
-            let row = (y0 + oy) * w + x0;
-            for ox in 0..self.fit.size.0 as usize {
+        let (pw, ph) = (self.fit.size.0 as usize, self.fit.size.1 as usize);
+        let [cols0, cols1, cols2] = &self.cols;
+        for oy in 0..ph {
+            let rows = [self.rows[0][oy], self.rows[1][oy], self.rows[2][oy]];
+            let sample = |r: &Tap, t: &Tap| {
+                let p00 = data[r.a + t.a] as f32;
+                let p01 = data[r.a + t.b] as f32;
+                let p10 = data[r.b + t.a] as f32;
+                let p11 = data[r.b + t.b] as f32;
+                let top = p00 + (p01 - p00) * t.w;
+                let bottom = p10 + (p11 - p10) * t.w;
+                top + (bottom - top) * r.w
+            };
+            let at = (y0 + oy) * w + x0;
+            let (o0, o1, o2) = (&mut p0[at..at + pw], &mut p1[at..at + pw], &mut p2[at..at + pw]);
+            for (ox, ((t0, t1), t2)) in cols0[..pw].iter().zip(&cols1[..pw]).zip(&cols2[..pw]).enumerate() {
                 let rgb = match self.space {
-                    Space::Rgb => [sample(0, oy, ox), sample(1, oy, ox), sample(2, oy, ox)],
-                    Space::Gray => yuv_to_rgb(sample(0, oy, ox), 128.0, 128.0),
-                    Space::Yuv => yuv_to_rgb(sample(0, oy, ox), sample(1, oy, ox), sample(2, oy, ox)),
+                    Space::Rgb => [sample(&rows[0], t0), sample(&rows[1], t1), sample(&rows[2], t2)],
+                    Space::Gray => yuv_to_rgb(sample(&rows[0], t0), 128.0, 128.0),
+                    Space::Yuv => yuv_to_rgb(sample(&rows[0], t0), sample(&rows[1], t1), sample(&rows[2], t2)),
                 };
-                for (slot, &c) in order.iter().enumerate() {
-                    out[slot * area + row + ox] = T::from_f32(self.norm.apply(slot, rgb[c]));
-                }
+                o0[ox] = T::from_f32(rgb[order[0]] * k[0] + b[0]);
+                o1[ox] = T::from_f32(rgb[order[1]] * k[1] + b[1]);
+                o2[ox] = T::from_f32(rgb[order[2]] * k[2] + b[2]);
             }
         }
     }
@@ -401,7 +404,7 @@ mod tests {
                     [PAD; 3]
                 };
                 for c in 0..3 {
-                    out[c * w * h + oy * w + ox] = norm.apply(c, v[c]);
+                    out[c * w * h + oy * w + ox] = (v[c] * norm.scale - norm.mean[c]) / norm.std[c];
                 }
             }
         }

@@ -216,55 +216,79 @@ fn draw_cell(info: &VideoInfo, out: &mut [u8], frame: &Frame, map: &CellMap) {
     let src = frame.info.planes();
     let data = frame.data();
     let (ox, oy) = (map.origin.0 as usize, map.origin.1 as usize);
-    let direct = matches!(frame.info.format, PixelFormat::Nv12 | PixelFormat::I420);
-    // Luma.
-    for (y, ty) in map.luma.1.iter().enumerate() {
-        let row = dst[0].offset + (oy + y) * dst[0].stride + ox;
-        for (x, tx) in map.luma.0.iter().enumerate() {
-            out[row + x] = if direct {
-                let at = |yy: u32, xx: u32| data[src[0].offset + yy as usize * src[0].stride + xx as usize] as u32;
-                lerp(
-                    at(ty.a, tx.a),
-                    at(ty.a, tx.b),
-                    at(ty.b, tx.a),
-                    at(ty.b, tx.b),
-                    tx.w,
-                    ty.w,
-                )
-            } else {
-                let sx = if tx.w >= 128 { tx.b } else { tx.a };
-                let sy = if ty.w >= 128 { ty.b } else { ty.a };
-                rgb_to_yuv(pixel_at(&frame.info, data, sx, sy)).0
-            };
+    let (cols, rows) = (&map.luma.0, &map.luma.1);
+    if !matches!(frame.info.format, PixelFormat::Nv12 | PixelFormat::I420) {
+        draw_cell_any(info, out, frame, map);
+        return;
+    }
+    // Luma: whole rows at a time, so the inner loop only gathers and blends.
+    let row_of = |p: usize, r: u32| &data[src[p].offset + r as usize * src[p].stride..][..src[p].row_bytes];
+    for (y, ty) in rows.iter().enumerate() {
+        let (a, b) = (row_of(0, ty.a), row_of(0, ty.b));
+        let at = dst[0].offset + (oy + y) * dst[0].stride + ox;
+        for (o, tx) in out[at..at + cols.len()].iter_mut().zip(cols) {
+            let (i, j) = (tx.a as usize, tx.b as usize);
+            *o = lerp(a[i] as u32, a[j] as u32, b[i] as u32, b[j] as u32, tx.w, ty.w);
         }
     }
-    // Chroma, at half resolution both ways.
+    // Chroma, at half resolution both ways: (plane, step, byte) of Cb and Cr in the source.
+    let (cb, cr) = match frame.info.format {
+        PixelFormat::Nv12 => ((1, 2, 0), (1, 2, 1)),
+        _ => ((1, 1, 0), (2, 1, 0)),
+    };
+    let (ccols, crows) = (&map.chroma.0, &map.chroma.1);
+    for (y, ty) in crows.iter().enumerate() {
+        let (ua, ub, va, vb) = (
+            row_of(cb.0, ty.a),
+            row_of(cb.0, ty.b),
+            row_of(cr.0, ty.a),
+            row_of(cr.0, ty.b),
+        );
+        let blend = |ra: &[u8], rb: &[u8], (_, step, byte): (usize, usize, usize), tx: &Tap| {
+            let (i, j) = (tx.a as usize * step + byte, tx.b as usize * step + byte);
+            lerp(ra[i] as u32, ra[j] as u32, rb[i] as u32, rb[j] as u32, tx.w, ty.w)
+        };
+        let cy = oy / 2 + y;
+        match info.format {
+            PixelFormat::Nv12 => {
+                let at = dst[1].offset + cy * dst[1].stride + ox;
+                for (o, tx) in out[at..at + 2 * ccols.len()].chunks_exact_mut(2).zip(ccols) {
+                    o[0] = blend(ua, ub, cb, tx);
+                    o[1] = blend(va, vb, cr, tx);
+                }
+            }
+            _ => {
+                let (u_at, v_at) = (
+                    dst[1].offset + cy * dst[1].stride + ox / 2,
+                    dst[2].offset + cy * dst[2].stride + ox / 2,
+                );
+                for (x, tx) in ccols.iter().enumerate() {
+                    out[u_at + x] = blend(ua, ub, cb, tx);
+                    out[v_at + x] = blend(va, vb, cr, tx);
+                }
+            }
+        }
+    }
+}
+
+/// A cell from a source that is not 4:2:0: each output pixel takes the RGB
+/// value of its nearest source pixel.
+fn draw_cell_any(info: &VideoInfo, out: &mut [u8], frame: &Frame, map: &CellMap) {
+    let dst = info.planes();
+    let data = frame.data();
+    let (ox, oy) = (map.origin.0 as usize, map.origin.1 as usize);
+    let nearest = |t: &Tap| if t.w >= 128 { t.b } else { t.a };
+    for (y, ty) in map.luma.1.iter().enumerate() {
+        let at = dst[0].offset + (oy + y) * dst[0].stride + ox;
+        for (x, tx) in map.luma.0.iter().enumerate() {
+            out[at + x] = rgb_to_yuv(pixel_at(&frame.info, data, nearest(tx), nearest(ty))).0;
+        }
+    }
     for (y, ty) in map.chroma.1.iter().enumerate() {
         for (x, tx) in map.chroma.0.iter().enumerate() {
-            let (u, v) = if direct {
-                let at = |p: usize, step: usize, off: usize, yy: u32, xx: u32| {
-                    data[src[p].offset + yy as usize * src[p].stride + xx as usize * step + off] as u32
-                };
-                let sample = |p, step, off| {
-                    lerp(
-                        at(p, step, off, ty.a, tx.a),
-                        at(p, step, off, ty.a, tx.b),
-                        at(p, step, off, ty.b, tx.a),
-                        at(p, step, off, ty.b, tx.b),
-                        tx.w,
-                        ty.w,
-                    )
-                };
-                match frame.info.format {
-                    PixelFormat::Nv12 => (sample(1, 2, 0), sample(1, 2, 1)),
-                    _ => (sample(1, 1, 0), sample(2, 1, 0)),
-                }
-            } else {
-                let sx = (tx.a * 2).min(frame.info.width - 1);
-                let sy = (ty.a * 2).min(frame.info.height - 1);
-                let (_, u, v) = rgb_to_yuv(pixel_at(&frame.info, data, sx, sy));
-                (u, v)
-            };
+            let sx = (tx.a * 2).min(frame.info.width - 1);
+            let sy = (ty.a * 2).min(frame.info.height - 1);
+            let (_, u, v) = rgb_to_yuv(pixel_at(&frame.info, data, sx, sy));
             let (cx, cy) = (ox / 2 + x, oy / 2 + y);
             match info.format {
                 PixelFormat::Nv12 => {

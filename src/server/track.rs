@@ -32,7 +32,9 @@ pub(super) fn spawn(
             shared.count_in();
             let slot = frame.meta.input.unwrap_or(0);
             let tracker = trackers.entry(slot).or_insert_with(|| Tracker::new(options.clone()));
-            tracker.update(&mut frame.meta_mut().detections);
+            let mut detections = std::mem::take(&mut frame.meta_mut().detections);
+            tracker.update_frame(&frame, &mut detections);
+            frame.meta_mut().detections = detections;
             publisher.publish(Item::Frame(frame));
             shared.count_out();
         }

@@ -2,19 +2,24 @@
 //! constant-velocity Kalman filter per track, stable ids, and a maximum age
 //! for tracks that lost their object.
 //!
-//! ByteTrack (Zhang et al., 2022) associates in two passes: confident
-//! detections first, against every live track; then the low-confidence ones
-//! (often the same objects, partly hidden) against the tracks still unmatched,
-//! which keeps ids through occlusions instead of dropping those boxes.
+//! ByteTrack (Zhang et al., 2022) associates in passes: confident detections
+//! first, against every confirmed track (seen or coasting); then the
+//! low-confidence ones (often the same objects, partly hidden) against the
+//! confirmed tracks still unmatched, which keeps ids through occlusions
+//! instead of dropping those boxes; last, the confident detections left
+//! against tracks not yet confirmed, so a short-lived duplicate box never
+//! takes an object away from its established track.
 //! Matching here is greedy by IoU within a class, with the tracks' predicted
 //! boxes. Sans-IO: one call per frame, time counted in frames.
 
 pub mod kalman;
+pub mod look;
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::{Detection, Rect};
+use crate::media::{Detection, Frame, Rect};
 use kalman::BoxFilter;
+use look::Look;
 
 /// Tracker settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +37,9 @@ pub struct TrackerOptions {
     pub max_age: u32,
     /// Detections in a row before a new track gets an id (1: at once).
     pub min_hits: u32,
+    /// Largest difference of look (mean colours, 0–255) between a track and a
+    /// detection it may take; 0 turns looks off (boxes only).
+    pub max_look_distance: f32,
 }
 
 impl Default for TrackerOptions {
@@ -42,7 +50,8 @@ impl Default for TrackerOptions {
             match_iou: 0.2,
             low_match_iou: 0.4,
             max_age: 30,
-            min_hits: 2,
+            min_hits: 4,
+            max_look_distance: 80.0,
         }
     }
 }
@@ -66,9 +75,18 @@ impl TrackerOptions {
         if self.min_hits == 0 {
             return Err(("min_hits", "must be at least 1".into()));
         }
+        if !(0.0..=255.0).contains(&self.max_look_distance) {
+            return Err((
+                "max_look_distance",
+                format!("{} is outside 0..=255", self.max_look_distance),
+            ));
+        }
         Ok(())
     }
 }
+
+/// How fast a track's look follows its detections.
+const LOOK_RATE: f32 = 0.2;
 
 #[derive(Clone, Debug)]
 struct Track {
@@ -79,6 +97,8 @@ struct Track {
     hits: u32,
     /// Frames since the last detection.
     missed: u32,
+    /// Its look, when known.
+    look: Option<Look>,
 }
 
 /// Tracks of one stream.
@@ -112,8 +132,24 @@ impl Tracker {
     }
 
     /// Advances one frame with its detections: sets `track_id` on those that
-    /// belong to a confirmed track (others keep `None`).
+    /// belong to a confirmed track (others keep `None`). Boxes only: see
+    /// [`Tracker::update_frame`].
     pub fn update(&mut self, detections: &mut [Detection]) {
+        self.step(detections, &[]);
+    }
+
+    /// As [`Tracker::update`], with the frame the detections were found in,
+    /// so that tracks also compare how objects look.
+    pub fn update_frame(&mut self, frame: &Frame, detections: &mut [Detection]) {
+        let looks: Vec<Option<Look>> = if self.options.max_look_distance > 0.0 {
+            detections.iter().map(|d| look::describe(frame, &d.bbox)).collect()
+        } else {
+            Vec::new()
+        };
+        self.step(detections, &looks);
+    }
+
+    fn step(&mut self, detections: &mut [Detection], looks: &[Option<Look>]) {
         self.frames += 1;
         for t in &mut self.tracks {
             t.filter.predict();
@@ -124,29 +160,53 @@ impl Tracker {
             .partition(|&i| detections[i].confidence >= o.high);
         let mut track_free = vec![true; self.tracks.len()];
         let mut det_track = vec![None; detections.len()];
-        // First pass: confident detections against every track.
-        self.associate(detections, &high, &mut track_free, &mut det_track, o.match_iou, |_| {
-            true
-        });
-        // Second pass: the rest against tracks that were alive last frame.
+        // First pass: confident detections against every confirmed track.
+        let confirmed = |t: &Track| t.id.is_some();
         self.associate(
             detections,
+            looks,
+            &high,
+            &mut track_free,
+            &mut det_track,
+            o.match_iou,
+            confirmed,
+        );
+        // Second pass: the weak ones against confirmed tracks alive last frame.
+        let alive = |t: &Track| t.id.is_some() && t.missed == 0;
+        self.associate(
+            detections,
+            looks,
             &low,
             &mut track_free,
             &mut det_track,
             o.low_match_iou,
-            |t| t.missed == 0,
+            alive,
+        );
+        // Last, the confident ones left against tracks not yet confirmed: a
+        // passing duplicate box never takes an object away from its track.
+        let tentative = |t: &Track| t.id.is_none();
+        self.associate(
+            detections,
+            looks,
+            &high,
+            &mut track_free,
+            &mut det_track,
+            o.low_match_iou,
+            tentative,
         );
         for (i, t) in self.tracks.iter_mut().enumerate() {
             if track_free[i] {
                 t.missed += 1;
             }
         }
-        for (d, slot) in detections.iter_mut().zip(&det_track) {
+        for (i, (d, slot)) in detections.iter_mut().zip(&det_track).enumerate() {
             d.track_id = None;
             let Some(ti) = *slot else { continue };
             let t = &mut self.tracks[ti];
             t.filter.update(&d.bbox);
+            if let Some(Some(l)) = looks.get(i) {
+                t.look = Some(t.look.map_or(*l, |old| look::blend(&old, l, LOOK_RATE)));
+            }
             t.hits += 1;
             t.missed = 0;
             if t.id.is_none() && (t.hits >= o.min_hits || self.frames == 1) {
@@ -165,6 +225,7 @@ impl Tracker {
                     filter: BoxFilter::new(&d.bbox),
                     hits: 1,
                     missed: 0,
+                    look: looks.get(i).copied().flatten(),
                 };
                 if o.min_hits <= 1 || self.frames == 1 {
                     t.id = Some(self.next_id);
@@ -181,9 +242,11 @@ impl Tracker {
 
     /// Greedy matching of `candidates` (detection indices) to free tracks of
     /// their class, best IoU first, at least `min_iou`.
+    #[allow(clippy::too_many_arguments)]
     fn associate(
         &self,
         detections: &[Detection],
+        looks: &[Option<Look>],
         candidates: &[usize],
         track_free: &mut [bool],
         det_track: &mut [Option<usize>],
@@ -197,9 +260,18 @@ impl Tracker {
                     continue;
                 }
                 let iou = t.filter.rect().iou(&detections[d].bbox);
-                if iou >= min_iou {
-                    pairs.push((iou, d, ti));
+                if iou < min_iou {
+                    continue;
                 }
+                // A box in the right place that looks like another object is not this one.
+                let unlike = match (&t.look, looks.get(d)) {
+                    (Some(a), Some(Some(b))) => look::distance(a, b),
+                    _ => 0.0,
+                };
+                if unlike > self.options.max_look_distance {
+                    continue;
+                }
+                pairs.push((iou - unlike / 255.0, d, ti));
             }
         }
         pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -274,6 +346,7 @@ mod tests {
     fn new_tracks_wait_for_a_second_hit_and_old_ones_expire() {
         let mut tracker = Tracker::new(TrackerOptions {
             max_age: 3,
+            min_hits: 2,
             ..TrackerOptions::default()
         });
         let mut first = vec![];

@@ -17,7 +17,9 @@ pub mod stamp;
 use serde::{Deserialize, Serialize};
 
 use crate::media::paint::{Canvas, Rgb, text_size, write_rgb_image};
-use crate::media::{FormatError, Fps, ObjectClass, PixelFormat, Rect, TruthObject, VideoInfo};
+use crate::media::{
+    Buffer, FormatError, Fps, Frame, FrameMeta, ObjectClass, PixelFormat, Rect, TruthObject, VideoInfo,
+};
 use scene::{HORIZON, Placed, Scene, SplitMix};
 pub use stamp::Stamp;
 
@@ -126,6 +128,25 @@ impl TestSrc {
     /// The camera id written into the stamp (the low 16 bits of the seed).
     pub fn camera_id(&self) -> u16 {
         self.seed as u16
+    }
+
+    /// Frame `n` in a buffer of its own, its ground truth in its metadata and
+    /// its time on the camera's clock (for tests, benches and `eyrie eval`;
+    /// the node renders into pool buffers instead).
+    pub fn frame(&self, n: u64) -> Frame {
+        let mut data = vec![0u8; self.info.size()];
+        let truth = self.render(n, &mut data);
+        Frame {
+            info: self.info,
+            pts: self.info.fps.frame_time_ns(n) as i64,
+            duration: self.info.fps.frame_duration_ns() as i64,
+            capture_utc: std::time::SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_nanos(self.info.fps.frame_time_ns(n)),
+            seq: n,
+            source: self.label.as_str().into(),
+            meta: std::sync::Arc::new(FrameMeta::with_ground_truth(truth)),
+            buffer: Buffer::from_bytes(data.into()),
+        }
     }
 
     /// Renders frame `n` into `dst` (at least `info().size()` bytes) and returns
