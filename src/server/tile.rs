@@ -1,6 +1,6 @@
 //! The `tile` node: composes the inputs of the stream it listens to (by
 //! `meta.input`) into a mosaic from its own pool. A mosaic leaves as soon as
-//! every cell has a new frame, or one frame period after the previous mosaic
+//! every cell has a new frame, or two frame periods after the previous mosaic
 //! with whatever cells are fresh (a stalled input keeps its last picture).
 
 use std::sync::Arc;
@@ -12,6 +12,9 @@ use crate::media::{BufferPool, Frame, FrameMeta};
 use crate::process::tile::{TileOptions, Tiler};
 
 use super::node::{Every, NodeCtx, NodeState};
+
+/// Frame periods a mosaic waits for its slowest input before it leaves without it.
+const STALL: i64 = 2;
 
 pub(super) fn spawn(
     ctx: NodeCtx,
@@ -38,7 +41,7 @@ pub(super) fn spawn(
         let mut exhausted = Every::second();
         publisher.publish(Item::Format(StreamFormat::Video(info)));
         loop {
-            let wait = (last_out + period - clock.now_ns()).max(0) as u64;
+            let wait = (last_out + STALL * period - clock.now_ns()).max(0) as u64;
             let ended = match input.recv_timeout(Duration::from_nanos(wait)) {
                 Ok(Item::Frame(frame)) => {
                     shared.count_in();
@@ -53,7 +56,7 @@ pub(super) fn spawn(
                 Ok(_) | Err(_) => false,
             };
             let now = clock.now_ns();
-            let due = fresh.iter().all(|&f| f) || (now - last_out >= period && fresh.iter().any(|&f| f));
+            let due = fresh.iter().all(|&f| f) || (now - last_out >= STALL * period && fresh.iter().any(|&f| f));
             if due {
                 last_out = now;
                 fresh.fill(false);
