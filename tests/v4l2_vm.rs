@@ -64,8 +64,10 @@ fn v4l2_in_a_real_kernel() {
     }
     let test_exe = std::env::current_exe().unwrap();
     let eyrie = PathBuf::from(env!("CARGO_BIN_EXE_eyrie"));
-    std::fs::copy(&test_exe, root.join("t")).unwrap();
-    std::fs::copy(&eyrie, root.join("eyrie")).unwrap();
+    // Without their debug information (hundreds of MB since the detector
+    // arrived), so the initramfs unpacks in the VM's memory.
+    copy_stripped(&test_exe, &root.join("t"));
+    copy_stripped(&eyrie, &root.join("eyrie"));
     for exe in [&test_exe, &eyrie] {
         for lib in shared_libs(exe) {
             copy_into(&root, &lib);
@@ -472,5 +474,20 @@ fn vm_vicodec_encodes_and_decodes_with_changes_while_running() {
         );
         let db = common::psnr_db(d, s);
         assert!(db >= 30.0, "frame {}: {db:.2} dB", d.seq);
+    }
+}
+
+/// Copies an executable without its debug sections (`strip`, from binutils),
+/// or as it is where `strip` is missing.
+fn copy_stripped(from: &Path, to: &Path) {
+    let stripped = Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(to)
+        .arg(from)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !stripped {
+        std::fs::copy(from, to).unwrap();
     }
 }
