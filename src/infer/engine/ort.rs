@@ -3,10 +3,10 @@
 //! downloaded or linked at build time), on the CPU or through the CUDA and
 //! TensorRT execution providers (with an engine cache and fp16 for TensorRT).
 //!
-//! The runtime is loaded once per process; the first engine's library path
-//! is the one used.
+//! The runtime is loaded once per process; the first library that loads is
+//! the one every later engine uses.
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use ort::environment::Environment;
 use ort::ep;
@@ -15,29 +15,37 @@ use ort::value::{Tensor, TensorElementType};
 
 use super::{Engine, EngineError, InputMut, ModelInfo, ModelSource, OrtOptions, Output, Provider, image_shape};
 
-static RUNTIME: OnceLock<Result<Environment, String>> = OnceLock::new();
+/// The runtime, once loaded (it stays for the life of the process).
+static RUNTIME: Mutex<Option<&'static Environment>> = Mutex::new(None);
 
 fn runtime(options: &OrtOptions) -> Result<&'static Environment, EngineError> {
-    RUNTIME
-        .get_or_init(|| {
-            let path = options
-                .library
-                .clone()
-                .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(Into::into))
-                .ok_or_else(|| {
-                    "engine `ort` needs the ONNX Runtime library: set `ort.library` or ORT_DYLIB_PATH".to_owned()
-                })?;
-            if !path.exists() {
-                return Err(format!("ONNX Runtime library {}: no such file", path.display()));
-            }
-            ort::init_from(&path)
-                .map_err(|e| format!("ONNX Runtime library {}: {e}", path.display()))?
-                .with_name("eyrie")
-                .build()
-                .map_err(|e| format!("ONNX Runtime library {}: {e}", path.display()))
-        })
-        .as_ref()
-        .map_err(|e| EngineError::Load(e.clone()))
+    let path = options
+        .library
+        .clone()
+        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(Into::into))
+        .ok_or_else(|| {
+            EngineError::Load("engine `ort` needs the ONNX Runtime library: set `ort.library` or ORT_DYLIB_PATH".into())
+        })?;
+    if !path.exists() {
+        return Err(EngineError::Load(format!(
+            "ONNX Runtime library {}: no such file",
+            path.display()
+        )));
+    }
+    let mut loaded = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(env) = *loaded {
+        return Ok(env);
+    }
+    // A failure is not kept: a later engine with a good path loads it.
+    let fail = |e: String| EngineError::Load(format!("ONNX Runtime library {}: {e}", path.display()));
+    let env = ort::init_from(&path)
+        .map_err(|e| fail(e.to_string()))?
+        .with_name("eyrie")
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let env: &'static Environment = Box::leak(Box::new(env));
+    *loaded = Some(env);
+    Ok(env)
 }
 
 /// A model loaded into ONNX Runtime.
