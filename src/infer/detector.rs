@@ -228,14 +228,14 @@ impl Detector {
     }
 
     fn detect_batch(&mut self, frames: &[&Frame]) -> Result<Vec<Vec<Detection>>, EngineError> {
-        let [c, h, w] = self.engine.info().chw;
+        let [_, h, w] = self.engine.info().chw;
         let input = (w as u32, h as u32);
         for f in frames {
             self.preprocess.entry(f.info).or_insert_with(|| {
                 Preprocess::new(&f.info, input, self.options.resize, self.options.normalize.clone())
             });
         }
-        let per_image = c * h * w;
+        let per_image = self.engine.info().image_len();
         let started = Instant::now();
         let mut pre_ns = 0;
         let preprocess = &self.preprocess;

@@ -107,6 +107,24 @@ pub struct ModelInfo {
     pub outputs: Vec<(String, Vec<Option<usize>>)>,
 }
 
+impl ModelInfo {
+    /// The input shape of a run of `n` images: `n` rows (a dynamic batch) or the
+    /// model's fixed batch (the rows past `n` left blank); more is an error.
+    pub fn run_shape(&self, n: usize) -> Result<[usize; 4], EngineError> {
+        let rows = self.batch.unwrap_or(n);
+        if n > rows {
+            return Err(EngineError::Run(format!("{n} images for a model of batch {rows}")));
+        }
+        let [c, h, w] = self.chw;
+        Ok([rows, c, h, w])
+    }
+
+    /// Elements of one image in the input.
+    pub fn image_len(&self) -> usize {
+        self.chw.iter().product()
+    }
+}
+
 impl fmt::Display for ModelInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let dim = |d: &Option<usize>| d.map_or("?".to_owned(), |d| d.to_string());

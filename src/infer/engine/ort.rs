@@ -157,22 +157,18 @@ impl Engine for OrtEngine {
     }
 
     fn run(&mut self, n: usize, fill: &mut dyn FnMut(InputMut<'_>)) -> Result<Output, EngineError> {
-        let rows = self.info.batch.unwrap_or(n);
-        if n > rows {
-            return Err(EngineError::Run(format!("{n} images for a model of batch {rows}")));
-        }
-        let [c, h, w] = self.info.chw;
-        let shape = [rows, c, h, w];
-        let len = rows * c * h * w;
+        let shape = self.info.run_shape(n)?;
+        let len = shape.iter().product();
+        let used = n * self.info.image_len();
         let run_err = |e: ort::Error| EngineError::Run(e.to_string());
         // The tensor is filled where it lies, then handed to the runtime without a copy.
         let input = if self.info.half {
             let mut data = vec![half::f16::ZERO; len];
-            fill(InputMut::F16(&mut data[..n * c * h * w]));
+            fill(InputMut::F16(&mut data[..used]));
             Tensor::from_array((shape, data)).map_err(run_err)?.into_dyn()
         } else {
             let mut data = vec![0f32; len];
-            fill(InputMut::F32(&mut data[..n * c * h * w]));
+            fill(InputMut::F32(&mut data[..used]));
             Tensor::from_array((shape, data)).map_err(run_err)?.into_dyn()
         };
         let name = self.info.input.clone();

@@ -132,28 +132,20 @@ impl Engine for TractEngine {
     }
 
     fn run(&mut self, n: usize, fill: &mut dyn FnMut(InputMut<'_>)) -> Result<Output, EngineError> {
-        let rows = self.info.batch.unwrap_or(n);
-        if n > rows {
-            return Err(EngineError::Run(format!("{n} images for a model of batch {rows}")));
-        }
-        let plan = self.plan(rows).map_err(EngineError::Run)?;
-        let [c, h, w] = self.info.chw;
-        let shape = [rows, c, h, w];
+        let shape = self.info.run_shape(n)?;
+        let plan = self.plan(shape[0]).map_err(EngineError::Run)?;
+        let used = n * self.info.image_len();
         let run_err = |e: TractError| EngineError::Run(format!("{e:#}"));
         let tensor = if self.info.half {
             let mut t = Tensor::zero::<f16>(&shape).map_err(run_err)?;
             let mut view = t.try_as_plain_ram_mut().map_err(run_err)?;
             // tract's f16 is the `half` crate's.
-            fill(InputMut::F16(
-                &mut view.as_slice_mut::<f16>().map_err(run_err)?[..n * c * h * w],
-            ));
+            fill(InputMut::F16(&mut view.as_slice_mut::<f16>().map_err(run_err)?[..used]));
             t
         } else {
             let mut t = Tensor::zero::<f32>(&shape).map_err(run_err)?;
             let mut view = t.try_as_plain_ram_mut().map_err(run_err)?;
-            fill(InputMut::F32(
-                &mut view.as_slice_mut::<f32>().map_err(run_err)?[..n * c * h * w],
-            ));
+            fill(InputMut::F32(&mut view.as_slice_mut::<f32>().map_err(run_err)?[..used]));
             t
         };
         let outputs = plan.run(tvec!(tensor.into())).map_err(run_err)?;
