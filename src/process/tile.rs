@@ -248,25 +248,25 @@ fn draw_cell(info: &VideoInfo, out: &mut [u8], frame: &Frame, map: &CellMap) {
             let (i, j) = (tx.a as usize * step + byte, tx.b as usize * step + byte);
             lerp(ra[i] as u32, ra[j] as u32, rb[i] as u32, rb[j] as u32, tx.w, ty.w)
         };
-        let cy = oy / 2 + y;
-        match info.format {
-            PixelFormat::Nv12 => {
-                let at = dst[1].offset + cy * dst[1].stride + ox;
-                for (o, tx) in out[at..at + 2 * ccols.len()].chunks_exact_mut(2).zip(ccols) {
-                    o[0] = blend(ua, ub, cb, tx);
-                    o[1] = blend(va, vb, cr, tx);
-                }
-            }
-            _ => {
-                let (u_at, v_at) = (
-                    dst[1].offset + cy * dst[1].stride + ox / 2,
-                    dst[2].offset + cy * dst[2].stride + ox / 2,
-                );
-                for (x, tx) in ccols.iter().enumerate() {
-                    out[u_at + x] = blend(ua, ub, cb, tx);
-                    out[v_at + x] = blend(va, vb, cr, tx);
-                }
-            }
+        for (x, tx) in ccols.iter().enumerate() {
+            let (u, v) = (blend(ua, ub, cb, tx), blend(va, vb, cr, tx));
+            put_chroma(info, out, ox / 2 + x, oy / 2 + y, u, v);
+        }
+    }
+}
+
+/// Stores one chroma sample pair of the mosaic (NV12 or I420).
+fn put_chroma(info: &VideoInfo, out: &mut [u8], cx: usize, cy: usize, u: u8, v: u8) {
+    let p = info.planes();
+    match info.format {
+        PixelFormat::Nv12 => {
+            let at = p[1].offset + cy * p[1].stride + cx * 2;
+            out[at] = u;
+            out[at + 1] = v;
+        }
+        _ => {
+            out[p[1].offset + cy * p[1].stride + cx] = u;
+            out[p[2].offset + cy * p[2].stride + cx] = v;
         }
     }
 }
@@ -289,18 +289,7 @@ fn draw_cell_any(info: &VideoInfo, out: &mut [u8], frame: &Frame, map: &CellMap)
             let sx = (tx.a * 2).min(frame.info.width - 1);
             let sy = (ty.a * 2).min(frame.info.height - 1);
             let (_, u, v) = rgb_to_yuv(pixel_at(&frame.info, data, sx, sy));
-            let (cx, cy) = (ox / 2 + x, oy / 2 + y);
-            match info.format {
-                PixelFormat::Nv12 => {
-                    let at = dst[1].offset + cy * dst[1].stride + cx * 2;
-                    out[at] = u;
-                    out[at + 1] = v;
-                }
-                _ => {
-                    out[dst[1].offset + cy * dst[1].stride + cx] = u;
-                    out[dst[2].offset + cy * dst[2].stride + cx] = v;
-                }
-            }
+            put_chroma(info, out, ox / 2 + x, oy / 2 + y, u, v);
         }
     }
 }
