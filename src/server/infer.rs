@@ -33,8 +33,15 @@ pub(super) fn spawn(ctx: NodeCtx, options: InferOptions) -> Result<JoinHandle<()
         let thread = std::thread::Builder::new()
             .name(format!("{}-in{slot}", ctx.name))
             .spawn(move || {
+                let control = sub.control();
+                // Queue drops are this node's losses, counted as they happen (stats are live).
+                let mut counted = 0;
                 loop {
-                    match sub.recv_timeout(IDLE) {
+                    let received = sub.recv_timeout(IDLE);
+                    let dropped = control.dropped();
+                    shared.count_dropped_n(dropped - counted);
+                    counted = dropped;
+                    match received {
                         Ok(item) => {
                             let eos = matches!(item, Item::Eos);
                             if tx.send((slot, item)).is_err() || eos {
@@ -45,8 +52,6 @@ pub(super) fn spawn(ctx: NodeCtx, options: InferOptions) -> Result<JoinHandle<()
                         Err(_) => break,
                     }
                 }
-                // Queue drops are this node's losses.
-                shared.count_dropped_n(sub.stats().dropped);
             })
             .map_err(|e| e.to_string())?;
         forwarders.push(thread);
