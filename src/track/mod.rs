@@ -9,9 +9,13 @@
 //! instead of dropping those boxes; last, the confident detections left
 //! against tracks not yet confirmed, so a short-lived duplicate box never
 //! takes an object away from its established track.
-//! Matching here is greedy by IoU within a class, with the tracks' predicted
-//! boxes. Sans-IO: one call per frame, time counted in frames.
+//! Each pass is an optimal assignment ([`assign`]) within a class, scored by
+//! IoU with the tracks' predicted boxes less their difference of look: in a
+//! crowd, where a box overlaps several tracks, greedy best-pair-first
+//! matching swaps ids that the optimum keeps. Sans-IO: one call per frame,
+//! time counted in frames.
 
+pub mod assign;
 pub mod kalman;
 pub mod look;
 
@@ -240,8 +244,9 @@ impl Tracker {
             .retain(|t| t.missed == 0 || (t.id.is_some() && t.missed <= o.max_age));
     }
 
-    /// Greedy matching of `candidates` (detection indices) to free tracks of
-    /// their class, best IoU first, at least `min_iou`.
+    /// Matches the unmatched `candidates` (detection indices) to free tracks
+    /// of their class with at least `min_iou`: the assignment with the best
+    /// total of IoU less look difference ([`assign::best`]).
     #[allow(clippy::too_many_arguments)]
     fn associate(
         &self,
@@ -253,8 +258,8 @@ impl Tracker {
         min_iou: f32,
         eligible: impl Fn(&Track) -> bool,
     ) {
-        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
-        for &d in candidates {
+        let mut pairs: Vec<(usize, usize, f32)> = Vec::new();
+        for &d in candidates.iter().filter(|&&d| det_track[d].is_none()) {
             for (ti, t) in self.tracks.iter().enumerate() {
                 if !track_free[ti] || t.class_id != detections[d].class_id || !eligible(t) {
                     continue;
@@ -271,15 +276,12 @@ impl Tracker {
                 if unlike > self.options.max_look_distance {
                     continue;
                 }
-                pairs.push((iou - unlike / 255.0, d, ti));
+                pairs.push((d, ti, iou - unlike / 255.0));
             }
         }
-        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
-        for (_, d, ti) in pairs {
-            if det_track[d].is_none() && track_free[ti] {
-                det_track[d] = Some(ti);
-                track_free[ti] = false;
-            }
+        for (d, ti, _) in assign::best(&pairs) {
+            det_track[d] = Some(ti);
+            track_free[ti] = false;
         }
     }
 
