@@ -183,3 +183,73 @@ fn batching_does_not_change_detections() {
     }
     assert!(batch.iter().map(Vec::len).sum::<usize>() >= 3);
 }
+
+/// With `every = 3` the detector sees one frame in three; the `track` node
+/// fills the two between with the tracks' predicted boxes, ids included.
+#[test]
+fn frames_a_policy_skips_carry_the_tracks_boxes() {
+    use eyrie::hub::{Hub, Item, SubscribeOptions};
+    use eyrie::server::Server;
+    use std::time::Duration;
+    let config = Config::parse(
+        r#"
+[[node]]
+name = "cam"
+kind = "testsrc"
+seed = 1000
+live = false
+num_frames = 300
+
+[[node]]
+name = "infer"
+kind = "infer"
+inputs = ["cam"]
+policy = { every = 3 }
+
+[[node]]
+name = "track"
+kind = "track"
+listen_to = "infer"
+"#,
+        "every3.toml",
+    )
+    .unwrap();
+    let hub = Hub::new();
+    let sub = hub.subscribe("track", SubscribeOptions::blocking(16));
+    let clock = std::sync::Arc::new(eyrie::media::MonotonicClock::new());
+    let server = Server::start_with(config, hub, clock).unwrap();
+    // Per kind of frame: frames, scored objects, objects a box with a track id lies on (IoU 0.5).
+    let (mut inferred, mut skipped) = ([0usize; 3], [0usize; 3]);
+    while let Ok(item) = sub.recv_timeout(Duration::from_secs(60)) {
+        let Item::Frame(f) = item else {
+            if matches!(item, Item::Eos) {
+                break;
+            }
+            continue;
+        };
+        // Past the first second, once tracks are confirmed.
+        if f.seq < 30 {
+            continue;
+        }
+        let counts = if f.meta.skipped { &mut skipped } else { &mut inferred };
+        counts[0] += 1;
+        for t in f.meta.ground_truth.iter().filter(|t| eyrie::infer::score::scored(t)) {
+            counts[1] += 1;
+            let on_it = |d: &eyrie::media::Detection| d.track_id.is_some() && d.bbox.iou(&t.bbox) >= 0.5;
+            counts[2] += f.meta.detections.iter().any(on_it) as usize;
+        }
+    }
+    server.shutdown();
+    let share = |c: [usize; 3]| c[2] as f64 / c[1] as f64;
+    eprintln!(
+        "inferred {inferred:?} {:.3}, skipped {skipped:?} {:.3}",
+        share(inferred),
+        share(skipped)
+    );
+    assert_eq!(inferred[0] + skipped[0], 270, "every frame comes through");
+    assert!(inferred[0].abs_diff(90) <= 1, "one in three inferred: {inferred:?}");
+    assert!(
+        share(skipped) >= 0.9 * share(inferred),
+        "skipped frames carry the tracked boxes: {skipped:?} vs {inferred:?}"
+    );
+}

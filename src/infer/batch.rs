@@ -86,11 +86,16 @@ impl Input {
 
 /// What became of a pushed frame.
 #[derive(Debug)]
+// Returned from `push` and taken apart at once: boxing the frame would cost
+// an allocation per skipped frame for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Pushed {
     /// Held for a batch; the batch, when this frame completed it.
     Held(Option<Vec<(usize, Frame)>>),
-    /// Not for inference (its input's policy): here it is back.
-    Skipped(Frame),
+    /// Not for inference (its input's policy): here it is back, after the
+    /// pending batch when that holds frames of the same input (they leave
+    /// first, so each input's frames stay in order).
+    Skipped(Option<Vec<(usize, Frame)>>, Frame),
 }
 
 /// Forms batches from several inputs.
@@ -128,7 +133,8 @@ impl Batcher {
     /// A frame of input `slot` arrived at `now_ns`.
     pub fn push(&mut self, slot: usize, frame: Frame, now_ns: i64) -> Pushed {
         if !self.inputs[slot].wants(&frame, now_ns) {
-            return Pushed::Skipped(frame);
+            let ahead = self.pending.iter().any(|(s, _)| *s == slot).then(|| self.take());
+            return Pushed::Skipped(ahead, frame);
         }
         if self.pending.is_empty() {
             self.first_ns = now_ns;
@@ -235,6 +241,30 @@ mod tests {
             b.flush();
         }
         assert_eq!(inferred, [30, 3]);
+    }
+
+    #[test]
+    fn a_skipped_frame_never_overtakes_held_frames_of_its_input() {
+        let every_third = PolicyOptions {
+            every: 3,
+            ..PolicyOptions::default()
+        };
+        let mut b = Batcher::new(4, 20 * MS, vec![every_third, PolicyOptions::default()]);
+        assert!(matches!(b.push(1, frame(0, 0), 0), Pushed::Held(None)));
+        assert!(matches!(b.push(0, frame(0, 0), 0), Pushed::Held(None)));
+        // Frame 1 of input 0 is skipped: the batch holding its frame 0 leaves first.
+        let Pushed::Skipped(Some(ahead), skipped) = b.push(0, frame(1, 0), MS) else {
+            panic!("frame 1 of input 0 is skipped after the batch");
+        };
+        assert_eq!(
+            ahead.iter().map(|(s, f)| (*s, f.seq)).collect::<Vec<_>>(),
+            vec![(1, 0), (0, 0)]
+        );
+        assert_eq!(skipped.seq, 1);
+        // Nothing of input 0 pending: a skip leaves the batch alone.
+        assert!(matches!(b.push(1, frame(1, 0), 2 * MS), Pushed::Held(None)));
+        assert!(matches!(b.push(0, frame(2, 0), 3 * MS), Pushed::Skipped(None, _)));
+        assert_eq!(b.flush().map(|batch| batch.len()), Some(1));
     }
 
     #[test]

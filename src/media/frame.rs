@@ -58,6 +58,10 @@ pub struct FrameMeta {
     /// The input (batch slot) a multi-input node such as `infer` took the
     /// frame from; trackers and tilers keep the inputs of one stream apart by it.
     pub input: Option<u32>,
+    /// An `infer` policy let this frame pass without running the detector:
+    /// its detections, if any, were carried over from earlier frames by a
+    /// tracker, not found in it.
+    pub skipped: bool,
 }
 
 impl FrameMeta {

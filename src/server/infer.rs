@@ -1,7 +1,8 @@
 //! The `infer` node: the frames of its `inputs` batched (leases, no copies)
 //! through a [`Detector`], published as one stream with their detections and
 //! the slot of the input they came from (`meta.input`). Frames an input's
-//! policy skips pass through without detections.
+//! policy skips pass through without detections, marked `meta.skipped` (a
+//! `track` node fills them in from its tracks).
 //!
 //! Each input is read by a small forwarding thread into one channel, so the
 //! node waits on all inputs at once and on the batch timeout.
@@ -96,10 +97,14 @@ pub(super) fn spawn(ctx: NodeCtx, options: InferOptions) -> Result<JoinHandle<()
                     match batcher.push(slot, frame, clock.now_ns()) {
                         Pushed::Held(Some(batch)) => run(batch, &mut publisher),
                         Pushed::Held(None) => {}
-                        Pushed::Skipped(mut frame) => {
+                        Pushed::Skipped(ahead, mut frame) => {
+                            if let Some(batch) = ahead {
+                                run(batch, &mut publisher);
+                            }
                             let meta = frame.meta_mut();
                             meta.detections.clear();
                             meta.input = Some(slot as u32);
+                            meta.skipped = true;
                             publisher.publish(Item::Frame(frame));
                             shared.count_out();
                         }

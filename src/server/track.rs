@@ -1,6 +1,9 @@
 //! The `track` node: one [`Tracker`] per input of the stream it listens to
 //! (by `meta.input`, so the four inputs of an `infer` stream are tracked
-//! apart), setting the track ids of each frame's detections.
+//! apart), setting the track ids of each frame's detections. Frames the
+//! detector skipped (`meta.skipped`, an `infer` policy such as `every = 3`)
+//! get the predicted boxes of the tracks seen last, so boxes drawn on every
+//! frame move smoothly instead of flickering.
 
 use std::collections::HashMap;
 use std::thread::JoinHandle;
@@ -32,8 +35,13 @@ pub(super) fn spawn(
             shared.count_in();
             let slot = frame.meta.input.unwrap_or(0);
             let tracker = trackers.entry(slot).or_insert_with(|| Tracker::new(options.clone()));
-            let mut detections = std::mem::take(&mut frame.meta_mut().detections);
-            tracker.update_frame(&frame, &mut detections);
+            let detections = if frame.meta.skipped {
+                tracker.carry()
+            } else {
+                let mut detections = std::mem::take(&mut frame.meta_mut().detections);
+                tracker.update_frame(&frame, &mut detections);
+                detections
+            };
             frame.meta_mut().detections = detections;
             publisher.publish(Item::Frame(frame));
             shared.count_out();

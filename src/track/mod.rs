@@ -103,6 +103,9 @@ struct Track {
     missed: u32,
     /// Its look, when known.
     look: Option<Look>,
+    /// Label and confidence of its last detection (for frames the detector skipped).
+    label: String,
+    confidence: f32,
 }
 
 /// Tracks of one stream.
@@ -213,6 +216,8 @@ impl Tracker {
             }
             t.hits += 1;
             t.missed = 0;
+            t.confidence = d.confidence;
+            t.label.clone_from(&d.label);
             if t.id.is_none() && (t.hits >= o.min_hits || self.frames == 1) {
                 t.id = Some(self.next_id);
                 self.next_id += 1;
@@ -230,6 +235,8 @@ impl Tracker {
                     hits: 1,
                     missed: 0,
                     look: looks.get(i).copied().flatten(),
+                    label: d.label.clone(),
+                    confidence: d.confidence,
                 };
                 if o.min_hits <= 1 || self.frames == 1 {
                     t.id = Some(self.next_id);
@@ -283,6 +290,29 @@ impl Tracker {
             det_track[d] = Some(ti);
             track_free[ti] = false;
         }
+    }
+
+    /// Advances one frame the detector skipped (an inference policy such as
+    /// every k-th frame): tracks move on their velocity, nothing counts as a
+    /// miss, and the confirmed tracks seen at the last detector frame come
+    /// back as detections at their predicted boxes, with their ids.
+    pub fn carry(&mut self) -> Vec<Detection> {
+        for t in &mut self.tracks {
+            t.filter.predict();
+        }
+        self.tracks
+            .iter()
+            .filter(|t| t.missed == 0)
+            .filter_map(|t| {
+                Some(Detection {
+                    class_id: t.class_id,
+                    label: t.label.clone(),
+                    confidence: t.confidence,
+                    bbox: t.filter.rect(),
+                    track_id: Some(t.id?),
+                })
+            })
+            .collect()
     }
 
     /// Predicted boxes of the confirmed tracks that missed this frame (for display).
@@ -375,6 +405,32 @@ mod tests {
         let mut c = vec![det(2, 0.9, 16.0, 10.0)];
         tracker.update(&mut c);
         assert_eq!(c[0].track_id, Some(2));
+    }
+
+    #[test]
+    fn frames_the_detector_skipped_get_the_tracks_boxes_moving_on() {
+        let mut tracker = Tracker::new(TrackerOptions::default());
+        // The detector runs on every third frame; the object moves 3 px a frame.
+        for f in 0..60u32 {
+            let x = 3.0 * f as f32;
+            if f % 3 == 0 {
+                let mut dets = vec![det(0, 0.9, x, 100.0)];
+                tracker.update(&mut dets);
+                assert_eq!(dets[0].track_id, Some(1));
+                continue;
+            }
+            let carried = tracker.carry();
+            assert_eq!(carried.len(), 1, "frame {f}");
+            let d = &carried[0];
+            assert_eq!((d.track_id, d.class_id, d.confidence), (Some(1), 0, 0.9));
+            if f > 30 {
+                // By now the filter knows the speed: the box is where the object is.
+                assert!((d.bbox.x - x).abs() < 2.0, "frame {f}: {:?} vs x {x}", d.bbox);
+            }
+        }
+        // A track lost at the last detector frame is not drawn in between.
+        tracker.update(&mut []);
+        assert!(tracker.carry().is_empty());
     }
 
     #[test]
