@@ -78,6 +78,21 @@ fn the_default_run_writes_stats() {
     let infer = node(&stats, "infer");
     assert!(infer["frames_out"].as_u64().unwrap() >= 60, "{infer}");
     assert_eq!(node(&stats, "deep")["state"], "stopped");
+    // Each AI stage reports its µs per frame.
+    for (name, stages) in [
+        ("infer", &["preprocess", "inference", "decode_nms"][..]),
+        ("track", &["track"]),
+        ("tile", &["tile"]),
+        ("deep", &["osd"]),
+    ] {
+        let us = &node(&stats, name)["stages_us"];
+        for stage in stages {
+            assert!(
+                us[stage].as_f64().is_some_and(|t| t > 0.0),
+                "{name}.stages_us.{stage}: {us}"
+            );
+        }
+    }
     for (input, cam) in [("in0", "cam0"), ("in1", "cam0"), ("in2", "cam1"), ("in3", "cam1")] {
         let (i, c) = (node(&stats, input), node(&stats, cam));
         assert_eq!(i["kind"], "relay");

@@ -69,7 +69,14 @@ pub(super) fn spawn(ctx: NodeCtx, options: InferOptions) -> Result<JoinHandle<()
         let mut errors = Every::second();
         let mut run = |batch: Vec<(usize, Frame)>, publisher: &mut Publisher| {
             let frames: Vec<&Frame> = batch.iter().map(|(_, f)| f).collect();
-            match detector.detect(&frames) {
+            let before = detector.times();
+            let found = detector.detect(&frames);
+            let after = detector.times();
+            let n = after.frames - before.frames;
+            shared.add_stage("preprocess", after.preprocess_ns - before.preprocess_ns, n);
+            shared.add_stage("inference", after.inference_ns - before.inference_ns, n);
+            shared.add_stage("decode_nms", after.decode_ns - before.decode_ns, n);
+            match found {
                 Ok(found) => {
                     for ((slot, mut frame), dets) in batch.into_iter().zip(found) {
                         let meta = frame.meta_mut();

@@ -18,6 +18,7 @@ mod track;
 mod trigger;
 mod v4l2;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -120,6 +121,11 @@ pub struct NodeStats {
     /// The buffer pool (producers that own one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolStats>,
+    /// Mean µs per frame of each stage of the node's work, for nodes that
+    /// time it (`infer`: `preprocess`, `inference`, `decode_nms`; `track`,
+    /// `osd`, `tile`: theirs).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stages_us: BTreeMap<&'static str, f64>,
 }
 
 /// Stats of the whole server.
@@ -462,6 +468,7 @@ impl Server {
                         .unwrap_or_else(|e| e.into_inner())
                         .as_ref()
                         .map(|p| p.stats()),
+                    stages_us: n.shared.stages_us(),
                 }
             })
             .collect();

@@ -1,11 +1,11 @@
 //! What every running node shares with the registry: its state, stop request,
 //! counters and measured rate.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -50,6 +50,8 @@ pub(crate) struct NodeShared {
     last_out_ns: AtomicI64,
     /// The node's buffer pool, for stats (producers only).
     pub(crate) pool: Mutex<Option<BufferPool>>,
+    /// Time spent per stage of the node's work: (ns, frames), summed.
+    stages: Mutex<BTreeMap<&'static str, (u64, u64)>>,
 }
 
 impl NodeShared {
@@ -67,7 +69,31 @@ impl NodeShared {
             first_out_ns: AtomicI64::new(0),
             last_out_ns: AtomicI64::new(0),
             pool: Mutex::new(None),
+            stages: Mutex::default(),
         }
+    }
+
+    /// Adds `ns` spent on `frames` frames to `stage`.
+    pub(crate) fn add_stage(&self, stage: &'static str, ns: u64, frames: u64) {
+        let mut stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, n) = stages.entry(stage).or_default();
+        *total += ns;
+        *n += frames;
+    }
+
+    /// Adds the time since `started`, spent on one frame, to `stage`.
+    pub(crate) fn time_stage(&self, stage: &'static str, started: Instant) {
+        self.add_stage(stage, started.elapsed().as_nanos() as u64, 1);
+    }
+
+    /// Mean µs per frame of each stage timed so far.
+    pub(crate) fn stages_us(&self) -> BTreeMap<&'static str, f64> {
+        let stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
+        stages
+            .iter()
+            .filter(|(_, (_, n))| *n > 0)
+            .map(|(&k, &(ns, n))| (k, ns as f64 / n as f64 / 1e3))
+            .collect()
     }
 
     pub(crate) fn set_state(&self, state: NodeState, error: Option<String>) {

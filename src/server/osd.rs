@@ -3,6 +3,7 @@
 //! pool buffer first (counted), so no other reader sees the drawing.
 
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crate::hub::{Item, SubscribeOptions, SubscriptionControl};
 use crate::media::paint::Canvas;
@@ -34,6 +35,7 @@ pub(super) fn spawn(
                 continue;
             };
             shared.count_in();
+            let started = Instant::now();
             if !frame.meta.detections.is_empty() {
                 let size = frame.info.size();
                 if frame.buffer.get_mut().is_none() {
@@ -53,6 +55,7 @@ pub(super) fn spawn(
                 let info = frame.info;
                 draw(&mut Canvas::new(info, data), &frame.meta.detections, &options);
             }
+            shared.time_stage("osd", started);
             publisher.publish(Item::Frame(frame));
             shared.count_out();
         }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::hub::{Item, RecvError, StreamFormat, SubscribeOptions, SubscriptionControl};
 use crate::media::{BufferPool, Frame, FrameMeta};
@@ -67,8 +67,10 @@ pub(super) fn spawn(
                     }
                     continue;
                 };
+                let started = Instant::now();
                 let tiles: Vec<Option<&Frame>> = latest.iter().map(Option::as_ref).collect();
                 let detections = tiler.compose(&tiles, &mut buffer);
+                shared.time_stage("tile", started);
                 let newest = latest.iter().flatten().max_by_key(|f| f.pts).expect("a fresh tile");
                 // The mosaic's own time on the pipeline clock: its tiles' times can repeat or step back.
                 let pts = now.max(last_pts + 1);

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crate::hub::{Item, SubscribeOptions, SubscriptionControl};
 use crate::track::{Tracker, TrackerOptions};
@@ -33,6 +34,7 @@ pub(super) fn spawn(
                 continue;
             };
             shared.count_in();
+            let started = Instant::now();
             let slot = frame.meta.input.unwrap_or(0);
             let tracker = trackers.entry(slot).or_insert_with(|| Tracker::new(options.clone()));
             let detections = if frame.meta.skipped {
@@ -43,6 +45,7 @@ pub(super) fn spawn(
                 detections
             };
             frame.meta_mut().detections = detections;
+            shared.time_stage("track", started);
             publisher.publish(Item::Frame(frame));
             shared.count_out();
         }
