@@ -18,7 +18,7 @@ fn eyrie() -> Command {
 
 #[test]
 fn the_shipped_detector_and_tracker_meet_their_accuracy_on_unseen_seeds() {
-    // Seeds 1000+ were never used in training (models/train.py uses 1-24 and 201-204).
+    // Seeds 1000+ were never used in training (models/train.py uses 1-48 and 201-208).
     let out = eyrie()
         .args(["eval", "--seed", "1000", "--sequences", "2", "--frames", "450"])
         .output()
