@@ -82,6 +82,7 @@ pub(super) fn spawn(ctx: NodeCtx, options: InferOptions) -> Result<JoinHandle<()
                         let meta = frame.meta_mut();
                         meta.detections = dets;
                         meta.input = Some(slot as u32);
+                        meta.skipped = false;
                         publisher.publish(Item::Frame(frame));
                         shared.count_out();
                     }
