@@ -6,10 +6,12 @@
 # seconds (RUNS runs, medians):
 #   - frames/s per input through the detector and the mosaic's frames/s,
 #   - frames dropped anywhere, bytes copied per frame,
-#   - the infer node's µs per frame by stage (preprocess, inference, decode+NMS),
+#   - µs per frame by stage, from the nodes' `stages_us` (preprocess,
+#     inference, decode+NMS and track per input frame; tile and OSD per
+#     mosaic frame),
 #   - whole-process CPU (user + system) per second of wall time.
-# Per-stage costs of everything else (track, tile, OSD) are in
-# `cargo bench --bench infer`; detector-only speed in `eyrie eval`.
+# Stage costs in isolation are in `cargo bench --bench infer`; detector-only
+# speed in `eyrie eval`.
 #
 #   benches/ai_demo.sh                 # SECS=20 RUNS=3
 set -euo pipefail
@@ -24,14 +26,13 @@ for run in $(seq "$RUNS"); do
   ( cd "$dir/media" && EYRIE_LOG=info /usr/bin/time -f '%U %S %e' -o ../time.txt \
       ../../release/eyrie run --for "$SECS" --stats ../stats.json 2> ../log.txt )
   python3 - "$dir" "$run" <<'PY'
-import json, re, sys
+import json, sys
 d, run = sys.argv[1], sys.argv[2]
 s = json.load(open(f"{d}/stats.json"))
 user, system, wall = map(float, open(f"{d}/time.txt").read().split()[-3:])
 nodes = {n["name"]: n for n in s["nodes"]}
 infer, tile = nodes["infer"], nodes["tile"]
 up = s["uptime_s"]
-stage = re.search(r"per frame: preprocess (\d+) µs, inference (\d+) µs, decode\+NMS (\d+) µs", open(f"{d}/log.txt").read())
 dropped = sum(n["frames_dropped"] for n in s["nodes"])
 cams = nodes["cam0"]["frames_out"] + nodes["cam1"]["frames_out"]
 print(json.dumps({
@@ -40,7 +41,7 @@ print(json.dumps({
     "mosaic_fps": round(tile["fps"], 2),
     "dropped": dropped,
     "bytes_copied_per_frame": s["bytes_copied"] / max(cams, 1),
-    "infer_us_per_frame": dict(zip(["preprocess", "inference", "decode_nms"], map(int, stage.groups()))) if stage else None,
+    "us_per_frame": {k: round(v) for name in ["infer", "track", "tile", "deep"] for k, v in nodes[name].get("stages_us", {}).items()},
     "cpu_per_wall_s": round((user + system) / wall, 2),
 }), flush=True)
 PY
