@@ -92,7 +92,7 @@ impl Sink {
                 path.display()
             ));
         };
-        let writer = FileWriter::create(path)
+        let writer = FileWriter::create_complete(path)
             .map_err(|e| format!("{}: {e}", path.display()))?
             .gather(gather);
         Ok(Sink {

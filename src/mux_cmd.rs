@@ -47,7 +47,15 @@ pub fn run(input: &Path, output: &Path, fps: Option<Fps>, fragmented: bool, real
         GATHER
     };
     let out_err = |e: &dyn std::fmt::Display| format!("{}: {e}", output.display());
-    let mut writer = FileWriter::create(output).map_err(|e| out_err(&e))?.gather(gather);
+    // A batch conversion's output appears whole or not at all; a `--realtime`
+    // one grows in place like a recording (a killed run leaves a playable
+    // prefix), and is removed only on an error.
+    let writer = if realtime {
+        FileWriter::create(output).map(FileWriter::remove_unfinished)
+    } else {
+        FileWriter::create_complete(output)
+    };
+    let mut writer = writer.map_err(|e| out_err(&e))?.gather(gather);
     let mut muxer = container.muxer();
     let mut out = Output::new();
     let mut stats = Stats::default();
@@ -64,6 +72,12 @@ pub fn run(input: &Path, output: &Path, fps: Option<Fps>, fragmented: bool, real
         Error::Parse(e) => in_err(&e),
         Error::Other(s) => s,
     })?;
+    if stats.packets == 0 {
+        return Err(in_err(&format_args!(
+            "no {kind} pictures in its {} bytes: nothing to mux",
+            data.len()
+        )));
+    }
     let trailer = muxer.finish(&mut out).map_err(|e| in_err(&e))?;
     writer.write(&mut out).map_err(|e| out_err(&e))?;
     let size = writer.finish(trailer).map_err(|e| out_err(&e))?;

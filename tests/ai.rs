@@ -253,3 +253,95 @@ listen_to = "infer"
         "skipped frames carry the tracked boxes: {skipped:?} vs {inferred:?}"
     );
 }
+
+/// An `infer` input relinked back and forth between two cameras while
+/// frames flow (the seed demo's `listen-to` switch): in the detector's output
+/// the input's camera changes once per relink and never flips back on its
+/// own (no held or in-flight frame of the old camera comes out after the
+/// relink returns), the other input is untouched, and the `track` node
+/// starts new tracks for the input, with new ids, instead of carrying the
+/// old camera's.
+#[test]
+fn infer_inputs_relink_at_run_time_with_nothing_of_the_old_camera_after() {
+    use eyrie::hub::{Hub, Item, SubscribeOptions};
+    use eyrie::server::Server;
+    use std::time::Duration;
+    let cam = |name: &str, seed: u64| {
+        format!("[[node]]\nname = \"{name}\"\nkind = \"testsrc\"\nwidth = 640\nheight = 360\nseed = {seed}\n\n")
+    };
+    let text = format!(
+        "{}{}{}[[node]]\nname = \"infer\"\nkind = \"infer\"\ninputs = [\"cam0\", \"cam1\"]\n\n\
+         [[node]]\nname = \"track\"\nkind = \"track\"\nlisten_to = \"infer\"\n",
+        cam("cam0", 1000),
+        cam("cam1", 1001),
+        cam("cam2", 1002)
+    );
+    let hub = Hub::new();
+    let sub = hub.subscribe("track", SubscribeOptions::blocking(256));
+    let clock = std::sync::Arc::new(eyrie::media::MonotonicClock::new());
+    let mut server = Server::start_with(Config::parse(&text, "relink.toml").unwrap(), hub, clock).unwrap();
+    // Per frame out of `track`: its input, camera and whether any box has a track id
+    // (the frames themselves go back to their cameras' pools at once).
+    let reader = std::thread::spawn(move || {
+        let mut frames = Vec::new();
+        while let Ok(item) = sub.recv_timeout(Duration::from_secs(20)) {
+            match item {
+                Item::Frame(f) => frames.push((
+                    f.meta.input,
+                    f.source.to_string(),
+                    f.meta.detections.iter().filter_map(|d| d.track_id).collect::<Vec<_>>(),
+                )),
+                Item::Eos => break,
+                _ => {}
+            }
+        }
+        frames
+    });
+    let err = server.relink("infer", "cam2").unwrap_err().to_string();
+    assert!(err.contains("relink_input"), "{err}");
+    let err = server.relink_input("infer", "nope", "cam2").unwrap_err().to_string();
+    assert!(err.contains("cam0, cam1"), "{err}");
+    let relinks = 12;
+    let mut input = "cam0".to_string();
+    for i in 0..relinks {
+        std::thread::sleep(Duration::from_millis(250));
+        let to = if i % 2 == 0 { "cam2" } else { "cam0" };
+        server.relink_input("infer", &input, to).unwrap();
+        input = to.to_string();
+    }
+    std::thread::sleep(Duration::from_millis(250));
+    let config = server.config().clone();
+    let stats = server.shutdown();
+    let frames = reader.join().unwrap();
+    let infer = config.nodes.iter().find(|n| n.name == "infer").unwrap();
+    assert!(
+        format!("{:?}", infer.props).contains(r#"inputs: ["cam0", "cam1"]"#),
+        "the config follows the relinks: {:?}",
+        infer.props
+    );
+    let of = |slot: u32| frames.iter().filter(move |f| f.0 == Some(slot));
+    assert!(of(1).all(|f| f.1 == "cam1"), "input 1 is not touched");
+    let slot0: Vec<_> = of(0).collect();
+    let changes: Vec<usize> = (1..slot0.len()).filter(|&i| slot0[i].1 != slot0[i - 1].1).collect();
+    eprintln!(
+        "{} frames of input 0 ({} of input 1), {} camera changes for {relinks} relinks; infer dropped {}",
+        slot0.len(),
+        of(1).count(),
+        changes.len(),
+        stats.nodes.iter().find(|n| n.name == "infer").unwrap().frames_dropped
+    );
+    assert!(
+        changes.len() >= relinks / 2 && changes.len() <= relinks,
+        "the camera changes once per relink at most: {changes:?}"
+    );
+    // Track ids after each relink are new ones: none the input showed before.
+    for &i in &changes {
+        let before = slot0[..i].iter().flat_map(|f| &f.2).max().copied().unwrap_or(0);
+        assert!(
+            slot0[i].2.iter().all(|&id| id > before),
+            "frame {i}, the first of {} after a relink, carries ids {:?} of tracks up to {before}",
+            slot0[i].1,
+            slot0[i].2
+        );
+    }
+}

@@ -202,7 +202,8 @@ fn vp9_ivf_frames_keyframes_and_size() {
             "8",
         ],
     );
-    let (header, frames) = vp9::parse_ivf(&data).unwrap();
+    let vp9::Ivf { header, frames, cut } = vp9::parse_ivf(&data).unwrap();
+    assert_eq!(cut, None);
     assert_eq!(&header.fourcc, b"VP90");
     assert_eq!((header.width, header.height), (640, 360));
     let keys: Vec<bool> = frames

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use common::ff::{Dir, Probed, decode_strict, ffmpeg, ffprobe_packets, tool};
+use common::ff::{Dir, Probed, count_frames, decode_strict, ffmpeg, ffprobe_packets, tool};
 use eyrie::codec::{h264, h265, nal};
 use eyrie::demux::{self, EsKind, es};
 use eyrie::media::{Codec, Packet};
@@ -233,6 +233,8 @@ fn judge(input: &Input) {
             assert!(got.iter().all(|p| p.dts.is_some()), "{what}: every packet has a dts");
         }
         decode_strict(&out).unwrap_or_else(|e| panic!("{what}: {e}"));
+        // Players follow MP4 edit lists: every picture must be inside the edit.
+        assert_eq!(count_frames(&out), want.len() as u64, "{what}: frames decoded");
         match *container {
             "mkv" | "webm" => {
                 let res = tool("mkvinfo").arg(&out).output().unwrap();
@@ -515,4 +517,155 @@ fn segmenter_cuts_on_keyframes_without_loss() {
         total += back.len();
     }
     assert_eq!(total, packets.len());
+}
+
+/// No file (whole or partial) is left in `dir` but `keep`.
+fn only_files(dir: &Dir, keep: &[&str]) {
+    let mut names: Vec<String> = std::fs::read_dir(dir.file(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, keep, "files left in the output folder");
+}
+
+#[test]
+fn an_input_without_pictures_is_an_error_naming_it_and_leaves_no_output() {
+    let dir = Dir::new();
+    let empty = dir.file("empty.h264");
+    std::fs::write(&empty, b"").unwrap();
+    let mut x = 0x2545_f491u32;
+    let noise: Vec<u8> = (0..100_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            // No start codes: random bytes rarely make one, and these never do.
+            (x as u8) | 1
+        })
+        .collect();
+    let random = dir.file("random.h265");
+    std::fs::write(&random, &noise).unwrap();
+    for (input, out, kind) in [
+        (&empty, "a.mp4", "H.264"),
+        (&random, "b.mkv", "H.265"),
+        (&random, "c.ts", "H.265"),
+    ] {
+        let res = eyrie()
+            .arg("mux")
+            .arg(input)
+            .arg(dir.file(out))
+            .args(["--fps", "25"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(1), "{out}: {err}");
+        assert!(
+            err.contains(input.to_str().unwrap()) && err.contains(&format!("no {kind}")),
+            "{out}: {err}"
+        );
+    }
+    only_files(&dir, &["empty.h264", "random.h265"]);
+}
+
+#[test]
+fn a_failed_mux_or_encode_leaves_no_file_and_an_existing_one_untouched() {
+    let dir = Dir::new();
+    // An H.265 stream without timing and no --fps: refused after its first pictures.
+    let es_path = dir.file("untimed.h265");
+    let es = es_path.to_str().unwrap();
+    #[rustfmt::skip]
+    ffmpeg(&[
+        "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "10", "-pix_fmt", "yuv420p",
+        "-c:v", "libx265", "-x265-params", "log-level=error:vui-timing-info=0:hrd=0", es,
+    ]);
+    let old = dir.file("old.mp4");
+    std::fs::write(&old, b"the previous file").unwrap();
+    for out in ["new.mp4", "old.mp4", "new.mkv"] {
+        let res = eyrie().arg("mux").arg(&es_path).arg(dir.file(out)).output().unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(1), "{out}: {err}");
+        assert!(err.contains("frame rate"), "{out}: {err}");
+    }
+    assert_eq!(std::fs::read(&old).unwrap(), b"the previous file");
+    // encode: a y4m that ends mid-frame fails after writing some frames.
+    let y4m = dir.file("cut.y4m");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25",
+        "-frames:v",
+        "5",
+        "-pix_fmt",
+        "yuv420p",
+        y4m.to_str().unwrap(),
+    ]);
+    let bytes = std::fs::read(&y4m).unwrap();
+    std::fs::write(&y4m, &bytes[..bytes.len() - 100]).unwrap();
+    let res = eyrie()
+        .args(["encode", "--input", y4m.to_str().unwrap(), "-o"])
+        .arg(dir.file("enc.mp4"))
+        .output()
+        .unwrap();
+    assert!(!res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    only_files(&dir, &["cut.y4m", "old.mp4", "untimed.h265"]);
+}
+
+#[test]
+fn h265_frame_rate_is_read_from_the_stream() {
+    let dir = Dir::new();
+    let es_path = dir.file("x265.h265");
+    #[rustfmt::skip]
+    ffmpeg(&[
+        "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "20", "-pix_fmt", "yuv420p",
+        "-c:v", "libx265", "-x265-params", "log-level=error", es_path.to_str().unwrap(),
+    ]);
+    let out = dir.file("x265.mp4");
+    let res = eyrie().arg("mux").arg(&es_path).arg(&out).output().unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let probed = ffprobe_packets(&out);
+    assert_eq!(probed.len(), 20);
+    let start = probed.iter().map(|p| p.pts).fold(f64::INFINITY, f64::min);
+    let end = probed.iter().map(|p| p.pts).fold(0.0, f64::max);
+    assert!((end - start - 19.0 / 25.0).abs() < 1e-4, "25 fps: {start}..{end}");
+}
+
+#[test]
+fn truncated_ivf_and_annexb_inputs_keep_every_whole_frame_with_a_warning() {
+    let dir = Dir::new();
+    for name in ["vp9", "h264"] {
+        let i = input(name);
+        let bytes = std::fs::read(&i.es).unwrap();
+        let end = if name == "vp9" {
+            // Mid-frame: the IVF frame header says more than the file holds.
+            bytes.len() * 6 / 10
+        } else {
+            // The last slice cut after its NAL header: the picture before it is whole.
+            let last_slice = (0..bytes.len() - 4)
+                .rev()
+                .find(|&i| bytes[i..i + 3] == [0, 0, 1] && matches!(bytes[i + 3] & 0x1f, 1 | 5))
+                .unwrap();
+            last_slice + 4
+        };
+        let cut = dir.file(&format!("cut.{}", i.es.extension().unwrap().to_str().unwrap()));
+        std::fs::write(&cut, &bytes[..end]).unwrap();
+        let out = dir.file(&format!("{name}.mkv"));
+        let res = eyrie()
+            .arg("mux")
+            .arg(&cut)
+            .arg(&out)
+            .args(["--fps", "30"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(res.status.success(), "{name}: {err}");
+        assert!(
+            err.contains("truncated") && err.contains("byte"),
+            "{name}: a warning naming the offset: {err}"
+        );
+        decode_strict(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (full, got) = (count_frames(&i.es), count_frames(&out));
+        assert!(got > full / 3 && got < full, "{name}: {got} of {full} frames");
+    }
 }

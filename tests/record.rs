@@ -347,6 +347,90 @@ fn smart_record_clips_start_before_their_trigger() {
     assert!(clip_b.duration_s > 0.9 && clip_b.duration_s < 2.0, "{clip_b:?}");
 }
 
+/// `overlap = true` and Matroska clips: a second trigger during a clip starts
+/// a clip of its own, each a whole `.mkv` from the last keyframe at or before
+/// its own `trigger - before`; the node's stats show what its cache holds.
+#[test]
+fn overlapping_matroska_clips_each_start_before_their_own_trigger() {
+    let dir = Dir::new();
+    let (w, h) = (320, 180);
+    let mut nodes = camera("a", (w, h), 30, None, 10);
+    nodes += "[[node]]\nname = \"sr\"\nkind = \"smartrecord\"\nlisten_to = \"a-h264\"\ncache = 3\n\
+              container = \"mkv\"\noverlap = true\n";
+    let server = Server::start(config(&dir.file("media"), &nodes)).unwrap();
+    let events = server.events();
+    let sent = server.hub().subscribe("a-h264", SubscribeOptions::blocking(4096));
+    std::thread::sleep(Duration::from_millis(2500));
+    let cache = server
+        .stats()
+        .nodes
+        .into_iter()
+        .find(|n| n.name == "sr")
+        .unwrap()
+        .cache
+        .unwrap();
+    assert!(
+        cache.packets > 30 && cache.bytes > 10_000 && cache.span_s > 1.0 && cache.span_s <= 3.0,
+        "{cache:?}"
+    );
+    let ask = |before, after| {
+        let request = ClipRequest {
+            before: Some(before),
+            after: Some(after),
+            trigger: "overlap".into(),
+        };
+        server.smart_record("sr", request).unwrap()
+    };
+    let t1 = ask(1.0, 1.0);
+    std::thread::sleep(Duration::from_millis(600));
+    let t2 = ask(0.5, 1.0);
+    assert!(
+        !t1.extended && !t2.extended,
+        "with overlap, each trigger has its own clip"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut clips = Vec::new();
+    while clips.len() < 2 {
+        assert!(Instant::now() < deadline, "clips never finished: {clips:?}");
+        if let Ok(Event::Closed(f)) = events.recv_timeout(Duration::from_millis(100)) {
+            clips.push(f);
+        }
+    }
+    let mut packets = Vec::new();
+    while let Ok(item) = sent.try_recv() {
+        if let Item::Packet(p) = item {
+            packets.push((p.pts, p.seq, p.keyframe));
+        }
+    }
+    drop(sent);
+    server.shutdown();
+    let mut firsts = Vec::new();
+    for clip in &clips {
+        let path = Path::new(&clip.path);
+        assert_eq!(path.extension().unwrap(), "mkv", "{clip:?}");
+        decode_strict(path).unwrap();
+        assert!(tool("mkvinfo").arg(path).output().unwrap().status.success());
+        let (first, _, n) = stamps(path, w, h);
+        assert_eq!(n as u64, clip.frames);
+        firsts.push(first as u64);
+    }
+    firsts.sort();
+    for (first, (t, before)) in firsts.iter().zip([(t1.trigger_ns, 1.0), (t2.trigger_ns, 0.5)]) {
+        let from = t - (before * 1e9) as i64;
+        let expected = packets
+            .iter()
+            .filter(|p| p.2 && p.0 <= from)
+            .map(|p| p.1)
+            .max()
+            .unwrap();
+        assert_eq!(
+            *first, expected,
+            "a clip starts at the last keyframe before its trigger - before"
+        );
+    }
+    assert!(firsts[0] < firsts[1], "two clips, two starts: {firsts:?}");
+}
+
 #[test]
 fn snapshots_from_raw_and_coded_streams() {
     let dir = Dir::new();

@@ -151,6 +151,7 @@ fn bitstream_parsers_never_panic() {
         for nal in codec::nal::annexb(&data) {
             let _ = h264::Sps::parse(nal.data, nal.offset);
             let _ = h265::Sps::parse(nal.data, nal.offset);
+            let _ = h265::vps_fps(nal.data, nal.offset);
             let _ = h264::parse_avcc(nal.data);
         }
         let _ = codec::nal::length_prefixed(&data, 4, 0);
@@ -160,6 +161,49 @@ fn bitstream_parsers_never_panic() {
         let mut ivf = b"DKIF\0\0\x20\0VP90\x80\x02\x68\x01\x1e\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0".to_vec();
         ivf.extend_from_slice(&data);
         let _ = vp9::parse_ivf(&ivf);
+    }
+}
+
+/// What a hostile camera sends, mutated, through the RTSP guard at random
+/// splits: never a panic, never more buffered than one unit and one read.
+#[test]
+fn the_rtsp_guard_never_panics_and_stays_bounded() {
+    use eyrie::capture::rtsp::guard::{self, Deframer, MAX_MESSAGE_BYTES, PictureGuard, Transport, Unit};
+    let mut rng = Rng(99);
+    let seed: Vec<u8> = [
+        &b"RTSP/1.0 200 OK\r\nCSeq: 3\r\nTransport: RTP/AVP;unicast;client_port=5000-5001;server_port=6970-6971\r\n"[..],
+        b"Content-Length: 4\r\n\r\nabcd",
+        &[b'$', 0, 0, 16, 0x80, 0x60, 0, 1, 0, 0, 0x0b, 0xb8, 0, 0, 0, 1, 0x7c, 0x85, 1, 2],
+        b"RTSP/1.0 200 OK\nTransport: RTP/AVP/TCP;interleaved=0-1\n\n",
+    ]
+    .concat();
+    for _ in 0..5_000 {
+        let mut data = seed.clone();
+        for _ in 0..rng.below(8) {
+            let at = rng.below(data.len());
+            data[at] = rng.next() as u8;
+        }
+        let split = 1 + rng.below(64);
+        let (mut d, mut pictures) = (Deframer::default(), PictureGuard::default());
+        'feed: for chunk in data.chunks(split) {
+            d.buffer().extend_from_slice(chunk);
+            loop {
+                match d.unit() {
+                    Ok(Some(Unit::Message(m))) => {
+                        if let Some(t) = guard::header(guard::head(&m), "transport") {
+                            let _ = Transport::parse(t);
+                            let _ = guard::with_header(&m, "transport", &Transport::rewrite(t, Some(1), Some(2)));
+                        }
+                    }
+                    Ok(Some(Unit::Interleaved { frame, .. })) => {
+                        let _ = pictures.packet(&frame[4..], 64);
+                    }
+                    Ok(None) => break,
+                    Err(_) => break 'feed,
+                }
+            }
+            assert!(d.buffer().len() <= MAX_MESSAGE_BYTES.max(65_539) + split);
+        }
     }
 }
 

@@ -16,6 +16,10 @@ fuzz_target!(|data: &[u8]| {
         nal[1] = 0x01;
     }
     let _ = h265::Sps::parse(&nal, 0);
+    if nal.len() > 1 {
+        nal[0] = 0x40;
+    }
+    let _ = h265::vps_fps(&nal, 0);
     let _ = h264::parse_avcc(data);
     let _ = vp9::parse_frame(data, 0);
     let _ = vp9::superframe(data, 0);

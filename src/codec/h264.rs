@@ -256,14 +256,15 @@ fn vui(r: &mut BitReader<'_>) -> Result<(Option<Fps>, Option<u32>), CodecError> 
         let units = r.bits(32)?;
         let scale = r.bits(32)?;
         r.skip(1)?; // fixed_frame_rate_flag
-        fps = fps_of(units, scale);
+        // A frame is two fields: fps = time_scale / (2 × num_units_in_tick).
+        fps = fps_ratio(u64::from(scale), 2 * u64::from(units));
     }
     Ok((fps, vui_reorder(r).unwrap_or(None)))
 }
 
-/// A frame is two fields: fps = time_scale / (2 × num_units_in_tick), reduced.
-fn fps_of(units: u32, scale: u32) -> Option<Fps> {
-    let (num, den) = (scale as u64, 2 * units as u64);
+/// `num / den` frames per second, reduced; `None` for a zero term or a
+/// ratio that does not fit.
+pub(super) fn fps_ratio(num: u64, den: u64) -> Option<Fps> {
     if num == 0 || den == 0 {
         return None;
     }

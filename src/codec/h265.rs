@@ -5,7 +5,8 @@
 
 use super::CodecError;
 use super::bits::{BitReader, unescape};
-use super::h264::push_u16_prefixed;
+use super::h264::{fps_ratio, push_u16_prefixed};
+use crate::media::Fps;
 
 /// `nal_unit_type` (bits 1..7 of the two-byte header).
 pub fn nal_type(nal: &[u8]) -> u8 {
@@ -42,6 +43,45 @@ pub fn starts_access_unit(nal: &[u8]) -> bool {
         t if is_vcl(t) => nal.get(2).is_some_and(|b| b & 0x80 != 0),
         _ => false,
     }
+}
+
+/// The frame rate a video parameter set signals in its timing info
+/// (§7.3.2.1: `vps_timing_info_present_flag`, then `vps_num_units_in_tick`
+/// and `vps_time_scale`; fps = time_scale / num_units_in_tick, §E.3.1), if any.
+pub fn vps_fps(nal: &[u8], offset: usize) -> Result<Option<Fps>, CodecError> {
+    if nal_type(nal) != VPS || nal.len() < 3 {
+        return Err(CodecError::new(
+            offset,
+            format!("NAL type {} is not a VPS", nal_type(nal)),
+        ));
+    }
+    let rbsp = unescape(&nal[2..]);
+    let mut r = BitReader::new(&rbsp, offset + 2, "H.265 VPS");
+    r.skip(4 + 1 + 1 + 6)?; // vps_video_parameter_set_id, base layer flags, vps_max_layers_minus1
+    let max_sub_layers_minus1 = r.bits(3)? as u8;
+    if max_sub_layers_minus1 > 6 {
+        return Err(r.error(format!("vps_max_sub_layers_minus1 {max_sub_layers_minus1} > 6")));
+    }
+    r.skip(1 + 16)?; // vps_temporal_id_nesting_flag, vps_reserved_0xffff_16bits
+    profile_tier_level(&mut r, max_sub_layers_minus1)?;
+    let all_sub_layers = r.bit()?;
+    for _ in if all_sub_layers { 0 } else { max_sub_layers_minus1 }..=max_sub_layers_minus1 {
+        r.ue()?; // vps_max_dec_pic_buffering_minus1
+        r.ue()?; // vps_max_num_reorder_pics
+        r.ue()?; // vps_max_latency_increase_plus1
+    }
+    let max_layer_id = r.bits(6)? as usize;
+    let layer_sets = r.ue()? as usize;
+    if layer_sets > 1023 {
+        return Err(r.error(format!("vps_num_layer_sets_minus1 {layer_sets} > 1023")));
+    }
+    r.skip(layer_sets * (max_layer_id + 1))?; // layer_id_included_flag
+    if !r.bit()? {
+        return Ok(None);
+    }
+    let units = r.bits(32)?;
+    let scale = r.bits(32)?;
+    Ok(fps_ratio(u64::from(scale), u64::from(units)))
 }
 
 /// The general profile, tier and level (the fields `hvcC` repeats).
@@ -88,6 +128,8 @@ pub struct Sps {
     pub log2_max_poc_lsb: u32,
     /// `sps_max_num_reorder_pics` of the highest sub-layer.
     pub max_num_reorder_pics: u32,
+    /// The frame rate the VUI timing info signals (§E.2.1), if any.
+    pub fps: Option<Fps>,
 }
 
 impl Sps {
@@ -155,6 +197,9 @@ impl Sps {
         if max_num_reorder_pics > 16 {
             return Err(r.error(format!("sps_max_num_reorder_pics {max_num_reorder_pics} > 16")));
         }
+        // Past the coding tools to the VUI; a parameter set cut short before
+        // its timing info simply signals no frame rate.
+        let fps = sps_vui_fps(&mut r, log2_max_poc_lsb).unwrap_or(None);
         Ok(Sps {
             id,
             sub_layers: max_sub_layers_minus1 + 1,
@@ -168,7 +213,170 @@ impl Sps {
             separate_colour_plane,
             log2_max_poc_lsb,
             max_num_reorder_pics,
+            fps,
         })
+    }
+}
+
+/// The rest of an SPS after the sub-layer ordering info (§7.3.2.2.1), read
+/// up to the VUI timing info: the frame rate, if signalled.
+fn sps_vui_fps(r: &mut BitReader<'_>, log2_max_poc_lsb: u32) -> Result<Option<Fps>, CodecError> {
+    for _ in 0..6 {
+        r.ue()?; // coding and transform block sizes, transform hierarchy depths
+    }
+    if r.bit()? && r.bit()? {
+        scaling_list_data(r)?;
+    }
+    r.skip(2)?; // amp_enabled_flag, sample_adaptive_offset_enabled_flag
+    if r.bit()? {
+        r.skip(8)?; // pcm sample bit depths
+        r.ue()?;
+        r.ue()?;
+        r.skip(1)?; // pcm_loop_filter_disabled_flag
+    }
+    let sets = r.ue()? as usize;
+    if sets > 64 {
+        return Err(r.error(format!("num_short_term_ref_pic_sets {sets} > 64")));
+    }
+    let mut rps: Vec<RefPicSet> = Vec::with_capacity(sets);
+    for i in 0..sets {
+        let set = RefPicSet::parse(r, rps.get(i.wrapping_sub(1)))?;
+        rps.push(set);
+    }
+    if r.bit()? {
+        let lt = r.ue()?;
+        if lt > 32 {
+            return Err(r.error(format!("num_long_term_ref_pics_sps {lt} > 32")));
+        }
+        r.skip(lt as usize * (log2_max_poc_lsb as usize + 1))?; // lt_ref_pic_poc_lsb_sps, used_by_curr_pic_lt_sps_flag
+    }
+    r.skip(2)?; // sps_temporal_mvp_enabled_flag, strong_intra_smoothing_enabled_flag
+    if !r.bit()? {
+        return Ok(None); // no VUI
+    }
+    // vui_parameters() (§E.2.1) up to vui_timing_info_present_flag.
+    if r.bit()? && r.bits(8)? == 255 {
+        r.skip(32)?; // sar_width, sar_height
+    }
+    if r.bit()? {
+        r.skip(1)?; // overscan_appropriate_flag
+    }
+    if r.bit()? {
+        r.skip(4)?; // video_format, video_full_range_flag
+        if r.bit()? {
+            r.skip(24)?; // colour description
+        }
+    }
+    if r.bit()? {
+        r.ue()?;
+        r.ue()?; // chroma sample locations
+    }
+    r.skip(3)?; // neutral_chroma_indication_flag, field_seq_flag, frame_field_info_present_flag
+    if r.bit()? {
+        for _ in 0..4 {
+            r.ue()?; // default display window offsets
+        }
+    }
+    if !r.bit()? {
+        return Ok(None);
+    }
+    let units = r.bits(32)?;
+    let scale = r.bits(32)?;
+    Ok(fps_ratio(u64::from(scale), u64::from(units)))
+}
+
+/// `scaling_list_data()` (§7.3.4), skipped.
+fn scaling_list_data(r: &mut BitReader<'_>) -> Result<(), CodecError> {
+    for size_id in 0..4 {
+        let step = if size_id == 3 { 3 } else { 1 };
+        for _ in (0..6).step_by(step) {
+            if !r.bit()? {
+                r.ue()?; // scaling_list_pred_matrix_id_delta
+                continue;
+            }
+            if size_id > 1 {
+                r.se()?; // scaling_list_dc_coef_minus8
+            }
+            for _ in 0..(64.min(1 << (4 + (size_id << 1)))) {
+                r.se()?; // scaling_list_delta_coef
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A short-term reference picture set's delta POCs (§7.4.8): S0 (before the
+/// current picture) and S1 (after), in the spec's order, which the next set
+/// may be predicted from.
+struct RefPicSet {
+    s0: Vec<i32>,
+    s1: Vec<i32>,
+}
+
+impl RefPicSet {
+    /// `st_ref_pic_set()` (§7.3.7) of an SPS, predicted from `previous` when it says so.
+    fn parse(r: &mut BitReader<'_>, previous: Option<&RefPicSet>) -> Result<RefPicSet, CodecError> {
+        let predicted = match previous {
+            Some(p) if r.bit()? => p,
+            _ => {
+                let (neg, pos) = (r.ue()?, r.ue()?);
+                if neg > 16 || pos > 16 {
+                    return Err(r.error(format!("a reference picture set of {neg} + {pos} pictures")));
+                }
+                let mut deltas = |n: u32, sign: i32| -> Result<Vec<i32>, CodecError> {
+                    let mut poc = 0i32;
+                    (0..n)
+                        .map(|_| {
+                            poc = poc.saturating_add(sign.saturating_mul(r.ue()?.saturating_add(1) as i32));
+                            r.skip(1)?; // used_by_curr_pic_flag
+                            Ok(poc)
+                        })
+                        .collect()
+                };
+                let s0 = deltas(neg, -1)?;
+                let s1 = deltas(pos, 1)?;
+                return Ok(RefPicSet { s0, s1 });
+            }
+        };
+        let sign = if r.bit()? { -1 } else { 1 };
+        let delta_rps = sign * (r.ue()?.min(1 << 15) as i32 + 1);
+        // One use_delta flag per picture of the reference set (S0, then S1), then one for delta_rps itself.
+        let n = predicted.s0.len() + predicted.s1.len();
+        let mut use_delta = Vec::with_capacity(n + 1);
+        for _ in 0..=n {
+            let used = r.bit()?;
+            use_delta.push(used || r.bit()?);
+        }
+        let (neg, pos) = (predicted.s0.len(), &predicted.s1);
+        let mut s0 = Vec::new();
+        for (j, d) in pos.iter().enumerate().rev() {
+            if d + delta_rps < 0 && use_delta[neg + j] {
+                s0.push(d + delta_rps);
+            }
+        }
+        if delta_rps < 0 && use_delta[n] {
+            s0.push(delta_rps);
+        }
+        for (j, d) in predicted.s0.iter().enumerate() {
+            if d + delta_rps < 0 && use_delta[j] {
+                s0.push(d + delta_rps);
+            }
+        }
+        let mut s1 = Vec::new();
+        for (j, d) in predicted.s0.iter().enumerate().rev() {
+            if d + delta_rps > 0 && use_delta[j] {
+                s1.push(d + delta_rps);
+            }
+        }
+        if delta_rps > 0 && use_delta[n] {
+            s1.push(delta_rps);
+        }
+        for (j, d) in pos.iter().enumerate() {
+            if d + delta_rps > 0 && use_delta[neg + j] {
+                s1.push(d + delta_rps);
+            }
+        }
+        Ok(RefPicSet { s0, s1 })
     }
 }
 
@@ -240,4 +448,115 @@ pub fn hvcc(vps: &[&[u8]], sps: &[&[u8]], pps: &[&[u8]]) -> Result<Vec<u8>, Code
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bits written MSB first, then made a NAL unit (emulation prevention added).
+    #[derive(Default)]
+    struct Bits(Vec<bool>);
+
+    impl Bits {
+        fn u(&mut self, n: u32, v: u64) -> &mut Self {
+            self.0.extend((0..n).rev().map(|i| v >> i & 1 == 1));
+            self
+        }
+        fn ue(&mut self, v: u32) -> &mut Self {
+            let n = 32 - (v + 1).leading_zeros();
+            self.u(n - 1, 0).u(n, u64::from(v + 1))
+        }
+        fn se(&mut self, v: i32) -> &mut Self {
+            self.ue(if v > 0 { 2 * v as u32 - 1 } else { 2 * v.unsigned_abs() })
+        }
+        fn nal(&mut self, header: [u8; 2]) -> Vec<u8> {
+            self.u(1, 1);
+            while !self.0.len().is_multiple_of(8) {
+                self.u(1, 0);
+            }
+            let rbsp: Vec<u8> = self
+                .0
+                .chunks(8)
+                .map(|b| b.iter().fold(0, |a, &x| a << 1 | x as u8))
+                .collect();
+            let mut out = header.to_vec();
+            for b in rbsp {
+                if out.len() >= 4 && out[out.len() - 2..] == [0, 0] && b <= 3 {
+                    out.push(3);
+                }
+                out.push(b);
+            }
+            out
+        }
+    }
+
+    /// x265's own parameter sets (320×240, 25 fps): the rate is in the SPS's
+    /// VUI, not in the VPS.
+    #[test]
+    fn x265_signals_its_frame_rate_in_the_sps_vui() {
+        let hex = |s: &str| {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect::<Vec<u8>>()
+        };
+        let vps = hex("40010c01ffff01600000030090000003000003003c959809");
+        let sps = hex("42010101600000030090000003000003003ca00a080f165959a4932bc05a020000030002000003003210");
+        assert_eq!(vps_fps(&vps, 0).unwrap(), None);
+        let sps = Sps::parse(&sps, 0).unwrap();
+        assert_eq!((sps.width, sps.height, sps.fps), (320, 240, Fps::new(25, 1).ok()));
+    }
+
+    /// An SPS with every optional part before the VUI: scaling lists, PCM,
+    /// short-term reference picture sets (two predicted from the one before),
+    /// long-term pictures; its VUI says 30000/1001.
+    #[test]
+    fn the_vui_is_found_past_scaling_lists_pcm_and_reference_picture_sets() {
+        let mut b = Bits::default();
+        b.u(4, 0).u(3, 0).u(1, 1); // vps id, max_sub_layers_minus1, temporal_id_nesting
+        b.u(2, 0)
+            .u(1, 0)
+            .u(5, 1)
+            .u(32, 0x6000_0000)
+            .u(48, 0x9000_0000_0000)
+            .u(8, 60);
+        b.ue(0).ue(1).ue(320).ue(240).u(1, 0).ue(0).ue(0).ue(4); // id, 4:2:0, size, bit depths, poc lsb 8 bits
+        b.u(1, 1).ue(4).ue(2).ue(0); // sub-layer ordering
+        for v in [0, 3, 0, 3, 1, 1] {
+            b.ue(v);
+        }
+        b.u(1, 1).u(1, 1); // scaling lists, present
+        for size_id in 0..4 {
+            for matrix in (0..6).step_by(if size_id == 3 { 3 } else { 1 }) {
+                if size_id == 2 && matrix == 0 {
+                    b.u(1, 1).se(8);
+                    for i in 0..64 {
+                        b.se(i % 5 - 2);
+                    }
+                } else {
+                    b.u(1, 0).ue(0);
+                }
+            }
+        }
+        b.u(1, 1).u(1, 1); // amp, sao
+        b.u(1, 1).u(4, 7).u(4, 7).ue(0).ue(1).u(1, 0); // pcm
+        b.ue(3); // three short-term sets
+        b.ue(2).ue(1).ue(0).u(1, 1).ue(1).u(1, 1).ue(1).u(1, 0); // S0 = [-1, -3], S1 = [2]
+        b.u(1, 1).u(1, 1).ue(0); // predicted from set 0, delta -1
+        b.u(1, 1).u(1, 0).u(1, 1).u(1, 0).u(1, 0).u(1, 1); // -> S0 = [-1, -2, -4]
+        b.u(1, 1).u(1, 0).ue(1); // predicted from set 1 (three pictures: four flags), delta +2
+        for _ in 0..4 {
+            b.u(1, 1);
+        }
+        b.u(1, 1).ue(2).u(8, 5).u(1, 1).u(8, 9).u(1, 0); // two long-term pictures
+        b.u(1, 1).u(1, 1); // temporal mvp, strong intra smoothing
+        b.u(1, 1).u(1, 1).u(8, 255).u(16, 4).u(16, 3); // VUI: aspect ratio
+        b.u(1, 0).u(1, 1).u(3, 5).u(1, 0).u(1, 1).u(24, 0x010101); // overscan, signal type
+        b.u(1, 0).u(3, 0).u(1, 1).ue(0).ue(2).ue(0).ue(2); // chroma loc, flags, display window
+        b.u(1, 1).u(32, 1001).u(32, 30000).u(1, 0); // timing
+        let sps = Sps::parse(&b.nal([0x42, 0x01]), 0).unwrap();
+        assert_eq!(sps.fps, Fps::new(30000, 1001).ok());
+        assert_eq!(sps.log2_max_poc_lsb, 8);
+    }
 }

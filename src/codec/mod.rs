@@ -21,6 +21,18 @@ use bytes::Bytes;
 use crate::media::{Codec, CodecParams};
 pub use nal::Nal;
 
+/// The frame rate a parameter set of `codec` signals: an H.264 or H.265
+/// SPS's VUI timing, an H.265 VPS's timing info; `None` for other units or
+/// no timing.
+pub fn signalled_fps(codec: Codec, nal: &[u8]) -> Option<crate::media::Fps> {
+    match codec {
+        Codec::H264 if h264::nal_type(nal) == h264::SPS => h264::Sps::parse(nal, 0).ok()?.fps,
+        Codec::H265 if h265::nal_type(nal) == h265::SPS => h265::Sps::parse(nal, 0).ok()?.fps,
+        Codec::H265 if h265::nal_type(nal) == h265::VPS => h265::vps_fps(nal, 0).ok()?,
+        _ => None,
+    }
+}
+
 /// A bitstream error: what is wrong, and where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("at byte {offset}: {message}")]

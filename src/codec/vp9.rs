@@ -174,8 +174,20 @@ pub struct IvfFrame<'a> {
     pub data: &'a [u8],
 }
 
-/// Parses a whole IVF file.
-pub fn parse_ivf(file: &[u8]) -> Result<(IvfHeader, Vec<IvfFrame<'_>>), CodecError> {
+/// An IVF file's header and whole frames; `cut` says where and why it ends
+/// early (a file truncated mid-frame keeps every frame before the cut).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ivf<'a> {
+    /// The file header.
+    pub header: IvfHeader,
+    /// Every whole frame.
+    pub frames: Vec<IvfFrame<'a>>,
+    /// Where the file ends early, if it does.
+    pub cut: Option<CodecError>,
+}
+
+/// Parses an IVF file; a bad header is an error, a truncated tail is [`Ivf::cut`].
+pub fn parse_ivf(file: &[u8]) -> Result<Ivf<'_>, CodecError> {
     if file.len() < 32 || &file[..4] != b"DKIF" {
         return Err(CodecError::new(0, "not an IVF file (no DKIF signature)"));
     }
@@ -197,15 +209,22 @@ pub fn parse_ivf(file: &[u8]) -> Result<(IvfHeader, Vec<IvfFrame<'_>>), CodecErr
     }
     let mut frames = Vec::new();
     let mut pos = header_len;
+    let mut cut = None;
     while pos < file.len() {
         if pos + 12 > file.len() {
-            return Err(CodecError::new(pos, "truncated IVF frame header"));
+            cut = Some(CodecError::new(pos, "the file ends inside an IVF frame header"));
+            break;
         }
         let size = u32le(pos) as usize;
         let pts = u64::from_le_bytes(file[pos + 4..pos + 12].try_into().expect("8 bytes"));
-        let data = file
-            .get(pos + 12..pos + 12 + size)
-            .ok_or_else(|| CodecError::new(pos, format!("IVF frame of {size} bytes overruns the file")))?;
+        let Some(data) = file.get(pos + 12..(pos + 12).saturating_add(size)) else {
+            let msg = format!(
+                "IVF frame of {size} bytes overruns the file (it ends after {})",
+                file.len()
+            );
+            cut = Some(CodecError::new(pos, msg));
+            break;
+        };
         frames.push(IvfFrame {
             offset: pos + 12,
             pts,
@@ -213,5 +232,5 @@ pub fn parse_ivf(file: &[u8]) -> Result<(IvfHeader, Vec<IvfFrame<'_>>), CodecErr
         });
         pos += 12 + size;
     }
-    Ok((header, frames))
+    Ok(Ivf { header, frames, cut })
 }

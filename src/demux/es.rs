@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::codec::poc::{PocCounter, Presenter};
-use crate::codec::{AccessUnit, AuSplitter, CodecError, ParamTracker, h264, nal, vp9};
+use crate::codec::{AccessUnit, AuSplitter, CodecError, ParamTracker, nal, vp9};
 use crate::media::{Codec, CodecParams, Fps, Packet};
 
 /// The kinds of elementary stream files.
@@ -35,6 +35,16 @@ impl EsKind {
             "h265" | "265" | "hevc" => EsKind::H265,
             "ivf" => EsKind::Ivf,
             _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for EsKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EsKind::H264 => "H.264 (Annex-B)",
+            EsKind::H265 => "H.265 (Annex-B)",
+            EsKind::Ivf => "VP9 (IVF)",
         })
     }
 }
@@ -137,21 +147,36 @@ fn read_annexb<E: From<CodecError>>(
         units: Default::default(),
     };
     let mut decoded = 0u64;
-    let mut add = |au: AccessUnit<'_>, sink: &mut dyn FnMut(Packet) -> Result<(), E>| -> Result<(), E> {
-        params.update(&au)?;
-        let Some(poc) = pocs.push(&au)? else {
-            return Ok(()); // no coded picture (e.g. a trailing end-of-stream unit)
+    // `last`: the stream's last access unit, which a cut file may have cut
+    // too: its cut NAL units are left out, with a warning, down to what parses.
+    let mut add = |mut au: AccessUnit<'_>,
+                   last: bool,
+                   sink: &mut dyn FnMut(Packet) -> Result<(), E>|
+     -> Result<(), E> {
+        let (poc, p) = loop {
+            let parsed = params.update(&au).and_then(|_| pocs.push(&au)).and_then(|poc| {
+                let p = params.current().cloned();
+                let p = p.ok_or_else(|| {
+                    CodecError::new(au.offset(), "a picture before the stream's parameter sets (SPS/PPS)")
+                });
+                poc.map(|poc| p.map(|p| (poc, p))).transpose()
+            });
+            match parsed {
+                Ok(Some(picture)) => break picture,
+                Ok(None) => return Ok(()), // no coded picture (e.g. a trailing end-of-stream unit)
+                Err(e) if last => {
+                    tracing::warn!(%source, "truncated: the NAL unit at byte {} is left out: {e}", au.nals.last().map_or(0, |n| n.offset));
+                    au.nals.pop();
+                    if au.nals.is_empty() {
+                        return Ok(());
+                    }
+                    au = AccessUnit::of(codec, std::mem::take(&mut au.nals));
+                }
+                Err(e) => return Err(e.into()),
+            }
         };
-        let p = params
-            .current()
-            .cloned()
-            .ok_or_else(|| CodecError::new(au.offset(), "a picture before the stream's parameter sets (SPS/PPS)"))?;
-        if pending.fps.is_none() && codec == Codec::H264 {
-            pending.fps = au
-                .nals
-                .iter()
-                .find(|n| h264::nal_type(n.data) == h264::SPS)
-                .and_then(|n| h264::Sps::parse(n.data, n.offset).ok()?.fps);
+        if pending.fps.is_none() {
+            pending.fps = au.nals.iter().find_map(|n| crate::codec::signalled_fps(codec, n.data));
         }
         if pending.delay < 0 {
             pending.delay = poc.reorder as i64;
@@ -167,11 +192,11 @@ fn read_annexb<E: From<CodecError>>(
     };
     for n in nal::annexb(data) {
         if let Some(au) = splitter.push(n) {
-            add(au, &mut sink)?;
+            add(au, false, &mut sink)?;
         }
     }
     if let Some(au) = splitter.finish() {
-        add(au, &mut sink)?;
+        add(au, true, &mut sink)?;
     }
     for (id, at) in presenter.flush() {
         pending.shown(id, at);
@@ -184,7 +209,10 @@ fn read_ivf<E: From<CodecError>>(
     source: &Arc<str>,
     mut sink: impl FnMut(Packet) -> Result<(), E>,
 ) -> Result<(), E> {
-    let (header, frames) = vp9::parse_ivf(data)?;
+    let vp9::Ivf { header, frames, cut } = vp9::parse_ivf(data)?;
+    if let Some(cut) = cut {
+        tracing::warn!(%source, "truncated: {cut}; the {} whole frames before it are read", frames.len());
+    }
     if &header.fourcc != b"VP90" {
         return Err(CodecError::new(
             8,

@@ -121,9 +121,26 @@ fn raw_encoder(settings: &EncoderSettings, info: &VideoInfo) -> Result<RawEncode
     RawEncoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| EncodeError::failed(NAME, e))
 }
 
+/// OpenH264 was built with its x86 assembly (build.rs: `nasm` was found).
+pub const ASSEMBLY: bool = matches!(env!("EYRIE_OPENH264_ASM").as_bytes(), b"1");
+
+/// Says once per process that this build's OpenH264 lacks its assembly.
+fn warn_without_assembly() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if !ASSEMBLY {
+        ONCE.call_once(|| {
+            tracing::warn!(
+                "this eyrie was built without nasm: OpenH264 runs without its assembly, about 2.7x slower \
+                 (install nasm and rebuild)"
+            );
+        });
+    }
+}
+
 impl H264Encoder {
     /// An encoder for frames like `info`.
     pub fn new(settings: &EncoderSettings, info: &VideoInfo) -> Result<Self, EncodeError> {
+        warn_without_assembly();
         if settings.codec != Codec::H264 {
             return Err(EncodeError::Unsupported {
                 backend: NAME,

@@ -65,6 +65,15 @@ struct Input {
 }
 
 impl Input {
+    fn new(policy: PolicyOptions) -> Self {
+        Input {
+            motion: policy.motion.then(|| Motion::new(policy.motion_options.clone())),
+            policy,
+            seen: 0,
+            last_ns: None,
+        }
+    }
+
     fn wants(&mut self, frame: &Frame, now_ns: i64) -> bool {
         self.seen += 1;
         // Motion is measured on every frame, so its reference stays current.
@@ -112,15 +121,7 @@ impl Batcher {
     /// A batcher of up to `max` frames that waits at most `timeout_ns`, with one
     /// policy per input.
     pub fn new(max: usize, timeout_ns: i64, policies: Vec<PolicyOptions>) -> Self {
-        let inputs = policies
-            .into_iter()
-            .map(|policy| Input {
-                motion: policy.motion.then(|| Motion::new(policy.motion_options.clone())),
-                policy,
-                seen: 0,
-                last_ns: None,
-            })
-            .collect();
+        let inputs = policies.into_iter().map(Input::new).collect();
         Batcher {
             max: max.max(1),
             timeout_ns,
@@ -141,6 +142,16 @@ impl Batcher {
         }
         self.pending.push((slot, frame));
         Pushed::Held((self.pending.len() >= self.max).then(|| self.take()))
+    }
+
+    /// Input `slot` now comes from another stream: its pending frames are
+    /// dropped (returned: they are the old stream's) and its policy starts
+    /// afresh with `policy` (frame count, period, the motion gate's background).
+    pub fn reset_input(&mut self, slot: usize, policy: PolicyOptions) -> usize {
+        self.inputs[slot] = Input::new(policy);
+        let before = self.pending.len();
+        self.pending.retain(|(s, _)| *s != slot);
+        before - self.pending.len()
     }
 
     /// When the pending batch must leave, if one is pending.
@@ -265,6 +276,32 @@ mod tests {
         assert!(matches!(b.push(1, frame(1, 0), 2 * MS), Pushed::Held(None)));
         assert!(matches!(b.push(0, frame(2, 0), 3 * MS), Pushed::Skipped(None, _)));
         assert_eq!(b.flush().map(|batch| batch.len()), Some(1));
+    }
+
+    #[test]
+    fn a_reset_input_loses_its_pending_frames_and_starts_its_policy_afresh() {
+        let every_third = PolicyOptions {
+            every: 3,
+            ..PolicyOptions::default()
+        };
+        let mut b = Batcher::new(4, 20 * MS, vec![every_third.clone(), PolicyOptions::default()]);
+        assert!(matches!(b.push(0, frame(0, 0), 0), Pushed::Held(None)));
+        assert!(matches!(b.push(1, frame(0, 0), 0), Pushed::Held(None)));
+        assert!(matches!(b.push(0, frame(1, 0), MS), Pushed::Skipped(Some(_), _)));
+        assert!(matches!(b.push(1, frame(1, 0), MS), Pushed::Held(None)));
+        assert!(matches!(b.push(0, frame(3, 0), MS), Pushed::Skipped(None, _)));
+        assert!(matches!(b.push(0, frame(4, 0), MS), Pushed::Held(None)));
+        // Input 0 relinked: its held frame 4 goes, input 1's stays, and the
+        // new stream's first frame is inferred (its count starts again).
+        assert_eq!(b.reset_input(0, every_third), 1);
+        let Pushed::Held(None) = b.push(0, frame(0, 9), 2 * MS) else {
+            panic!("the first frame of the new stream is inferred");
+        };
+        let batch = b.flush().unwrap();
+        assert_eq!(
+            batch.iter().map(|(s, f)| (*s, f.seq)).collect::<Vec<_>>(),
+            vec![(1, 1), (0, 0)]
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::media::{Codec, Packet};
 
 /// The version of the bytes the muxers write. Bump it whenever their output
 /// changes for the same input; golden tests pin output hashes to it.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why a packet cannot be muxed.
 #[derive(Debug, thiserror::Error)]

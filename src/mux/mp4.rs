@@ -134,7 +134,13 @@ impl Mp4Muxer {
     /// `moov`; `media_duration` in media units, 0 for fragmented files.
     fn moov(&self, out: &mut Vec<u8>, media_duration: u64) {
         let p = self.params.as_deref().expect("moov after the first packet");
-        let movie_duration = media_duration * MOVIE_TIMESCALE as u64 / TIMESCALE as u64;
+        // What is shown: from the first picture presented (`media_time`) to
+        // the end of the last one presented, which with B-frames is not the
+        // last one decoded (ISO/IEC 14496-12 §8.6.6: the edit's segment
+        // duration is in the movie timescale and spans the presentation).
+        let presented_end = self.samples.iter().map(|s| s.dts + s.cto + i64::from(s.duration)).max();
+        let shown = presented_end.map_or(media_duration, |end| (end - self.media_time).max(0) as u64);
+        let movie_duration = shown * MOVIE_TIMESCALE as u64 / TIMESCALE as u64;
         boxed(out, b"moov", |b| {
             full(b, b"mvhd", 0, 0, |b| {
                 put32(b, &[0, 0, MOVIE_TIMESCALE, movie_duration as u32, 0x0001_0000]);
@@ -154,9 +160,7 @@ impl Mp4Muxer {
                 if self.media_time > 0 {
                     boxed(b, b"edts", |b| {
                         full(b, b"elst", 0, 0, |b| {
-                            let shown = media_duration.saturating_sub(self.media_time as u64);
-                            let shown = shown * MOVIE_TIMESCALE as u64 / TIMESCALE as u64;
-                            put32(b, &[1, shown as u32, self.media_time as u32, 0x0001_0000]);
+                            put32(b, &[1, movie_duration as u32, self.media_time as u32, 0x0001_0000]);
                         });
                     });
                 }

@@ -35,6 +35,10 @@ pub fn write_outputs<'a>(w: &mut impl Write, outs: impl IntoIterator<Item = &'a 
 pub struct FileWriter {
     file: File,
     path: PathBuf,
+    /// [`FileWriter::create_complete`]: the name `path` takes at [`FileWriter::finish`].
+    finish_as: Option<PathBuf>,
+    /// Dropped unfinished (an error path), the file stays; otherwise it is removed.
+    keep_unfinished: bool,
     /// Bytes handed over.
     written: u64,
     /// Bytes handed to the file (the rest are in `pending`).
@@ -52,12 +56,37 @@ impl FileWriter {
         Ok(FileWriter {
             file: File::create(path)?,
             path: path.to_path_buf(),
+            finish_as: None,
+            keep_unfinished: true,
             written: 0,
             flushed: 0,
             gather: 0,
             pending: Vec::new(),
             spare: Vec::new(),
         })
+    }
+
+    /// A file that exists under `path` only once whole: bytes go to a hidden
+    /// `.NAME.partial` beside it, renamed to `path` by [`FileWriter::finish`];
+    /// dropped unfinished (an error path), the partial file is removed, so a
+    /// failed one-shot job leaves nothing behind and an existing `path` is
+    /// replaced only by a whole file. Not for recordings, whose cut files
+    /// crash recovery keeps.
+    pub fn create_complete(path: &Path) -> io::Result<FileWriter> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::other("the output path names no file"))?;
+        let partial = path.with_file_name(format!(".{}.partial", name.to_string_lossy()));
+        let mut writer = FileWriter::create(&partial)?.remove_unfinished();
+        writer.finish_as = Some(path.to_path_buf());
+        Ok(writer)
+    }
+
+    /// Removes the file if the writer is dropped before [`FileWriter::finish`]
+    /// (an error path); a killed process still leaves what was written.
+    pub fn remove_unfinished(mut self) -> Self {
+        self.keep_unfinished = false;
+        self
     }
 
     /// Gathers up to `bytes` of output (referenced, not copied) before writing
@@ -132,7 +161,19 @@ impl FileWriter {
             self.file.write_all_at(&p.bytes, shift + p.offset)?;
         }
         self.file.flush()?;
+        if let Some(name) = &self.finish_as {
+            fs::rename(&self.path, name)?;
+        }
+        self.keep_unfinished = true;
         Ok(shift + self.written)
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        if !self.keep_unfinished {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -7,6 +7,17 @@ use std::collections::VecDeque;
 
 use crate::media::Packet;
 
+/// What a cache holds, for stats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct CacheStats {
+    /// Packets held.
+    pub packets: u64,
+    /// Payload bytes held (the memory the cache keeps alive).
+    pub bytes: u64,
+    /// Decode time from the oldest packet held to the newest, in seconds.
+    pub span_s: f64,
+}
+
 /// A bounded cache of packets, oldest first.
 #[derive(Debug)]
 pub struct Ring {
@@ -56,6 +67,19 @@ impl Ring {
     /// Packets held.
     pub fn len(&self) -> usize {
         self.packets.len()
+    }
+
+    /// Packets, bytes and time span held.
+    pub fn stats(&self) -> CacheStats {
+        let span_ns = match (self.packets.front(), self.packets.back()) {
+            (Some(a), Some(b)) => b.dts - a.dts,
+            _ => 0,
+        };
+        CacheStats {
+            packets: self.packets.len() as u64,
+            bytes: self.bytes,
+            span_s: span_ns as f64 / 1e9,
+        }
     }
 
     /// True when nothing is held.

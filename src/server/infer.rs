@@ -5,15 +5,19 @@
 //! `track` node fills them in from its tracks).
 //!
 //! Each input is read by a small forwarding thread into one channel, so the
-//! node waits on all inputs at once and on the batch timeout.
+//! node waits on all inputs at once and on the batch timeout. Each input can
+//! be relinked to another stream at run time ([`Inputs::relink`]): its
+//! frames still held or in flight are dropped, its policy starts afresh, and
+//! the relink returns once no frame of the old stream can come out.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::hub::{Item, Publisher, RecvError, StreamFormat, SubscribeOptions};
-use crate::infer::batch::{Batcher, Pushed};
+use crate::hub::{Item, Publisher, RecvError, StreamFormat, SubscribeOptions, SubscriptionControl};
+use crate::infer::batch::{Batcher, PolicyOptions, Pushed};
 use crate::infer::detector::{Detector, InferOptions};
 use crate::media::Frame;
 
@@ -21,16 +25,65 @@ use super::node::{Every, NodeCtx, NodeState};
 
 /// Longest wait for input when no batch is pending (so a stop is noticed).
 const IDLE: Duration = Duration::from_millis(100);
+/// Longest wait for the node to take a relink in.
+const RELINK_WAIT: Duration = Duration::from_secs(5);
 
-pub(super) fn spawn(ctx: NodeCtx, options: InferOptions) -> Result<JoinHandle<()>, String> {
+/// What the forwarders and [`Inputs::relink`] send the node.
+enum Msg {
+    /// An item of input `slot`, received while the input was at `epoch`.
+    Item { slot: usize, epoch: u64, item: Item },
+    /// Input `slot` now listens to a new stream, from `epoch` on.
+    Relink {
+        slot: usize,
+        epoch: u64,
+        policy: PolicyOptions,
+        done: mpsc::SyncSender<()>,
+    },
+}
+
+/// The inputs of a running `infer` node, for relinking.
+pub(super) struct Inputs {
+    controls: Vec<SubscriptionControl>,
+    /// Per input: bumped at each relink; items carry the value read before they were received.
+    epochs: Arc<Vec<AtomicU64>>,
+    tx: mpsc::SyncSender<Msg>,
+}
+
+impl Inputs {
+    /// Moves input `slot` to `stream` with `policy`; returns once the node
+    /// has dropped what it held of the old stream, so nothing of it comes
+    /// out after (or `Err` if the node has ended or does not answer).
+    pub(super) fn relink(&self, slot: usize, stream: &str, policy: PolicyOptions) -> Result<(), String> {
+        self.controls[slot].relink(stream);
+        let epoch = self.epochs[slot].fetch_add(1, Ordering::AcqRel) + 1;
+        let (done, answered) = mpsc::sync_channel(1);
+        self.tx
+            .send(Msg::Relink {
+                slot,
+                epoch,
+                policy,
+                done,
+            })
+            .map_err(|_| "the node has ended".to_string())?;
+        answered
+            .recv_timeout(RELINK_WAIT)
+            .map_err(|_| "the node did not take the relink in".to_string())
+    }
+}
+
+pub(super) fn spawn(ctx: NodeCtx, options: InferOptions) -> Result<(JoinHandle<()>, Inputs), String> {
     // Load and check the model now: a bad model fails the start, naming the file.
     let mut detector = Detector::new(&options).map_err(|e| e.to_string())?;
-    let (tx, rx) = mpsc::sync_channel::<(usize, Item)>(options.batch * 2);
+    let (tx, rx) = mpsc::sync_channel::<Msg>(options.batch * 2);
+    let epochs: Arc<Vec<AtomicU64>> = Arc::new(options.inputs.iter().map(|_| AtomicU64::new(0)).collect());
     let mut forwarders = Vec::new();
+    let mut controls = Vec::new();
     for (slot, name) in options.inputs.iter().enumerate() {
         let sub = ctx.hub.subscribe(name, SubscribeOptions::leaky(options.queue));
+        controls.push(sub.control());
         let tx = tx.clone();
         let shared = Arc::clone(&ctx.shared);
+        let epochs = Arc::clone(&epochs);
         let thread = std::thread::Builder::new()
             .name(format!("{}-in{slot}", ctx.name))
             .spawn(move || {
@@ -38,6 +91,9 @@ pub(super) fn spawn(ctx: NodeCtx, options: InferOptions) -> Result<JoinHandle<()
                 // Queue drops are this node's losses, counted as they happen (stats are live).
                 let mut counted = 0;
                 loop {
+                    // Read before receiving: an item of the old stream always
+                    // carries the epoch before its relink.
+                    let epoch = epochs[slot].load(Ordering::Acquire);
                     let received = sub.recv_timeout(IDLE);
                     let dropped = control.dropped();
                     shared.count_dropped_n(dropped - counted);
@@ -45,7 +101,7 @@ pub(super) fn spawn(ctx: NodeCtx, options: InferOptions) -> Result<JoinHandle<()
                     match received {
                         Ok(item) => {
                             let eos = matches!(item, Item::Eos);
-                            if tx.send((slot, item)).is_err() || eos {
+                            if tx.send(Msg::Item { slot, epoch, item }).is_err() || eos {
                                 break;
                             }
                         }
@@ -57,10 +113,14 @@ pub(super) fn spawn(ctx: NodeCtx, options: InferOptions) -> Result<JoinHandle<()
             .map_err(|e| e.to_string())?;
         forwarders.push(thread);
     }
-    drop(tx);
+    let inputs_handle = Inputs {
+        controls,
+        epochs: Arc::clone(&epochs),
+        tx,
+    };
     let mut publisher = ctx.hub.publisher(&ctx.name);
     let inputs = options.inputs.len();
-    ctx.spawn("infer", move |ctx| {
+    let thread = ctx.spawn("infer", move |ctx| {
         let NodeCtx { name, shared, .. } = ctx;
         let clock = Arc::clone(&shared.clock);
         let mut batcher = Batcher::new(options.batch, (options.timeout * 1e9) as i64, options.input_policies());
@@ -95,12 +155,41 @@ pub(super) fn spawn(ctx: NodeCtx, options: InferOptions) -> Result<JoinHandle<()
                 }
             }
         };
+        // The epoch each input is at: items received before its last relink are dropped.
+        let mut current = vec![0u64; inputs];
         loop {
             let wait = batcher
                 .deadline()
                 .map_or(IDLE, |d| Duration::from_nanos((d - clock.now_ns()).max(0) as u64));
-            match rx.recv_timeout(wait) {
-                Ok((slot, Item::Frame(frame))) => {
+            let (slot, item) = match rx.recv_timeout(wait) {
+                Ok(Msg::Item { slot, epoch, item }) if epoch == current[slot] => (slot, item),
+                Ok(Msg::Item { .. }) => continue, // the old stream's, or the new one's before its relink is in
+                Ok(Msg::Relink {
+                    slot,
+                    epoch,
+                    policy,
+                    done,
+                }) => {
+                    current[slot] = epoch;
+                    let dropped = batcher.reset_input(slot, policy);
+                    tracing::debug!(node = %name, slot, dropped, "input relinked");
+                    let _ = done.send(());
+                    continue;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(batch) = batcher.poll(clock.now_ns()) {
+                        run(batch, &mut publisher);
+                    }
+                    // Stopped before the inputs ended (the relink handle keeps the channel open).
+                    if shared.stop_requested() && forwarders.iter().all(JoinHandle::is_finished) {
+                        break;
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            match item {
+                Item::Frame(frame) => {
                     shared.count_in();
                     match batcher.push(slot, frame, clock.now_ns()) {
                         Pushed::Held(Some(batch)) => run(batch, &mut publisher),
@@ -118,23 +207,17 @@ pub(super) fn spawn(ctx: NodeCtx, options: InferOptions) -> Result<JoinHandle<()
                         }
                     }
                 }
-                Ok((_, Item::Format(f @ StreamFormat::Video(_)))) if !announced => {
+                Item::Format(f @ StreamFormat::Video(_)) if !announced => {
                     announced = true;
                     publisher.publish(Item::Format(f));
                 }
-                Ok((slot, Item::Eos)) => {
+                Item::Eos => {
                     ended[slot] = true;
                     if ended.iter().all(|&e| e) {
                         break;
                     }
                 }
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) => {
-                    if let Some(batch) = batcher.poll(clock.now_ns()) {
-                        run(batch, &mut publisher);
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
+                _ => {}
             }
         }
         if let Some(batch) = batcher.flush() {
@@ -159,5 +242,6 @@ pub(super) fn spawn(ctx: NodeCtx, options: InferOptions) -> Result<JoinHandle<()
             let _ = f.join();
         }
         shared.set_state(NodeState::Stopped, None);
-    })
+    })?;
+    Ok((thread, inputs_handle))
 }

@@ -31,6 +31,7 @@ use crate::hub::{Hub, StreamStats, SubStats, SubscriptionControl};
 use crate::media::{Clock, MonotonicClock, PoolStats, bytes_copied};
 use crate::output::index::Entry;
 use crate::output::recorder::Closed;
+use crate::output::ring::CacheStats;
 use crate::output::snapshot::Snapshot;
 pub use node::NodeState;
 use node::{Env, NodeCtx, NodeShared};
@@ -126,6 +127,9 @@ pub struct NodeStats {
     /// `osd`, `tile`: theirs).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub stages_us: BTreeMap<&'static str, f64>,
+    /// What the node's packet cache holds in memory (`smartrecord`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheStats>,
 }
 
 /// Stats of the whole server.
@@ -153,6 +157,7 @@ struct Running {
 
 /// The request channel of a node that takes requests.
 enum Control {
+    Infer(infer::Inputs),
     Encoder(encode::Changes),
     Record(record::Commands),
     Snapshot(crate::output::snapshot::Latest),
@@ -221,7 +226,9 @@ impl Server {
             (NodeProps::V4l2(o), _) => v4l2::spawn(ctx, o.clone()).map(|t| (t, None, None)),
             (NodeProps::Rtsp(o), _) => rtsp::spawn(ctx, o.clone()).map(|t| (t, None, None)),
             (NodeProps::File(o), _) => file::spawn(ctx, o.clone()).map(|t| (t, None, None)),
-            (NodeProps::Infer(o), _) => infer::spawn(ctx, (**o).clone()).map(|t| (t, None, None)),
+            (NodeProps::Infer(o), _) => {
+                infer::spawn(ctx, (**o).clone()).map(|(t, inputs)| (t, None, Some(Control::Infer(inputs))))
+            }
             (_, None) => Err("needs `listen_to`".to_owned()),
             (NodeProps::Relay(o), Some(up)) => relay::spawn(ctx, up, o).map(|(t, c)| (t, Some(c), None)),
             (NodeProps::Encode(o), Some(up)) => {
@@ -277,6 +284,12 @@ impl Server {
     pub fn relink(&mut self, node: &str, stream: &str) -> Result<(), ServerError> {
         let running = self.nodes.iter().find(|n| self.spec(n).name == node);
         let running = running.ok_or_else(|| ServerError::NoSuchNode(node.to_owned()))?;
+        if let Some(Control::Infer(_)) = running.control {
+            return Err(ServerError::Invalid {
+                node: node.to_owned(),
+                message: "an infer node has several inputs: relink one with relink_input".into(),
+            });
+        }
         let input = running
             .input
             .as_ref()
@@ -284,6 +297,42 @@ impl Server {
         input.relink(stream);
         self.config.nodes[running.index].listen_to = Some(stream.to_owned());
         tracing::info!(node, stream, "relinked");
+        Ok(())
+    }
+
+    /// Moves input `input` of the `infer` node `node` (a name in its `inputs`)
+    /// to `stream`, as [`Server::relink`] does for one-input nodes. The
+    /// input's policy becomes `stream`'s in `policies` (or the default
+    /// `policy`) and starts afresh (frame count, period, motion background);
+    /// the old stream's frames the node held are dropped, so none comes out
+    /// after this returns; a `track` node downstream starts new tracks for
+    /// the input, whose frames now come from another camera.
+    pub fn relink_input(&mut self, node: &str, input: &str, stream: &str) -> Result<(), ServerError> {
+        let running = self.running(node)?;
+        let (Some(Control::Infer(inputs)), NodeProps::Infer(options)) = (&running.control, &self.spec(running).props)
+        else {
+            return Err(wrong_kind(node, "an infer node"));
+        };
+        let slot = options
+            .inputs
+            .iter()
+            .position(|i| i == input)
+            .ok_or_else(|| ServerError::Invalid {
+                node: node.to_owned(),
+                message: format!("`{input}` is not one of its inputs ({})", options.inputs.join(", ")),
+            })?;
+        let policy = options.policies.get(stream).unwrap_or(&options.policy).clone();
+        inputs
+            .relink(slot, stream, policy)
+            .map_err(|message| ServerError::Failed {
+                node: node.to_owned(),
+                message,
+            })?;
+        let index = running.index;
+        if let NodeProps::Infer(options) = &mut self.config.nodes[index].props {
+            options.inputs[slot] = stream.to_owned();
+        }
+        tracing::info!(node, input, stream, "relinked");
         Ok(())
     }
 
@@ -469,6 +518,7 @@ impl Server {
                         .as_ref()
                         .map(|p| p.stats()),
                     stages_us: n.shared.stages_us(),
+                    cache: n.shared.cache(),
                 }
             })
             .collect();

@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use crate::events::EventBus;
 use crate::media::{BufferPool, Clock, CodecParams, count_thread_copies_in};
 use crate::output::index::{Index, Kind, Recovery, Retention};
+use crate::output::ring::CacheStats;
 use crate::output::root::MediaRoot;
 
 /// Where a node is in its life.
@@ -52,6 +53,8 @@ pub(crate) struct NodeShared {
     pub(crate) pool: Mutex<Option<BufferPool>>,
     /// Time spent per stage of the node's work: (ns, frames), summed.
     stages: Mutex<BTreeMap<&'static str, (u64, u64)>>,
+    /// What the node's packet cache holds (smartrecord).
+    cache: Mutex<Option<CacheStats>>,
 }
 
 impl NodeShared {
@@ -70,7 +73,17 @@ impl NodeShared {
             last_out_ns: AtomicI64::new(0),
             pool: Mutex::new(None),
             stages: Mutex::default(),
+            cache: Mutex::default(),
         }
+    }
+
+    /// Records what the node's packet cache holds now.
+    pub(crate) fn set_cache(&self, stats: CacheStats) {
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
+    }
+
+    pub(crate) fn cache(&self) -> Option<CacheStats> {
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Adds `ns` spent on `frames` frames to `stage`.

@@ -232,6 +232,7 @@ impl SmartNode<'_> {
             }
         }
         self.ring.push(p);
+        self.shared.set_cache(self.ring.stats());
         self.shared.count_out();
     }
 

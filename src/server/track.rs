@@ -6,6 +6,7 @@
 //! frame move smoothly instead of flickering.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -27,7 +28,10 @@ pub(super) fn spawn(
     let mut publisher = ctx.hub.publisher(&ctx.name);
     let thread = ctx.spawn("track", move |ctx| {
         let shared = ctx.shared;
-        let mut trackers: HashMap<u32, Tracker> = HashMap::new();
+        // One tracker per input, for the camera it last saw: an input relinked
+        // to another camera starts new tracks (an object there is not one
+        // here), with ids the input has not used before.
+        let mut trackers: HashMap<u32, (Arc<str>, Tracker)> = HashMap::new();
         while let Some(item) = input.recv() {
             let Item::Frame(mut frame) = item else {
                 publisher.publish(item);
@@ -36,7 +40,13 @@ pub(super) fn spawn(
             shared.count_in();
             let started = Instant::now();
             let slot = frame.meta.input.unwrap_or(0);
-            let tracker = trackers.entry(slot).or_insert_with(|| Tracker::new(options.clone()));
+            let (source, tracker) = trackers
+                .entry(slot)
+                .or_insert_with(|| (Arc::clone(&frame.source), Tracker::new(options.clone())));
+            if *source != frame.source {
+                *source = Arc::clone(&frame.source);
+                tracker.restart();
+            }
             let detections = if frame.meta.skipped {
                 tracker.carry()
             } else {

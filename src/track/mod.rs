@@ -128,6 +128,13 @@ impl Tracker {
         }
     }
 
+    /// Forgets every track, as for a new scene (an input now from another
+    /// camera); ids go on from where they were, so no id is ever given twice.
+    pub fn restart(&mut self) {
+        self.tracks.clear();
+        self.frames = 0;
+    }
+
     /// Live tracks (confirmed or not).
     pub fn len(&self) -> usize {
         self.tracks.len()

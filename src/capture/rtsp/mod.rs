@@ -6,12 +6,18 @@
 //! This module is the camera side: options (with the credentials kept out of
 //! every log line, error and serialized config), quirks as named options, one
 //! session ([`Camera`]) and the mapping of RTP time onto the pipeline clock
-//! ([`Timeline`]). The node that reconnects with backoff, detects stalls and
-//! publishes to the hub lives in `server::rtsp`.
+//! ([`Timeline`]). Every byte the camera sends passes [`guard`]'s limits on
+//! the way to retina, through a [`relay`], so a hostile camera holds at most
+//! one bounded message and one bounded picture. The node that reconnects
+//! with backoff, detects stalls and publishes to the hub lives in `server::rtsp`.
+
+pub mod guard;
+mod relay;
 
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -165,7 +171,18 @@ pub struct RtspOptions {
     pub retry_max_secs: f64,
     /// Camera quirks to tolerate (see [`RtspQuirk`]).
     pub quirks: Vec<RtspQuirk>,
+    /// The largest coded picture accepted, in bytes of RTP payload; a camera
+    /// sending a bigger one (or one that never ends) is disconnected.
+    pub max_picture_bytes: usize,
+    /// Once the picture size is known (from the SPS or JPEG header), the
+    /// limit falls to width × height × this ÷ 8 bytes (at least
+    /// [`MIN_PICTURE_LIMIT`]); raw 8-bit 4:2:0 is 12 bits per pixel, coded
+    /// pictures are far smaller.
+    pub max_bits_per_pixel: u32,
 }
+
+/// The picture limit never falls below this, whatever the picture size.
+pub const MIN_PICTURE_LIMIT: usize = 512 * 1024;
 
 impl Default for RtspOptions {
     fn default() -> Self {
@@ -175,6 +192,8 @@ impl Default for RtspOptions {
             stall_secs: 10.0,
             retry_max_secs: 4.0,
             quirks: Vec::new(),
+            max_picture_bytes: 8 << 20,
+            max_bits_per_pixel: 8,
         }
     }
 }
@@ -191,7 +210,21 @@ impl RtspOptions {
                 return Err((key, "must be a positive number of seconds".into()));
             }
         }
+        if self.max_picture_bytes < MIN_PICTURE_LIMIT {
+            return Err(("max_picture_bytes", format!("must be at least {MIN_PICTURE_LIMIT}")));
+        }
+        if self.max_bits_per_pixel == 0 {
+            return Err(("max_bits_per_pixel", "must be at least 1".into()));
+        }
         Ok(())
+    }
+
+    /// The picture limit in bytes for pictures of `width` × `height`.
+    pub fn picture_limit(&self, width: u32, height: u32) -> usize {
+        let by_size = u64::from(width) * u64::from(height) * u64::from(self.max_bits_per_pixel) / 8;
+        usize::try_from(by_size)
+            .unwrap_or(usize::MAX)
+            .clamp(MIN_PICTURE_LIMIT, self.max_picture_bytes)
     }
 
     /// `with` when `quirk` is named, else `without`.
@@ -244,6 +277,9 @@ pub struct CodedPicture {
 pub struct Camera {
     demuxed: retina::client::Demuxed,
     group: Arc<SessionGroup>,
+    relay: relay::Relay,
+    picture_limit: Arc<AtomicUsize>,
+    options: RtspOptions,
     stream: usize,
     codec: Codec,
     follower: ParamFollower,
@@ -257,6 +293,24 @@ impl Camera {
     /// `DESCRIBE`, `SETUP` of the first video stream, `PLAY`.
     pub async fn connect(options: &RtspOptions) -> Result<Camera, RtspError> {
         let (url, creds) = options.url.parse().map_err(RtspError)?;
+        let host = match url.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(host) => host.to_string(),
+            None => return Err(RtspError(format!("`{}` names no host", options.url))),
+        };
+        let picture_limit = Arc::new(AtomicUsize::new(options.max_picture_bytes));
+        let relay = relay::Relay::start(&host, url.port().unwrap_or(554), Arc::clone(&picture_limit))
+            .await
+            .map_err(|e| RtspError::new("connecting", e))?;
+        // retina talks to the relay; the camera sees the relay's address in
+        // the first requests' URL (its answers' base URL takes over after).
+        let mut relayed = url.clone();
+        let relay_addr = relay.addr();
+        relayed
+            .set_ip_host(relay_addr.ip())
+            .and_then(|()| relayed.set_port(Some(relay_addr.port())))
+            .map_err(|()| RtspError(format!("`{}`: cannot address the relay", options.url)))?;
+        let failed = |stage: &str, e: retina::Error| session_error(&relay, stage, e);
         let group = Arc::new(SessionGroup::default());
         let session_options = SessionOptions::default()
             .creds(creds)
@@ -273,9 +327,9 @@ impl Camera {
                 SessionIdPolicy::UseFirst,
                 SessionIdPolicy::Default,
             ));
-        let mut session = retina::client::Session::describe(url, session_options)
+        let mut session = retina::client::Session::describe(relayed, session_options)
             .await
-            .map_err(|e| RtspError::new("DESCRIBE", e))?;
+            .map_err(|e| failed("DESCRIBE", e))?;
         let described: Vec<String> = session
             .streams()
             .iter()
@@ -318,7 +372,12 @@ impl Camera {
                 SetupOptions::default().transport(transport).frame_format(format),
             )
             .await
-            .map_err(|e| RtspError::new("SETUP", e))?;
+            .map_err(|e| failed("SETUP", e))?;
+        // The SDP's parameter sets give the picture size before any picture comes.
+        if let Some(ParametersRef::Video(video)) = session.streams()[stream].parameters() {
+            let (width, height) = video.pixel_dimensions();
+            picture_limit.store(options.picture_limit(width, height), Ordering::Relaxed);
+        }
         let play = PlayOptions::default()
             .initial_seq(options.pick(
                 RtspQuirk::IgnoreRtpInfoSeq,
@@ -335,11 +394,14 @@ impl Camera {
                 UnknownRtcpSsrcPolicy::DropPackets,
                 UnknownRtcpSsrcPolicy::Default,
             ));
-        let playing = session.play(play).await.map_err(|e| RtspError::new("PLAY", e))?;
-        let demuxed = playing.demuxed().map_err(|e| RtspError::new("PLAY", e))?;
+        let playing = session.play(play).await.map_err(|e| failed("PLAY", e))?;
+        let demuxed = playing.demuxed().map_err(|e| failed("PLAY", e))?;
         Ok(Camera {
             demuxed,
             group,
+            relay,
+            picture_limit,
+            options: options.clone(),
             stream,
             codec,
             follower: ParamFollower::new(codec, None),
@@ -359,8 +421,14 @@ impl Camera {
     pub async fn next(&mut self) -> Result<Option<CodedPicture>, RtspError> {
         loop {
             let item = match self.demuxed.next().await {
-                None => return Ok(None),
-                Some(item) => item.map_err(|e| RtspError::new("receiving", e))?,
+                // The relay closed the connection for a reason of its own.
+                None => {
+                    return self
+                        .relay
+                        .cause()
+                        .map_or(Ok(None), |cause| Err(RtspError::new("receiving", cause)));
+                }
+                Some(item) => item.map_err(|e| session_error(&self.relay, "receiving", e))?,
             };
             let CodecItem::VideoFrame(frame) = item else {
                 continue;
@@ -418,6 +486,10 @@ impl Camera {
                     .0
             }
         };
+        self.picture_limit.store(
+            self.options.picture_limit(params.width, params.height),
+            Ordering::Relaxed,
+        );
         self.params = Some(params);
         Ok(())
     }
@@ -425,9 +497,21 @@ impl Camera {
     /// Ends the session: drops it (sending `TEARDOWN` where the policy says so)
     /// and waits up to `limit` for the teardown to finish.
     pub async fn close(self, limit: std::time::Duration) {
-        let Camera { demuxed, group, .. } = self;
+        let Camera {
+            demuxed, group, relay, ..
+        } = self;
         drop(demuxed);
         let _ = tokio::time::timeout(limit, group.await_teardown()).await;
+        drop(relay);
+    }
+}
+
+/// A session's failure at `stage`: the relay's reason when it cut the
+/// connection (a limit broken, the camera gone), else retina's error.
+fn session_error(relay: &relay::Relay, stage: &str, e: retina::Error) -> RtspError {
+    match relay.cause() {
+        Some(cause) => RtspError::new(stage, cause),
+        None => RtspError::new(stage, e),
     }
 }
 
