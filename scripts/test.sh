@@ -9,18 +9,39 @@
 #      `vivid` driver the V4L2 tests (tests/v4l2_vm.rs) capture from, and
 #      the RTSP servers the RTSP tests (tests/rtsp.rs) receive from:
 #      GStreamer's GstRtspServer (python3-gi, x264/x265/jpeg encoders) and VLC,
-#   2. format and lint checks,
-#   3. unit and integration tests (all crates of the workspace), then the
-#      codec tests again with the `ffmpeg` feature (libx264, libx265, libvpx),
+#   2. format and lint checks: clippy on the default build, then once more
+#      with every feature at once (ffmpeg, ort, cuda),
+#   3. unit and integration tests of all crates of the workspace in one build
+#      with the `ort` feature (ONNX Runtime is loaded at run time, so the
+#      build links nothing more and the AI tests compare it with tract), then
+#      the codec tests again with the `ffmpeg` feature (libx264, libx265,
+#      libvpx; kept apart because FFmpeg's shared libraries would not fit the
+#      V4L2 test's VM),
 #   4. the acceptance run: the release binary's default pipeline for 10 s must
 #      keep every camera input at >= 29 fps with 0 drops and copy 0 bytes.
+# Each step's time is printed as it ends, and all of them at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The ONNX Runtime the `ort` feature is tested against (API 23 or later).
 ORT_VERSION=1.31.1
 
-step() { printf '\n== %s\n' "$*"; }
+timings=()
+step_name=""
+step_start=$SECONDS
+step_end() {
+  if [ -n "$step_name" ]; then
+    timings+=("$(printf '%5d s  %s' $((SECONDS - step_start)) "$step_name")")
+    printf '   (%s: %d s)\n' "$step_name" $((SECONDS - step_start))
+  fi
+}
+step() {
+  step_end
+  step_name="$*"
+  step_start=$SECONDS
+  printf '\n== %s\n' "$*"
+}
+step "installing what the build and tests need"
 
 need=()
 command -v cc >/dev/null || need+=(build-essential)
@@ -41,7 +62,7 @@ command -v tsinfo >/dev/null || need+=(tstools)
             gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-rtsp)
 command -v cvlc >/dev/null || need+=(vlc-bin vlc-plugin-base)
 if [ ${#need[@]} -gt 0 ]; then
-  step "installing ${need[*]}"
+  echo "installing ${need[*]}"
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}"
@@ -63,21 +84,17 @@ export ORT_DYLIB_PATH
 step "format"
 cargo fmt --all -- --check
 
-step "clippy"
+step "clippy: the default build, then every feature at once"
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy --all-targets --features ffmpeg -- -D warnings
-cargo clippy --all-targets --features ort -- -D warnings
-# No GPU here: the CUDA kernels are compile-checked; their test runs on a GPU machine with `-- --ignored`.
-cargo clippy --all-targets --features cuda -- -D warnings
+# No GPU here: the CUDA kernels are compile-checked; their tests run on a GPU
+# machine through scripts/gpu-check.sh.
+cargo clippy --workspace --all-targets --features eyrie/ffmpeg,eyrie/ort,eyrie/cuda -- -D warnings
 
-step "tests"
-cargo test --workspace
+step "tests, with the ort feature (ONNX Runtime $ORT_VERSION from PyPI, compared with tract)"
+cargo test --workspace --features eyrie/ort
 
 step "codec tests with the ffmpeg feature"
 cargo test --features ffmpeg --test encode
-
-step "AI tests with the ort feature (ONNX Runtime $ORT_VERSION from PyPI against tract)"
-cargo test --features ort --test ai
 
 step "acceptance: eyrie run --for 10 --stats (release build)"
 cargo build --release --bin eyrie
@@ -100,4 +117,6 @@ if bad:
     sys.exit(f"acceptance failed for: {', '.join(bad)}")
 PY
 
-step "all tests passed"
+step_end
+printf '\n== all tests passed in %d s\n' "$SECONDS"
+printf '%s\n' "${timings[@]}"
