@@ -312,7 +312,7 @@ fn assert_same_pictures(decoded: &[Frame], sources: &[Frame]) {
             (PixelFormat::I420, s.info.width, s.info.height)
         );
         assert_eq!((d.pts, d.seq), (s.pts, s.seq));
-        let db = psnr_db(d, s);
+        let db = psnr_db(d.data(), s.data());
         assert!(db >= 32.0, "frame {}: {db:.2} dB", d.seq);
     }
 }

@@ -330,6 +330,12 @@ pub trait Decoder: Send {
     fn decode(&mut self, packet: &Packet, out: &mut Vec<Frame>) -> Result<(), EncodeError>;
     /// Pushes every frame still held (end of stream).
     fn flush(&mut self, out: &mut Vec<Frame>) -> Result<(), EncodeError>;
+    /// Packets dropped so far rather than decoded: a decoder whose pictures
+    /// are leases on its own buffers drops (to the next keyframe) when the
+    /// consumer holds every one of them.
+    fn dropped(&self) -> u64 {
+        0
+    }
 }
 
 /// The frame rate a frame duration (ns) implies; 30 fps when unknown.

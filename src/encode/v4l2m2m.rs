@@ -17,13 +17,22 @@
 //! the `SOURCE_CHANGE` event to learn the decoded format, then sets up
 //! CAPTURE; its drain is `V4L2_DEC_CMD_STOP`.
 //!
-//! Frames are copied into the OUTPUT buffers and decoded pictures out of
-//! the CAPTURE buffers (counted as copies); importing a capture device's
-//! DMABUF into the OUTPUT queue is not done yet.
+//! Zero copy where the memory allows: a frame that leases a DMABUF (a V4L2
+//! capture buffer, exported with `VIDIOC_EXPBUF`) laid out as the encoder
+//! reads it is imported into the OUTPUT queue (`V4L2_MEMORY_DMABUF`) and its
+//! lease is held until the device returns the buffer; other frames are
+//! copied into MMAP buffers (counted as copies). The OUTPUT queue's memory
+//! follows the frames: set up at the first frame, switched when a frame of
+//! the other kind comes (a relink). Decoded pictures are leases on the
+//! decoder's CAPTURE buffers, queued back when the last holder drops them; a
+//! consumer that holds every one of them makes the decoder drop packets (up
+//! to the next keyframe, counted) rather than stall.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -33,7 +42,7 @@ use eyrie_sys::v4l2 as sys;
 use super::packetize::Stamp;
 use super::{Change, EncodeError, Encoder, EncoderSettings, Packetizer, Profile, RateControl, StageTimes};
 use crate::capture::v4l2::{Device, V4l2Error, fourcc_name, zeroed};
-use crate::media::{Buffer, Codec, Frame, Packet, PixelFormat, VideoInfo};
+use crate::media::{Buffer, Codec, Frame, Memory, MemoryKind, Packet, PixelFormat, VideoInfo};
 
 const NAME: &str = "v4l2m2m";
 /// Buffers asked for on each queue.
@@ -92,7 +101,7 @@ impl Mapped {
         let mut mapped = Mapped::none(type_);
         for index in 0..req.count {
             let mut plane: sys::v4l2_plane = zeroed();
-            let mut b = buffer(type_, index, &mut plane);
+            let mut b = buffer(type_, sys::memory::MMAP, index, &mut plane);
             dev.ioctl("VIDIOC_QUERYBUF", sys::VIDIOC_QUERYBUF, &mut b)?;
             // SAFETY: QUERYBUF filled the MMAP member of the plane.
             let (offset, len) = unsafe { (plane.m.mem_offset, plane.length as usize) };
@@ -140,12 +149,12 @@ impl Mapped {
     }
 }
 
-/// A multi-planar MMAP `v4l2_buffer` for `index`, pointing at `plane`.
-fn buffer(type_: u32, index: u32, plane: &mut sys::v4l2_plane) -> sys::v4l2_buffer {
+/// A multi-planar `v4l2_buffer` of `memory` for `index`, pointing at `plane`.
+fn buffer(type_: u32, memory: u32, index: u32, plane: &mut sys::v4l2_plane) -> sys::v4l2_buffer {
     let mut b = sys::v4l2_buffer {
         index,
         type_,
-        memory: sys::memory::MMAP,
+        memory,
         ..zeroed()
     };
     b.m.planes = plane;
@@ -153,17 +162,29 @@ fn buffer(type_: u32, index: u32, plane: &mut sys::v4l2_plane) -> sys::v4l2_buff
     b
 }
 
-/// Queues buffer `index` of `type_` holding `bytesused` bytes, stamped `seq`.
+/// Queues MMAP buffer `index` of `type_` holding `bytesused` bytes, stamped `seq`.
 fn queue(dev: &Device, type_: u32, index: u32, bytesused: u32, seq: u64) -> Result<(), V4l2Error> {
     let mut plane: sys::v4l2_plane = zeroed();
     plane.bytesused = bytesused;
-    let mut b = buffer(type_, index, &mut plane);
-    b.bytesused = bytesused;
+    queue_plane(dev, type_, sys::memory::MMAP, index, plane, seq).map_err(|e| dev.io_error("VIDIOC_QBUF", e))
+}
+
+/// Queues buffer `index` described by `plane`, stamped `seq` (the driver
+/// copies the stamp to the buffer that comes out for it).
+fn queue_plane(
+    dev: &Device,
+    type_: u32,
+    memory: u32,
+    index: u32,
+    mut plane: sys::v4l2_plane,
+    seq: u64,
+) -> io::Result<()> {
+    let mut b = buffer(type_, memory, index, &mut plane);
     b.timestamp = sys::timeval {
         tv_sec: (seq / 1_000_000) as i64,
         tv_usec: (seq % 1_000_000) as i64,
     };
-    dev.ioctl("VIDIOC_QBUF", sys::VIDIOC_QBUF, &mut b)
+    crate::capture::v4l2::ioctl(dev.raw_fd(), sys::VIDIOC_QBUF, &mut b)
 }
 
 /// A dequeued buffer: index, bytes used, flags, and the stamp it carries.
@@ -182,9 +203,9 @@ enum Dequeued {
     Ended,
 }
 
-fn dequeue(dev: &Device, type_: u32) -> Result<Dequeued, V4l2Error> {
+fn dequeue(dev: &Device, type_: u32, memory: u32) -> Result<Dequeued, V4l2Error> {
     let mut plane: sys::v4l2_plane = zeroed();
-    let mut b = buffer(type_, 0, &mut plane);
+    let mut b = buffer(type_, memory, 0, &mut plane);
     match crate::capture::v4l2::ioctl(dev.raw_fd(), sys::VIDIOC_DQBUF, &mut b) {
         Ok(()) => Ok(Dequeued::Buffer(Done {
             index: b.index,
@@ -299,6 +320,26 @@ const RAW: &[PixelFormat] = &[
     PixelFormat::Gray8,
 ];
 
+/// How frames reach the encoder's OUTPUT queue.
+enum Input {
+    /// No frame yet: the first one decides.
+    Unset,
+    /// Copied into the device's own (MMAP) buffers.
+    Copied(Mapped),
+    /// Imported by DMABUF: the frame queued in each buffer, held (its
+    /// capture buffer with it) until the device returns the buffer.
+    Imported(Vec<Option<Frame>>),
+}
+
+impl Input {
+    fn memory(&self) -> u32 {
+        match self {
+            Input::Imported(_) => sys::memory::DMABUF,
+            _ => sys::memory::MMAP,
+        }
+    }
+}
+
 /// A V4L2 M2M stateful encoder.
 pub struct M2mEncoder {
     dev: Device,
@@ -307,8 +348,9 @@ pub struct M2mEncoder {
     info: VideoInfo,
     /// Where each plane of a frame goes in an OUTPUT buffer (`device_planes`).
     layout: Vec<(usize, usize, usize)>,
-    output: Mapped,
+    input: Input,
     capture: Mapped,
+    /// OUTPUT buffers the device has given back.
     free: Vec<u32>,
     stamps: HashMap<u64, Stamp>,
     packetizer: Packetizer,
@@ -349,7 +391,7 @@ impl M2mEncoder {
         }
         let layout = device_planes(info, raw.plane_fmt[0].bytesperline as usize);
         let mut enc = M2mEncoder {
-            output: Mapped::request(&dev, output_type, BUFFERS).map_err(v4l2)?,
+            input: Input::Unset,
             capture: Mapped::request(&dev, capture_type, BUFFERS).map_err(v4l2)?,
             dev,
             path: name,
@@ -362,11 +404,53 @@ impl M2mEncoder {
             times: StageTimes::default(),
             formats,
         };
-        enc.free = (0..enc.output.buffers.len() as u32).collect();
         enc.configure()?;
         enc.start_capture()?;
-        stream(&enc.dev, output_type, true).map_err(v4l2)?;
         Ok(enc)
+    }
+
+    /// Whether `frame` can be imported as it is: a DMABUF laid out as the
+    /// device reads its OUTPUT buffers.
+    fn importable(&self, frame: &Frame) -> bool {
+        frame.buffer.dmabuf_fd().is_some()
+            && frame.info.planes().len() == self.layout.len()
+            && frame
+                .info
+                .planes()
+                .iter()
+                .zip(&self.layout)
+                .all(|(p, &(at, pitch, rows))| p.offset == at && p.stride == pitch && p.rows == rows)
+    }
+
+    /// Sets the OUTPUT queue up for copied or imported frames (stopping it
+    /// first if it ran with the other kind: the device gives every buffer back).
+    fn set_input(&mut self, import: bool) -> Result<(), EncodeError> {
+        let output_type = sys::buf_type::VIDEO_OUTPUT_MPLANE;
+        match std::mem::replace(&mut self.input, Input::Unset) {
+            Input::Unset => {}
+            old => {
+                stream(&self.dev, output_type, false).map_err(v4l2)?;
+                if let Input::Copied(mut mapped) = old {
+                    mapped.release(&self.dev);
+                } else {
+                    request(&self.dev, output_type, sys::memory::DMABUF, 0).map_err(v4l2)?;
+                }
+            }
+        }
+        self.input = if import {
+            let n = request(&self.dev, output_type, sys::memory::DMABUF, BUFFERS).map_err(v4l2)?;
+            Input::Imported((0..n).map(|_| None).collect())
+        } else {
+            Input::Copied(Mapped::request(&self.dev, output_type, BUFFERS).map_err(v4l2)?)
+        };
+        let n = match &self.input {
+            Input::Imported(held) => held.len(),
+            Input::Copied(mapped) => mapped.buffers.len(),
+            Input::Unset => 0,
+        };
+        self.free = (0..n as u32).collect();
+        tracing::debug!(device = %self.path, import, "input queue set up");
+        stream(&self.dev, output_type, true).map_err(v4l2)
     }
 
     /// Applies the settings through the standard controls.
@@ -445,15 +529,19 @@ impl M2mEncoder {
         stream(&self.dev, self.capture.type_, true).map_err(v4l2)
     }
 
-    /// A free OUTPUT buffer, waiting for the device to return one if needed.
-    fn free_output(&mut self) -> Result<u32, EncodeError> {
+    /// Takes back the OUTPUT buffers the device is done with (an imported
+    /// frame's lease goes with its buffer); waits for one when `wait` and none is free.
+    fn reap_output(&mut self, wait_for_one: bool) -> Result<(), EncodeError> {
+        let output_type = sys::buf_type::VIDEO_OUTPUT_MPLANE;
         loop {
-            if let Some(i) = self.free.pop() {
-                return Ok(i);
-            }
-            match dequeue(&self.dev, self.output.type_).map_err(v4l2)? {
-                Dequeued::Buffer(d) => self.free.push(d.index),
-                Dequeued::Empty => {
+            match dequeue(&self.dev, output_type, self.input.memory()).map_err(v4l2)? {
+                Dequeued::Buffer(d) => {
+                    if let Input::Imported(held) = &mut self.input {
+                        held[d.index as usize] = None;
+                    }
+                    self.free.push(d.index);
+                }
+                Dequeued::Empty if wait_for_one && self.free.is_empty() => {
                     if !wait(&self.dev, libc::POLLOUT).map_err(v4l2)? {
                         return Err(fail(format!(
                             "{} returned no input buffer in {TIMEOUT_MS} ms",
@@ -461,6 +549,7 @@ impl M2mEncoder {
                         )));
                     }
                 }
+                Dequeued::Empty => return Ok(()),
                 Dequeued::Ended => return Err(fail(format!("{}: the input queue has ended", self.path))),
             }
         }
@@ -469,7 +558,7 @@ impl M2mEncoder {
     /// Dequeues one coded buffer (waiting for it) into `out`; false once drained.
     fn receive(&mut self, out: &mut Vec<Packet>) -> Result<bool, EncodeError> {
         loop {
-            match dequeue(&self.dev, self.capture.type_).map_err(v4l2)? {
+            match dequeue(&self.dev, self.capture.type_, sys::memory::MMAP).map_err(v4l2)? {
                 Dequeued::Buffer(d) => {
                     let t = Instant::now();
                     let last = d.flags & sys::buf_flag::LAST != 0;
@@ -505,6 +594,21 @@ impl M2mEncoder {
         stream(&self.dev, self.capture.type_, false).map_err(v4l2)?;
         self.start_capture()
     }
+}
+
+/// Asks for `count` buffers of `memory` on `type_` (0 frees them); returns how many the driver gave.
+fn request(dev: &Device, type_: u32, memory: u32, count: u32) -> Result<u32, V4l2Error> {
+    let mut req = sys::v4l2_requestbuffers {
+        count,
+        type_,
+        memory,
+        ..Default::default()
+    };
+    dev.ioctl("VIDIOC_REQBUFS", sys::VIDIOC_REQBUFS, &mut req)?;
+    if count > 0 && req.count == 0 {
+        return Err(dev.unsupported(format!("no buffers granted on queue type {type_}")));
+    }
+    Ok(req.count)
 }
 
 fn h264_level(level: u8) -> Result<i32, EncodeError> {
@@ -558,24 +662,56 @@ impl Encoder for M2mEncoder {
     fn encode(&mut self, frame: &Frame, out: &mut Vec<Packet>) -> Result<(), EncodeError> {
         super::check_same_layout(NAME, &self.info, frame)?;
         let t0 = Instant::now();
-        let index = self.free_output()?;
-        let dst = self.output.slice(index);
-        for (p, (plane, &(at, pitch, rows))) in frame.info.planes().iter().zip(&self.layout).enumerate() {
-            super::copy_rows(
-                &mut dst[at..],
-                pitch,
-                frame.plane(p),
-                plane.stride,
-                plane.row_bytes,
-                rows,
-            );
+        let import = self.importable(frame);
+        if matches!(self.input, Input::Unset) || import != matches!(self.input, Input::Imported(_)) {
+            self.set_input(import)?;
         }
+        self.reap_output(true)?;
+        let index = self.free.pop().expect("reap_output waits for a free buffer");
         let used = self.layout.last().map_or(0, |&(at, pitch, rows)| at + pitch * rows);
+        let output_type = sys::buf_type::VIDEO_OUTPUT_MPLANE;
+        let queued = match &mut self.input {
+            Input::Copied(mapped) => {
+                let dst = mapped.slice(index);
+                for (p, (plane, &(at, pitch, rows))) in frame.info.planes().iter().zip(&self.layout).enumerate() {
+                    super::copy_rows(
+                        &mut dst[at..],
+                        pitch,
+                        frame.plane(p),
+                        plane.stride,
+                        plane.row_bytes,
+                        rows,
+                    );
+                }
+                queue(&self.dev, output_type, index, used as u32, frame.seq)
+            }
+            Input::Imported(held) => {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(
+                    &frame.buffer.dmabuf_fd().expect("an importable frame has a DMABUF"),
+                );
+                // The DMABUF's size (a DMABUF answers SEEK_END with it): vb2
+                // checks it holds what is used and a whole picture of its format.
+                // SAFETY: lseek on a descriptor the frame's lease keeps open.
+                let size = unsafe { libc::lseek(fd, 0, libc::SEEK_END) };
+                let mut plane: sys::v4l2_plane = zeroed();
+                plane.bytesused = used as u32;
+                plane.length = u32::try_from(size).unwrap_or(0);
+                plane.m.fd = fd;
+                let queued = queue_plane(&self.dev, output_type, sys::memory::DMABUF, index, plane, frame.seq)
+                    .map_err(|e| self.dev.io_error("VIDIOC_QBUF (DMABUF import)", e));
+                // The frame's buffer stays leased while the device reads it.
+                held[index as usize] = Some(frame.clone());
+                queued
+            }
+            Input::Unset => unreachable!("set up above"),
+        };
+        queued.map_err(v4l2)?;
         self.stamps.insert(frame.seq, Stamp::of(frame));
         let t1 = Instant::now();
-        queue(&self.dev, self.output.type_, index, used as u32, frame.seq).map_err(v4l2)?;
         let before = self.times.packetize;
         self.receive(out)?;
+        // The frame's buffer back to its owner as soon as the device is done with it.
+        self.reap_output(false)?;
         self.times.convert += t1 - t0;
         self.times.codec += t1.elapsed() - (self.times.packetize - before);
         Ok(())
@@ -628,22 +764,106 @@ impl Encoder for M2mEncoder {
 impl Drop for M2mEncoder {
     fn drop(&mut self) {
         // Best effort: the device forgets everything when the fd closes anyway.
-        let _ = stream(&self.dev, self.output.type_, false);
+        let _ = stream(&self.dev, sys::buf_type::VIDEO_OUTPUT_MPLANE, false);
         let _ = stream(&self.dev, self.capture.type_, false);
-        self.output.release(&self.dev);
+        if let Input::Copied(mapped) = &mut self.input {
+            mapped.release(&self.dev);
+        }
         self.capture.release(&self.dev);
+    }
+}
+
+/// A decoder's CAPTURE queue as set up for one decoded format: its mapped
+/// buffers, shared by the decoder and the leases on the pictures out of it.
+struct Pictures {
+    dev: Arc<Device>,
+    buffers: Vec<(*mut u8, usize)>,
+    info: VideoInfo,
+    /// True while the queue runs: a lease dropped then queues its buffer
+    /// back. Held while queueing, so a lease never queues into a queue set up anew.
+    live: Mutex<bool>,
+    /// Buffers the driver holds (queued).
+    queued: AtomicUsize,
+}
+
+// SAFETY: the mappings stay valid until `Pictures` is dropped (after every
+// lease); the driver writes a buffer only while it is queued, and a queued
+// buffer has no lease.
+unsafe impl Send for Pictures {}
+// SAFETY: as above; the rest is a mutex, an atomic and immutable data.
+unsafe impl Sync for Pictures {}
+
+impl Pictures {
+    /// Queues buffer `index` back to the driver, unless the queue has stopped.
+    fn give_back(&self, index: u32) -> io::Result<()> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if *live {
+            let capture_type = sys::buf_type::VIDEO_CAPTURE_MPLANE;
+            queue_plane(&self.dev, capture_type, sys::memory::MMAP, index, zeroed(), 0)?;
+            self.queued.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Stops the queue: leases left only unmap their buffer when dropped.
+    fn stop(&self) {
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = false;
+    }
+}
+
+impl Drop for Pictures {
+    fn drop(&mut self) {
+        for &(ptr, len) in &self.buffers {
+            // SAFETY: unmaps what `Mapped::request` mapped; no lease is left.
+            unsafe { libc::munmap(ptr.cast(), len) };
+        }
+    }
+}
+
+/// A decoded picture: a lease on one CAPTURE buffer, queued back when dropped.
+struct Picture {
+    pictures: Arc<Pictures>,
+    index: u32,
+}
+
+impl Memory for Picture {
+    fn bytes(&self) -> &[u8] {
+        let (ptr, len) = self.pictures.buffers[self.index as usize];
+        // SAFETY: the mapping lives as long as `pictures`; the driver does not
+        // write a dequeued buffer.
+        unsafe { std::slice::from_raw_parts(ptr, self.pictures.info.size().min(len)) }
+    }
+
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+
+    fn kind(&self) -> MemoryKind {
+        MemoryKind::Mmap
+    }
+}
+
+impl Drop for Picture {
+    fn drop(&mut self) {
+        if let Err(e) = self.pictures.give_back(self.index) {
+            tracing::warn!("a decoded picture's buffer could not be queued back: {e}");
+        }
     }
 }
 
 /// A V4L2 M2M stateful decoder.
 pub struct M2mDecoder {
-    dev: Device,
+    dev: Arc<Device>,
     path: String,
     output: Mapped,
     free: Vec<u32>,
-    /// The decoded format, once the device has announced it.
-    capture: Option<(Mapped, VideoInfo, usize)>,
+    /// The decoded pictures' queue, once the device has announced their format.
+    capture: Option<Arc<Pictures>>,
     stamps: HashMap<u64, Stamp>,
+    /// Packets dropped because every decoded picture was held downstream.
+    dropped: u64,
+    /// After a drop, packets are dropped up to the next keyframe.
+    skipping: bool,
 }
 
 impl M2mDecoder {
@@ -670,21 +890,31 @@ impl M2mDecoder {
         stream(&dev, output_type, true).map_err(v4l2)?;
         Ok(M2mDecoder {
             free: (0..output.buffers.len() as u32).collect(),
-            dev,
+            dev: Arc::new(dev),
             path: name,
             output,
             capture: None,
             stamps: HashMap::new(),
+            dropped: 0,
+            skipping: false,
         })
+    }
+
+    /// Stops the CAPTURE queue and gives its buffers up (pictures still
+    /// leased keep their memory until dropped).
+    fn stop_capture(&mut self) -> Result<(), EncodeError> {
+        if let Some(old) = self.capture.take() {
+            old.stop();
+            stream(&self.dev, sys::buf_type::VIDEO_CAPTURE_MPLANE, false).map_err(v4l2)?;
+            request(&self.dev, sys::buf_type::VIDEO_CAPTURE_MPLANE, sys::memory::MMAP, 0).map_err(v4l2)?;
+        }
+        Ok(())
     }
 
     /// Sets up the CAPTURE queue for the format the device announced.
     fn source_changed(&mut self) -> Result<(), EncodeError> {
         let capture_type = sys::buf_type::VIDEO_CAPTURE_MPLANE;
-        if let Some((mut old, ..)) = self.capture.take() {
-            stream(&self.dev, capture_type, false).map_err(v4l2)?;
-            old.release(&self.dev);
-        }
+        self.stop_capture()?;
         let f = get_format(&self.dev, capture_type).map_err(v4l2)?;
         let format = PixelFormat::from_fourcc(f.pixelformat)
             .filter(|p| RAW.contains(p))
@@ -693,14 +923,35 @@ impl M2mDecoder {
                 what: format!("read {} pictures from {}", fourcc_name(f.pixelformat), self.path),
                 supported: "yuv420, nv12, yuyv and grey".into(),
             })?;
-        let info = VideoInfo::new(format, f.width, f.height, crate::media::Fps { num: 30, den: 1 }).map_err(fail)?;
-        let stride = f.plane_fmt[0].bytesperline as usize;
-        let mapped = Mapped::request(&self.dev, capture_type, BUFFERS).map_err(v4l2)?;
-        for index in 0..mapped.buffers.len() as u32 {
-            queue(&self.dev, capture_type, index, 0, 0).map_err(v4l2)?;
+        let plane = f.plane_fmt[0];
+        let info = VideoInfo::with_line_stride(
+            format,
+            f.width,
+            f.height,
+            crate::media::Fps { num: 30, den: 1 },
+            plane.bytesperline as usize,
+            plane.sizeimage as usize,
+        )
+        .map_err(fail)?;
+        let mut mapped = Mapped::request(&self.dev, capture_type, BUFFERS).map_err(v4l2)?;
+        if mapped.buffers.iter().any(|&(_, len)| len < info.size()) {
+            mapped.release(&self.dev);
+            return Err(fail(format!("{}: capture buffers smaller than a picture", self.path)));
+        }
+        let pictures = Arc::new(Pictures {
+            dev: Arc::clone(&self.dev),
+            buffers: std::mem::take(&mut mapped.buffers),
+            info,
+            live: Mutex::new(true),
+            queued: AtomicUsize::new(0),
+        });
+        for index in 0..pictures.buffers.len() as u32 {
+            pictures
+                .give_back(index)
+                .map_err(|e| fail(self.dev.io_error("VIDIOC_QBUF", e)))?;
         }
         stream(&self.dev, capture_type, true).map_err(v4l2)?;
-        self.capture = Some((mapped, info, stride));
+        self.capture = Some(pictures);
         Ok(())
     }
 
@@ -716,24 +967,27 @@ impl M2mDecoder {
                 continue;
             }
             // Input buffers the device is done with.
-            while let Dequeued::Buffer(d) = dequeue(&self.dev, self.output.type_).map_err(v4l2)? {
+            while let Dequeued::Buffer(d) = dequeue(&self.dev, self.output.type_, sys::memory::MMAP).map_err(v4l2)? {
                 self.free.push(d.index);
             }
-            if let Some((mapped, info, stride)) = &mut self.capture {
-                match dequeue(&self.dev, mapped.type_).map_err(v4l2)? {
+            if let Some(pictures) = &self.capture {
+                let capture_type = sys::buf_type::VIDEO_CAPTURE_MPLANE;
+                match dequeue(&self.dev, capture_type, sys::memory::MMAP).map_err(v4l2)? {
                     Dequeued::Buffer(d) => {
+                        pictures.queued.fetch_sub(1, Ordering::AcqRel);
                         let last = d.flags & sys::buf_flag::LAST != 0;
+                        let lease = Picture {
+                            pictures: Arc::clone(pictures),
+                            index: d.index,
+                        };
                         if d.bytes > 0 {
                             let stamp = self.stamps.remove(&d.seq).ok_or_else(|| {
                                 fail(format!("{}: a picture for no packet sent ({})", self.path, d.seq))
                             })?;
-                            out.push(picture(mapped.slice(d.index), info, *stride, stamp)?);
+                            out.push(stamp.frame(pictures.info, Buffer::new(lease)));
                         }
-                        if last {
-                            return Ok(false);
-                        }
-                        queue(&self.dev, mapped.type_, d.index, 0, 0).map_err(v4l2)?;
-                        return Ok(true);
+                        // An empty buffer (the drain's last) goes back at once, with its lease.
+                        return Ok(!last);
                     }
                     Dequeued::Ended => return Ok(false),
                     Dequeued::Empty => {}
@@ -747,20 +1001,14 @@ impl M2mDecoder {
             }
         }
     }
-}
 
-/// A decoded picture out of a CAPTURE buffer, as a frame of its own.
-fn picture(src: &[u8], info: &VideoInfo, stride: usize, stamp: Stamp) -> Result<Frame, EncodeError> {
-    let planes = device_planes(info, stride);
-    if planes
-        .last()
-        .is_some_and(|&(at, pitch, rows)| at + pitch * rows > src.len())
-    {
-        return Err(fail("a decoded picture shorter than its format"));
+    /// True when every decoded picture is held downstream: the device has no
+    /// buffer to decode into.
+    fn all_held(&self) -> bool {
+        self.capture
+            .as_ref()
+            .is_some_and(|p| p.queued.load(Ordering::Acquire) == 0)
     }
-    let mut data = vec![0u8; info.size()];
-    super::fill_planes(info, &mut data, |p| (&src[planes[p].0..], planes[p].1));
-    Ok(stamp.frame(*info, Buffer::from_bytes(data.into())))
 }
 
 /// Where the planes of a frame like `info` lie in a device buffer whose
@@ -787,6 +1035,24 @@ impl super::Decoder for M2mDecoder {
     }
 
     fn decode(&mut self, packet: &Packet, out: &mut Vec<Frame>) -> Result<(), EncodeError> {
+        if self.skipping && !packet.keyframe {
+            self.dropped += 1;
+            return Ok(());
+        }
+        if self.all_held() {
+            // Every picture is held downstream: drop rather than stall, up
+            // to the next keyframe (what follows refers to what was dropped).
+            self.service(out, false)?;
+            if self.all_held() {
+                if self.dropped == 0 {
+                    tracing::warn!(device = %self.path, "every decoded picture is held downstream: dropping packets to the next keyframe");
+                }
+                self.dropped += 1;
+                self.skipping = true;
+                return Ok(());
+            }
+        }
+        self.skipping = false;
         let index = loop {
             if let Some(i) = self.free.pop() {
                 break i;
@@ -829,15 +1095,17 @@ impl super::Decoder for M2mDecoder {
         while self.capture.is_some() && self.service(out, true)? {}
         Ok(())
     }
+
+    fn dropped(&self) -> u64 {
+        self.dropped
+    }
 }
 
 impl Drop for M2mDecoder {
     fn drop(&mut self) {
+        // Best effort; pictures still leased keep their memory until dropped.
         let _ = stream(&self.dev, self.output.type_, false);
         self.output.release(&self.dev);
-        if let Some((mut m, ..)) = self.capture.take() {
-            let _ = stream(&self.dev, m.type_, false);
-            m.release(&self.dev);
-        }
+        let _ = self.stop_capture();
     }
 }

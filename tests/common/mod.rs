@@ -61,14 +61,13 @@ pub fn testsrc_frames(format: PixelFormat, width: u32, height: u32, n: u64) -> V
         .collect()
 }
 
-/// PSNR in dB of `a` against `b` over all their bytes (same format and size).
-pub fn psnr_db(a: &Frame, b: &Frame) -> f64 {
+/// PSNR in dB of `a` against `b` over all their bytes (same length).
+pub fn psnr_db(a: &[u8], b: &[u8]) -> f64 {
     let mse = a
-        .data()
         .iter()
-        .zip(b.data())
+        .zip(b)
         .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
         .sum::<f64>()
-        / a.data().len() as f64;
+        / a.len() as f64;
     10.0 * (255.0f64.powi(2) / mse.max(1e-9)).log10()
 }
