@@ -11,12 +11,11 @@
 #      GStreamer's GstRtspServer (python3-gi, x264/x265/jpeg encoders) and VLC,
 #   2. format and lint checks: clippy on the default build, then once more
 #      with every feature at once (ffmpeg, ort, cuda),
-#   3. unit and integration tests of all crates of the workspace in one build
-#      with the `ort` feature (ONNX Runtime is loaded at run time, so the
-#      build links nothing more and the AI tests compare it with tract), then
-#      the codec tests again with the `ffmpeg` feature (libx264, libx265,
-#      libvpx; kept apart because FFmpeg's shared libraries would not fit the
-#      V4L2 test's VM),
+#   3. unit and integration tests of all crates of the workspace, in one
+#      build with the `ort` and `ffmpeg` features (ONNX Runtime is loaded at
+#      run time and compared with tract by the AI tests; the codec tests
+#      encode with libx264, libx265 and libvpx; the default paths are the
+#      same code: `auto` still picks OpenH264 and tract),
 #   4. the acceptance run: the release binary's default pipeline for 10 s must
 #      keep every camera input at >= 29 fps with 0 drops and copy 0 bytes.
 # Each step's time is printed as it ends, and all of them at the end.
@@ -90,11 +89,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 # machine through scripts/gpu-check.sh.
 cargo clippy --workspace --all-targets --features eyrie/ffmpeg,eyrie/ort,eyrie/cuda -- -D warnings
 
-step "tests, with the ort feature (ONNX Runtime $ORT_VERSION from PyPI, compared with tract)"
-cargo test --workspace --features eyrie/ort
-
-step "codec tests with the ffmpeg feature"
-cargo test --features ffmpeg --test encode
+step "tests, with the ort (ONNX Runtime $ORT_VERSION from PyPI) and ffmpeg features"
+cargo test --workspace --features eyrie/ort,eyrie/ffmpeg
 
 step "acceptance: eyrie run --for 10 --stats (release build)"
 cargo build --release --bin eyrie
