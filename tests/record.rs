@@ -267,6 +267,30 @@ fn stamps(file: &Path, width: u32, height: u32) -> (u32, u32, usize) {
     (frames[0], *frames.last().unwrap(), frames.len())
 }
 
+/// The next `n` files closed (waiting up to 10 s).
+fn closed_files(events: &std::sync::mpsc::Receiver<Event>, n: usize) -> Vec<FileEvent> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut files = Vec::new();
+    while files.len() < n {
+        assert!(Instant::now() < deadline, "files never closed: {files:?}");
+        if let Ok(Event::Closed(f)) = events.recv_timeout(Duration::from_millis(100)) {
+            files.push(f);
+        }
+    }
+    files
+}
+
+/// What an encoder sent so far: (pts, frame number, keyframe) per packet.
+fn sent_packets(sent: eyrie::hub::Subscription) -> Vec<(i64, u64, bool)> {
+    let mut packets = Vec::new();
+    while let Ok(item) = sent.try_recv() {
+        if let Item::Packet(p) = item {
+            packets.push((p.pts, p.seq, p.keyframe));
+        }
+    }
+    packets
+}
+
 #[test]
 fn smart_record_clips_start_before_their_trigger() {
     let dir = Dir::new();
@@ -300,21 +324,8 @@ fn smart_record_clips_start_before_their_trigger() {
     std::thread::sleep(Duration::from_millis(500));
     let t2 = ask("sr-a", 1.0, 1.0);
     assert!(t2.extended, "a trigger during the clip extends it");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut clips = Vec::new();
-    while clips.len() < 2 {
-        assert!(Instant::now() < deadline, "clips never finished: {clips:?}");
-        if let Ok(Event::Closed(f)) = events.recv_timeout(Duration::from_millis(100)) {
-            clips.push(f);
-        }
-    }
-    let mut packets = Vec::new();
-    while let Ok(item) = sent.try_recv() {
-        if let Item::Packet(p) = item {
-            packets.push((p.pts, p.seq, p.keyframe));
-        }
-    }
-    drop(sent);
+    let clips = closed_files(&events, 2);
+    let packets = sent_packets(sent);
     let stats = server.shutdown();
     assert!(stats.nodes.iter().all(|n| n.frames_dropped == 0), "{stats:#?}");
 
@@ -388,21 +399,8 @@ fn overlapping_matroska_clips_each_start_before_their_own_trigger() {
         !t1.extended && !t2.extended,
         "with overlap, each trigger has its own clip"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut clips = Vec::new();
-    while clips.len() < 2 {
-        assert!(Instant::now() < deadline, "clips never finished: {clips:?}");
-        if let Ok(Event::Closed(f)) = events.recv_timeout(Duration::from_millis(100)) {
-            clips.push(f);
-        }
-    }
-    let mut packets = Vec::new();
-    while let Ok(item) = sent.try_recv() {
-        if let Item::Packet(p) = item {
-            packets.push((p.pts, p.seq, p.keyframe));
-        }
-    }
-    drop(sent);
+    let clips = closed_files(&events, 2);
+    let packets = sent_packets(sent);
     server.shutdown();
     let mut firsts = Vec::new();
     for clip in &clips {

@@ -235,6 +235,21 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), CodecErro
 /// `max_num_reorder_frames` from the bitstream restriction. A VUI cut short
 /// after the timing info keeps what was read.
 fn vui(r: &mut BitReader<'_>) -> Result<(Option<Fps>, Option<u32>), CodecError> {
+    skip_vui_head(r)?;
+    let mut fps = None;
+    if r.bit()? {
+        let units = r.bits(32)?;
+        let scale = r.bits(32)?;
+        r.skip(1)?; // fixed_frame_rate_flag
+        // A frame is two fields: fps = time_scale / (2 × num_units_in_tick).
+        fps = fps_ratio(u64::from(scale), 2 * u64::from(units));
+    }
+    Ok((fps, vui_reorder(r).unwrap_or(None)))
+}
+
+/// Skips what H.264's and H.265's VUI both start with (§E.1.1 / H.265
+/// §E.2.1): aspect ratio, overscan, video signal type, chroma sample locations.
+pub(super) fn skip_vui_head(r: &mut BitReader<'_>) -> Result<(), CodecError> {
     if r.bit()? && r.bits(8)? == 255 {
         r.skip(32)?; // sar_width, sar_height
     }
@@ -249,17 +264,9 @@ fn vui(r: &mut BitReader<'_>) -> Result<(Option<Fps>, Option<u32>), CodecError> 
     }
     if r.bit()? {
         r.ue()?;
-        r.ue()?;
+        r.ue()?; // chroma sample locations
     }
-    let mut fps = None;
-    if r.bit()? {
-        let units = r.bits(32)?;
-        let scale = r.bits(32)?;
-        r.skip(1)?; // fixed_frame_rate_flag
-        // A frame is two fields: fps = time_scale / (2 × num_units_in_tick).
-        fps = fps_ratio(u64::from(scale), 2 * u64::from(units));
-    }
-    Ok((fps, vui_reorder(r).unwrap_or(None)))
+    Ok(())
 }
 
 /// `num / den` frames per second, reduced; `None` for a zero term or a

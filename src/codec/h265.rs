@@ -5,7 +5,7 @@
 
 use super::CodecError;
 use super::bits::{BitReader, unescape};
-use super::h264::{fps_ratio, push_u16_prefixed};
+use super::h264::{fps_ratio, push_u16_prefixed, skip_vui_head};
 use crate::media::Fps;
 
 /// `nal_unit_type` (bits 1..7 of the two-byte header).
@@ -255,22 +255,7 @@ fn sps_vui_fps(r: &mut BitReader<'_>, log2_max_poc_lsb: u32) -> Result<Option<Fp
         return Ok(None); // no VUI
     }
     // vui_parameters() (§E.2.1) up to vui_timing_info_present_flag.
-    if r.bit()? && r.bits(8)? == 255 {
-        r.skip(32)?; // sar_width, sar_height
-    }
-    if r.bit()? {
-        r.skip(1)?; // overscan_appropriate_flag
-    }
-    if r.bit()? {
-        r.skip(4)?; // video_format, video_full_range_flag
-        if r.bit()? {
-            r.skip(24)?; // colour description
-        }
-    }
-    if r.bit()? {
-        r.ue()?;
-        r.ue()?; // chroma sample locations
-    }
+    skip_vui_head(r)?;
     r.skip(3)?; // neutral_chroma_indication_flag, field_seq_flag, frame_field_info_present_flag
     if r.bit()? {
         for _ in 0..4 {
