@@ -312,7 +312,7 @@ impl RefPicSet {
                     let mut poc = 0i32;
                     (0..n)
                         .map(|_| {
-                            poc = poc.saturating_add(sign.saturating_mul(r.ue()?.saturating_add(1) as i32));
+                            poc += sign * (delta_minus1(r)? as i32 + 1);
                             r.skip(1)?; // used_by_curr_pic_flag
                             Ok(poc)
                         })
@@ -324,7 +324,7 @@ impl RefPicSet {
             }
         };
         let sign = if r.bit()? { -1 } else { 1 };
-        let delta_rps = sign * (r.ue()?.min(1 << 15) as i32 + 1);
+        let delta_rps = sign * (delta_minus1(r)? as i32 + 1);
         // One use_delta flag per picture of the reference set (S0, then S1), then one for delta_rps itself.
         let n = predicted.s0.len() + predicted.s1.len();
         let mut use_delta = Vec::with_capacity(n + 1);
@@ -361,8 +361,24 @@ impl RefPicSet {
                 s1.push(d + delta_rps);
             }
         }
+        if s0.len() + s1.len() > 16 {
+            return Err(r.error(format!(
+                "a predicted reference picture set of {} pictures (at most 16)",
+                s0.len() + s1.len()
+            )));
+        }
         Ok(RefPicSet { s0, s1 })
     }
+}
+
+/// A delta POC minus 1 (`delta_poc_s0/s1_minus1`, `abs_delta_rps_minus1`): 0..2^15 − 1
+/// (§7.4.8), so sums over a set of 16 stay far from `i32` limits.
+fn delta_minus1(r: &mut BitReader<'_>) -> Result<u32, CodecError> {
+    let d = r.ue()?;
+    if d > 0x7fff {
+        return Err(r.error(format!("a delta POC of {} (at most 32768)", u64::from(d) + 1)));
+    }
+    Ok(d)
 }
 
 fn profile_tier_level(r: &mut BitReader<'_>, max_sub_layers_minus1: u8) -> Result<ProfileTierLevel, CodecError> {

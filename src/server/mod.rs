@@ -322,16 +322,17 @@ impl Server {
                 message: format!("`{input}` is not one of its inputs ({})", options.inputs.join(", ")),
             })?;
         let policy = options.policies.get(stream).unwrap_or(&options.policy).clone();
-        inputs
-            .relink(slot, stream, policy)
-            .map_err(|message| ServerError::Failed {
-                node: node.to_owned(),
-                message,
-            })?;
+        let taken_in = inputs.relink(slot, stream, policy);
+        // The subscription has moved either way (a node slow to answer takes
+        // the rest in later): the configuration says so.
         let index = running.index;
         if let NodeProps::Infer(options) = &mut self.config.nodes[index].props {
             options.inputs[slot] = stream.to_owned();
         }
+        taken_in.map_err(|message| ServerError::Failed {
+            node: node.to_owned(),
+            message,
+        })?;
         tracing::info!(node, input, stream, "relinked");
         Ok(())
     }
