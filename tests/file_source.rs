@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use eyrie::config::Config;
 use eyrie::demux::{EsKind, es};
-use eyrie::hub::{Hub, Item, Policy, StreamFormat, SubscribeOptions, Subscription};
+use eyrie::hub::{Hub, Item, StreamFormat, SubscribeOptions, Subscription};
 use eyrie::media::{ManualClock, Packet, bytes_copied};
 use eyrie::mux::Container;
 use eyrie::mux::write::mux_to_vec;
@@ -25,13 +25,7 @@ fn config(path: &Path, extra: &str) -> Config {
 /// A hub with a blocking subscription to `cam` holding `capacity` packets, and a manual clock at 0.
 fn setup(capacity: usize) -> (Hub, Subscription, Arc<ManualClock>) {
     let hub = Hub::new();
-    let sub = hub.subscribe(
-        "cam",
-        SubscribeOptions {
-            capacity,
-            policy: Policy::Blocking,
-        },
-    );
+    let sub = hub.subscribe("cam", SubscribeOptions::blocking(capacity));
     (hub, sub, Arc::new(ManualClock::new(SystemTime::UNIX_EPOCH)))
 }
 

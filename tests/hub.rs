@@ -72,7 +72,7 @@ fn relink_under_load_delivers_nothing_from_the_old_stream() {
                         }
                     }
                     Item::Format(_) => formats += 1,
-                    Item::Eos | Item::Packet(_) => {}
+                    Item::Eos | Item::Packet(_) | Item::Gap(_) => {}
                 }
             }
             (frames, checked, formats, sub.stats())
@@ -263,10 +263,12 @@ fn events_stay_in_order_with_frames() {
             Item::Frame(f) => f.seq.to_string(),
             Item::Eos => "E".to_owned(),
             Item::Packet(_) => "P".to_owned(),
+            Item::Gap(n) => format!("G{n}"),
         })
         .collect();
-    // Capacity 2: frames 0-2 were dropped, the format and EOS never are.
-    assert_eq!(kinds, ["F", "3", "4", "E"]);
+    // Capacity 2: frames 0-2 were dropped, in band where they were; the format
+    // and EOS never are.
+    assert_eq!(kinds, ["F", "G3", "3", "4", "E"]);
     assert_eq!(sub.stats().dropped, 3);
     // A late subscriber learns the current format and that the stream ended.
     let late = hub.subscribe("s", SubscribeOptions::default());

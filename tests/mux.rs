@@ -469,6 +469,7 @@ fn mjpeg_in_matroska() {
                 params: Arc::new(params),
                 source: Arc::clone(&source),
                 seq: i as u64,
+                capture_utc: std::time::SystemTime::UNIX_EPOCH,
             }
         })
         .collect();

@@ -354,7 +354,7 @@ fn frames(sub: &eyrie::hub::Subscription, n: usize, within: Duration) -> Vec<(i6
 #[ignore = "runs inside the VM (v4l2_in_a_real_kernel)"]
 fn vm_node_publishes_frames_and_survives_an_unplug() {
     use eyrie::config::Config;
-    use eyrie::hub::{Policy, SubscribeOptions};
+    use eyrie::hub::SubscribeOptions;
     use eyrie::server::{NodeState, Server};
     let text = format!(
         "[[node]]\nname = \"cam\"\nkind = \"v4l2\"\ndevice = \"{}\"\nformat = \"YUYV\"\n\
@@ -362,13 +362,7 @@ fn vm_node_publishes_frames_and_survives_an_unplug() {
         vivid(0).display()
     );
     let server = Server::start(Config::parse(&text, "<vm>").unwrap()).unwrap();
-    let sub = server.hub().subscribe(
-        "cam",
-        SubscribeOptions {
-            capacity: 2,
-            policy: Policy::Leaky,
-        },
-    );
+    let sub = server.hub().subscribe("cam", SubscribeOptions::leaky(2));
     let copied = bytes_copied();
     let first = frames(&sub, 20, Duration::from_secs(20));
     assert!(

@@ -20,7 +20,7 @@ use crate::capture::testsrc::TestSrcOptions;
 use crate::capture::v4l2::V4l2Options;
 use crate::encode::EncoderSettings;
 use crate::events::trigger::TriggerOptions;
-use crate::hub::{Policy, SubscribeOptions};
+use crate::hub::{Join, Policy, SubscribeOptions};
 use crate::infer::detector::InferOptions;
 use crate::media::FormatError;
 use crate::output::index::Retention;
@@ -263,6 +263,7 @@ impl RelayOptions {
         SubscribeOptions {
             capacity: self.queue,
             policy: self.policy,
+            join: Join::NextKeyframe,
         }
     }
 }

@@ -120,6 +120,7 @@ impl Pending {
                 params,
                 source: Arc::clone(&self.source),
                 seq: self.first,
+                capture_utc: std::time::SystemTime::UNIX_EPOCH,
             })?;
             self.first += 1;
         }
@@ -244,6 +245,7 @@ fn read_ivf<E: From<CodecError>>(
             params: Arc::clone(&params),
             source: Arc::clone(source),
             seq: i as u64,
+            capture_utc: std::time::SystemTime::UNIX_EPOCH,
         })?;
     }
     Ok(())

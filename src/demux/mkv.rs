@@ -258,6 +258,7 @@ impl Reader<'_> {
             params,
             source: Arc::clone(self.source),
             seq: self.packets.len() as u64,
+            capture_utc: std::time::SystemTime::UNIX_EPOCH,
         });
         Ok(())
     }

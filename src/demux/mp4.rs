@@ -205,6 +205,7 @@ pub fn read(data: &Bytes, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> 
             params,
             source: Arc::clone(source),
             seq: i as u64,
+            capture_utc: std::time::SystemTime::UNIX_EPOCH,
         });
     }
     Ok(out)

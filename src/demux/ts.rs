@@ -111,6 +111,7 @@ pub fn read(data: &Bytes, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> 
             params,
             source: Arc::clone(source),
             seq: seq as u64,
+            capture_utc: std::time::SystemTime::UNIX_EPOCH,
         });
     }
     fill_durations(&mut out, 0);

@@ -4,6 +4,7 @@
 //! timing and identity of the frame it was encoded from.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -23,6 +24,8 @@ pub struct Stamp {
     pub seq: u64,
     /// The camera.
     pub source: Arc<str>,
+    /// When the frame was captured (UTC).
+    pub capture_utc: SystemTime,
 }
 
 impl Stamp {
@@ -33,6 +36,7 @@ impl Stamp {
             duration: frame.duration,
             seq: frame.seq,
             source: Arc::clone(&frame.source),
+            capture_utc: frame.capture_utc,
         }
     }
 
@@ -43,6 +47,7 @@ impl Stamp {
             duration: packet.duration,
             seq: packet.seq,
             source: Arc::clone(&packet.source),
+            capture_utc: packet.capture_utc,
         }
     }
 
@@ -54,7 +59,7 @@ impl Stamp {
             info,
             pts: self.pts,
             duration: self.duration,
-            capture_utc: std::time::SystemTime::now(),
+            capture_utc: self.capture_utc,
             seq: self.seq,
             source: self.source,
             meta: Arc::new(FrameMeta::default()),
@@ -106,6 +111,7 @@ impl Packetizer {
             params,
             source: Arc::clone(&stamp.source),
             seq: stamp.seq,
+            capture_utc: stamp.capture_utc,
         })
     }
 }

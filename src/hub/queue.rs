@@ -1,5 +1,13 @@
-//! One subscriber's bounded queue: the policy, the relink gate and the waking
-//! of blocked threads and async tasks.
+//! One subscriber's bounded queue: the policy, the relink gate, loss in band
+//! and the waking of blocked threads and async tasks.
+//!
+//! A leaky queue that overflows drops its oldest frame/packet **and every
+//! packet after it up to the next keyframe** (what follows a lost packet
+//! cannot be decoded until then), and queues a [`Item::Gap`] in its place. When
+//! no keyframe is queued, it goes on discarding incoming packets until one
+//! arrives. Raw frames are each their own keyframe, so a raw queue drops
+//! exactly one frame per overflow. Consecutive gaps merge into one, so the
+//! events a loss leaves in a queue are bounded by the media it holds.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -8,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use super::{Item, Policy, Stream, StreamFormat, SubStats, SubscribeOptions, lock};
+use super::{Item, Join, Policy, Stream, SubStats, SubscribeOptions, lock};
 
 /// Why no item was received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +53,18 @@ pub(super) struct SubShared {
     not_full: Condvar,
     capacity: usize,
     policy: Policy,
+    join: Join,
+}
+
+/// What a subscriber is given when it links to a stream, taken under the
+/// stream's lock so nothing published meanwhile is missed or repeated.
+pub(super) struct Joining {
+    /// The stream's format, its cached packets from the last keyframe (for
+    /// [`Join::LastKeyframe`]) and its end, in order.
+    pub(super) items: Vec<Item>,
+    /// The publish sequence number of the last cached packet given (0: none):
+    /// pushes up to it are already in `items`.
+    pub(super) replayed_to: u64,
 }
 
 struct Queue {
@@ -55,12 +75,29 @@ struct Queue {
     linked: u64,
     stream: Option<Arc<Stream>>,
     closed: bool,
+    /// Media is discarded until a keyframe: after a loss (counted) or on
+    /// joining a stream mid-GOP (not a loss).
+    skip: Skip,
+    /// Frames/packets lost since the last [`Item::Gap`] queued.
+    gap: u64,
+    /// Pushes with a sequence number up to this one were replayed at the join.
+    replayed_to: u64,
+    /// Replayed packets still queued: they may exceed the capacity, so that a
+    /// join does not overflow the queue it fills.
+    grace: usize,
     recv_waiting: usize,
     push_waiting: usize,
     waker: Option<Waker>,
     delivered: u64,
     dropped: u64,
     flushed: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    No,
+    Loss,
+    Join,
 }
 
 impl Queue {
@@ -75,9 +112,60 @@ impl Queue {
         let item = self.items.pop_front()?;
         if item.is_media() {
             self.media -= 1;
+            self.grace = self.grace.saturating_sub(1);
         }
         self.delivered += 1;
         Some(item)
+    }
+
+    /// Queues a gap marker for the losses not yet reported, merged with a
+    /// marker at the tail.
+    fn flush_gap(&mut self) {
+        let lost = std::mem::take(&mut self.gap);
+        if lost == 0 {
+            return;
+        }
+        match self.items.back_mut() {
+            Some(Item::Gap(n)) => *n += lost,
+            _ => self.items.push_back(Item::Gap(lost)),
+        }
+    }
+
+    /// Drops the oldest frame/packet and everything after it that cannot be
+    /// decoded without it (up to the next keyframe), leaving one gap marker
+    /// before that keyframe. Events stay in order; earlier gap markers in the
+    /// dropped span merge into the new one. Without a queued keyframe, the
+    /// queue skips incoming packets until one arrives.
+    fn drop_to_keyframe(&mut self) -> VecDeque<Item> {
+        let mut dropped = VecDeque::new();
+        let mut kept = VecDeque::with_capacity(self.items.len());
+        let mut lost = 0u64;
+        let mut resumed = false;
+        for item in self.items.drain(..) {
+            match item {
+                _ if resumed => kept.push_back(item),
+                Item::Gap(n) => lost += n,
+                ref m if m.is_media() && (dropped.is_empty() || !m.is_key()) => {
+                    lost += 1;
+                    dropped.push_back(item);
+                }
+                m if m.is_media() => {
+                    kept.push_back(Item::Gap(lost));
+                    kept.push_back(m);
+                    resumed = true;
+                }
+                event => kept.push_back(event),
+            }
+        }
+        self.items = kept;
+        self.media -= dropped.len();
+        self.dropped += dropped.len() as u64;
+        self.grace = 0;
+        if !resumed {
+            self.gap += lost;
+            self.skip = Skip::Loss;
+        }
+        dropped
     }
 }
 
@@ -90,6 +178,10 @@ impl SubShared {
                 linked: 0,
                 stream: None,
                 closed: false,
+                skip: Skip::No,
+                gap: 0,
+                replayed_to: 0,
+                grace: 0,
                 recv_waiting: 0,
                 push_waiting: 0,
                 waker: None,
@@ -101,7 +193,12 @@ impl SubShared {
             not_full: Condvar::new(),
             capacity: options.capacity,
             policy: options.policy,
+            join: options.join,
         }
+    }
+
+    pub(super) fn join(&self) -> Join {
+        self.join
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -119,20 +216,21 @@ impl SubShared {
     }
 
     /// Accepts pushes from `stream` only, from now on: everything queued from the
-    /// previous stream is discarded, then the new stream's sticky events are queued.
-    pub(super) fn link(&self, stream: &Arc<Stream>, format: Option<StreamFormat>, ended: bool) {
+    /// previous stream is discarded, then what the new stream gives a joining
+    /// reader is queued. Packets are then skipped up to the next keyframe
+    /// unless the join replayed the stream's last one.
+    pub(super) fn link(&self, stream: &Arc<Stream>, joining: Joining) {
         let mut q = self.lock();
         let flushed: VecDeque<Item> = std::mem::take(&mut q.items);
         q.flushed += flushed.len() as u64;
-        q.media = 0;
         q.linked = stream.id;
         q.stream = Some(Arc::clone(stream));
-        if let Some(f) = format {
-            q.items.push_back(Item::Format(f));
-        }
-        if ended {
-            q.items.push_back(Item::Eos);
-        }
+        q.replayed_to = joining.replayed_to;
+        q.gap = 0;
+        q.media = joining.items.iter().filter(|i| i.is_media()).count();
+        q.grace = q.media;
+        q.skip = if q.media > 0 { Skip::No } else { Skip::Join };
+        q.items.extend(joining.items);
         let wake = !q.items.is_empty();
         let (recv_waiting, waker) = (q.recv_waiting > 0 && wake, if wake { q.waker.take() } else { None });
         let producers_waiting = q.push_waiting > 0;
@@ -149,28 +247,22 @@ impl SubShared {
         self.lock().stream.clone()
     }
 
-    /// Queues `item` from stream `stream_id`, following the policy. Items from a
-    /// stream this queue is not linked to are discarded.
-    pub(super) fn push(&self, stream_id: u64, item: Item, kind: Push) {
+    /// Queues `item`, the stream's `seq`-th publication, from stream
+    /// `stream_id`, following the policy. Items from a stream this queue is
+    /// not linked to, or already replayed to it at its join, are discarded.
+    pub(super) fn push(&self, stream_id: u64, seq: u64, item: Item, kind: Push) {
+        let mut evicted = VecDeque::new();
         let mut q = self.lock();
-        let mut evicted = None;
         loop {
-            if q.closed || q.linked != stream_id {
+            if q.closed || q.linked != stream_id || (kind == Push::Media && seq <= q.replayed_to) {
                 return;
             }
-            if kind == Push::Event || q.media < self.capacity {
+            if kind == Push::Event || q.media < self.capacity + q.grace {
                 break;
             }
             match self.policy {
                 Policy::Leaky => {
-                    let oldest = q
-                        .items
-                        .iter()
-                        .position(Item::is_media)
-                        .expect("a full queue holds media");
-                    evicted = q.items.remove(oldest);
-                    q.media -= 1;
-                    q.dropped += 1;
+                    evicted = q.drop_to_keyframe();
                     break;
                 }
                 Policy::Blocking => {
@@ -181,8 +273,22 @@ impl SubShared {
             }
         }
         if kind == Push::Media {
+            match q.skip {
+                Skip::No => {}
+                _ if item.is_key() => q.skip = Skip::No,
+                Skip::Loss => {
+                    q.gap += 1;
+                    q.dropped += 1;
+                    return;
+                }
+                Skip::Join => {
+                    q.flushed += 1;
+                    return;
+                }
+            }
             q.media += 1;
         }
+        q.flush_gap();
         q.items.push_back(item);
         let recv_waiting = q.recv_waiting > 0;
         let waker = q.waker.take();

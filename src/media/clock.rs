@@ -13,6 +13,17 @@ pub trait Clock: Send + Sync + 'static {
     fn utc_now(&self) -> SystemTime;
     /// Blocks until the pipeline clock reaches `deadline_ns` (returns at once if past).
     fn sleep_until(&self, deadline_ns: i64);
+
+    /// The wall-clock time of pipeline time `ns`, by the clocks' offset now.
+    fn utc_at(&self, ns: i64) -> SystemTime {
+        let now = self.utc_now();
+        let ago = self.now_ns() - ns;
+        if ago >= 0 {
+            now - Duration::from_nanos(ago as u64)
+        } else {
+            now + Duration::from_nanos(ago.unsigned_abs())
+        }
+    }
 }
 
 /// The real clock: `CLOCK_MONOTONIC` from the moment it was created.

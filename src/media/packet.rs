@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,10 @@ pub struct Packet {
     pub dts: i64,
     /// Nominal duration in ns (0 when unknown).
     pub duration: i64,
+    /// When its picture was captured (UTC): the camera's frame time for live
+    /// sources; for packets read from a file, the moment they are published
+    /// (`UNIX_EPOCH` until then).
+    pub capture_utc: SystemTime,
     /// True when decoding can start here (IDR / IRAP / VP9 key frame / every JPEG).
     pub keyframe: bool,
     /// Parameters shared by the stream's packets (until a format change).

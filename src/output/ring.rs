@@ -119,6 +119,7 @@ mod tests {
             params: Arc::new(CodecParams::new(Codec::H264, 2, 2)),
             source: "cam".into(),
             seq: i as u64,
+            capture_utc: std::time::SystemTime::UNIX_EPOCH,
         }
     }
 

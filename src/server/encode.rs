@@ -52,7 +52,7 @@ pub(super) fn spawn(
                     Item::Frame(frame) => node.encode(&frame)?,
                     Item::Eos => node.end()?,
                     // The encoder follows the frames themselves; packets are not ours to encode.
-                    Item::Format(_) | Item::Packet(_) => {}
+                    Item::Format(_) | Item::Packet(_) | Item::Gap(_) => {}
                 }
             }
             node.end()

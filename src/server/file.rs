@@ -52,6 +52,7 @@ pub(super) fn spawn(ctx: NodeCtx, options: FileOptions) -> Result<JoinHandle<()>
                 out.pts += shift;
                 out.dts += shift;
                 out.seq = seq;
+                out.capture_utc = clock.utc_at(out.pts);
                 seq += 1;
                 publisher.publish(Item::Packet(out));
                 shared.count_out();

@@ -61,8 +61,6 @@ pub(super) fn spawn(
             options: &options,
             recorder,
             recording: options.autostart,
-            queue: input.control(),
-            dropped_seen: 0,
             bad_packets: Every::second(),
         };
         loop {
@@ -71,6 +69,7 @@ pub(super) fn spawn(
             }
             match input.recv_timeout(POLL) {
                 Ok(Item::Packet(p)) => node.packet(&p),
+                Ok(Item::Gap(lost)) => node.gap(lost),
                 Ok(Item::Eos) => {
                     let _ = node.close();
                 }
@@ -97,9 +96,6 @@ struct RecordNode<'a> {
     options: &'a RecordOptions,
     recorder: Recorder,
     recording: bool,
-    /// The input queue, whose drop counter shows losses.
-    queue: SubscriptionControl,
-    dropped_seen: u64,
     bad_packets: Every,
 }
 
@@ -122,23 +118,22 @@ impl RecordNode<'_> {
         }
     }
 
-    fn packet(&mut self, p: &Packet) {
-        self.shared.count_in();
-        // Packets lost in our own queue leave a hole only a keyframe mends.
-        let dropped = self.queue.dropped();
-        let lost = dropped != self.dropped_seen;
-        self.dropped_seen = dropped;
-        if !self.recording {
-            return;
-        }
-        if lost {
+    /// Packets lost in our own queue leave a hole only a keyframe mends (the
+    /// queue's next packet is one).
+    fn gap(&mut self, lost: u64) {
+        if self.recording {
             tracing::warn!(
                 node = self.name,
-                "packets lost before #{} of {}; waiting for a keyframe",
-                p.seq,
-                p.source
+                "{lost} packets lost in the input queue; resuming at the next keyframe"
             );
             self.recorder.resync();
+        }
+    }
+
+    fn packet(&mut self, p: &Packet) {
+        self.shared.count_in();
+        if !self.recording {
+            return;
         }
         let skipped = self.recorder.skipped;
         match self.recorder.push(p) {

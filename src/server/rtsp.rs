@@ -149,6 +149,7 @@ impl Receiver {
                 params: picture.params,
                 source: Arc::clone(&self.name),
                 seq: self.seq,
+                capture_utc: clock.utc_at(pts),
             }));
             self.seq += 1;
             self.shared.count_out();

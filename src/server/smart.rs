@@ -79,8 +79,6 @@ pub(super) fn spawn(
             ring: Ring::new((options.cache * 1e9) as i64, options.cache_bytes),
             options,
             clips: Vec::new(),
-            queue: input.control(),
-            dropped_seen: 0,
             source: None,
         };
         loop {
@@ -89,6 +87,7 @@ pub(super) fn spawn(
             }
             match input.recv_timeout(POLL) {
                 Ok(Item::Packet(p)) => node.packet(p),
+                Ok(Item::Gap(_)) => node.gap(),
                 Ok(Item::Eos) => {
                     node.end_all();
                 }
@@ -123,9 +122,6 @@ struct SmartNode<'a> {
     options: SmartRecordOptions,
     ring: Ring,
     clips: Vec<Clip>,
-    /// The input queue, whose drop counter shows losses.
-    queue: SubscriptionControl,
-    dropped_seen: u64,
     source: Option<Arc<str>>,
 }
 
@@ -201,19 +197,21 @@ impl SmartNode<'_> {
         })
     }
 
+    /// A new camera (a relink), or packets lost in our own queue: what is
+    /// cached no longer leads up to the next packet, and clips skip to the
+    /// next keyframe.
+    fn gap(&mut self) {
+        self.ring.clear();
+        for clip in &mut self.clips {
+            clip.recorder.resync();
+        }
+    }
+
     fn packet(&mut self, p: Packet) {
         self.shared.count_in();
-        // A new camera (a relink), or packets lost in our own queue: what is
-        // cached no longer leads up to this packet, and clips skip to the next keyframe.
-        let dropped = self.queue.dropped();
-        let new_stream = self.source.as_ref().is_some_and(|s| *s != p.source);
-        if new_stream || dropped != self.dropped_seen {
-            self.ring.clear();
-            for clip in &mut self.clips {
-                clip.recorder.resync();
-            }
+        if self.source.as_ref().is_some_and(|s| *s != p.source) {
+            self.gap();
         }
-        self.dropped_seen = dropped;
         self.source = Some(Arc::clone(&p.source));
         let mut i = 0;
         while i < self.clips.len() {

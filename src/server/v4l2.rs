@@ -147,7 +147,7 @@ impl Capture<'_> {
                     info: *info,
                     pts,
                     duration: period,
-                    capture_utc: clock.utc_now(),
+                    capture_utc: clock.utc_at(pts),
                     seq: *self.seq - 1,
                     source: Arc::clone(self.name),
                     meta: Arc::new(FrameMeta::default()),
@@ -176,6 +176,7 @@ impl Capture<'_> {
                         params: p,
                         source: Arc::clone(self.name),
                         seq: *self.seq - 1,
+                        capture_utc: clock.utc_at(pts),
                     })
                 }
             };
