@@ -26,7 +26,12 @@ fn snapshot(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(5));
     for stream in ["cam", "cam-h264"] {
         group.bench_function(stream, |b| {
-            b.iter(|| server.snapshot(stream, None, 85, Duration::from_secs(2)).unwrap())
+            b.iter(|| {
+                server
+                    .snapshot(stream, None, 85, Duration::from_secs(2))
+                    .wait()
+                    .unwrap()
+            })
         });
     }
     group.finish();

@@ -279,7 +279,7 @@ fn infer_inputs_relink_at_run_time_with_nothing_of_the_old_camera_after() {
     let hub = Hub::new();
     let sub = hub.subscribe("track", SubscribeOptions::blocking(256));
     let clock = std::sync::Arc::new(eyrie::media::MonotonicClock::new());
-    let mut server = Server::start_with(Config::parse(&text, "relink.toml").unwrap(), hub, clock).unwrap();
+    let server = Server::start_with(Config::parse(&text, "relink.toml").unwrap(), hub, clock).unwrap();
     // Per frame out of `track`: its input, camera and whether any box has a track id
     // (the frames themselves go back to their cameras' pools at once).
     let reader = std::thread::spawn(move || {

@@ -464,7 +464,7 @@ mod nodes {
     /// new bitrate while running; its packets make a strictly decodable stream.
     #[test]
     fn encoders_share_a_source_and_take_changes_while_running() {
-        let (mut server, subs) = start(
+        let (server, subs) = start(
             vec![
                 camera("cam0", 320, 240, 30),
                 encoder("h264", "cam0", Codec::H264),
@@ -545,7 +545,7 @@ mod nodes {
     /// OpenH264) fails alone; the camera and its other listeners run on.
     #[test]
     fn a_failing_encoder_stops_only_its_node() {
-        let (mut server, subs) = start(
+        let (server, subs) = start(
             vec![
                 camera("cam0", 320, 240, 30),
                 camera("huge", 3842, 2160, 2),

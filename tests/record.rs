@@ -133,21 +133,26 @@ fn recording_starts_and_stops_at_run_time() {
         + "[[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"cam-h264\"\nautostart = false\n";
     let server = Server::start(config(&dir.file("media"), &nodes)).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(server.stop_recording("rec").unwrap(), None, "nothing was recording");
+    assert_eq!(
+        server.stop_recording("rec").wait().unwrap(),
+        None,
+        "nothing was recording"
+    );
     server.start_recording("rec").unwrap();
     std::thread::sleep(Duration::from_millis(1200));
     // Stop returns once the file is finalized: it plays at once.
-    let file = server.stop_recording("rec").unwrap().expect("a file");
+    let file = server.stop_recording("rec").wait().unwrap().expect("a file");
     assert_plays(&file.path, file.frames);
     assert!(file.frames >= 20, "{file:?}");
     assert!(
         server
             .stop_recording("cam")
+            .wait()
             .unwrap_err()
             .to_string()
             .contains("is not a record node")
     );
-    assert!(server.stop_recording("nope").is_err());
+    assert!(server.stop_recording("nope").wait().is_err());
     server.shutdown();
 }
 
@@ -316,6 +321,7 @@ fn smart_record_clips_start_before_their_trigger() {
                     trigger: "test".into(),
                 },
             )
+            .wait()
             .unwrap()
     };
     let t1 = ask("sr-a", 1.0, 1.0);
@@ -390,7 +396,7 @@ fn overlapping_matroska_clips_each_start_before_their_own_trigger() {
             after: Some(after),
             trigger: "overlap".into(),
         };
-        server.smart_record("sr", request).unwrap()
+        server.smart_record("sr", request).wait().unwrap()
     };
     let t1 = ask(1.0, 1.0);
     std::thread::sleep(Duration::from_millis(600));
@@ -439,9 +445,13 @@ fn snapshots_from_raw_and_coded_streams() {
     let server = Server::start(config(&root, &nodes)).unwrap();
     let raw = server
         .snapshot("cam", Some("shots/{camera}-{utc}.jpg"), 90, Duration::from_secs(5))
+        .wait()
         .unwrap();
     assert_eq!((raw.width, raw.height, raw.camera.as_str()), (320, 240, "cam"));
-    let coded = server.snapshot("cam-h264", None, 80, Duration::from_secs(5)).unwrap();
+    let coded = server
+        .snapshot("cam-h264", None, 80, Duration::from_secs(5))
+        .wait()
+        .unwrap();
     assert_eq!((coded.width, coded.height), (320, 240));
     assert!(coded.path.is_none());
     std::thread::sleep(Duration::from_millis(700));
@@ -450,7 +460,12 @@ fn snapshots_from_raw_and_coded_streams() {
         .latest_snapshot("snap-coded")
         .unwrap()
         .expect("a snapshot by now");
-    assert!(server.snapshot("nope", None, 80, Duration::from_millis(100)).is_err());
+    assert!(
+        server
+            .snapshot("nope", None, 80, Duration::from_millis(100))
+            .wait()
+            .is_err()
+    );
     let rows = server.recordings(Some("cam")).unwrap();
     let stats = server.shutdown();
     assert!(stats.nodes.iter().find(|n| n.name == "snap").unwrap().frames_out >= 2);
@@ -570,7 +585,7 @@ fn kill_9_during_a_recording_and_a_clip_loses_only_the_last_fragment() {
             after: Some(60.0),
             trigger: "kill test".into(),
         };
-        server.smart_record("sr", clip).unwrap();
+        server.smart_record("sr", clip).wait().unwrap();
         println!("READY");
         std::thread::sleep(Duration::from_secs(60));
         panic!("not killed");
@@ -627,7 +642,7 @@ fn a_trigger_takes_a_snapshot_and_starts_a_clip_once_per_cooldown() {
            [[node]]\nname = \"trig\"\nkind = \"trigger\"\nlisten_to = \"cam\"\nclass = \"person\"\nmin_confidence = 0.5\n\
            zone = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]\ncooldown = 30\n\
            snapshot = \"snapshots/{camera}/{utc}.jpg\"\nsmart_record = \"sr\"\nbefore = 0.5\nafter = 0.5\n";
-    let mut server = Server::start(config(&root, &nodes)).unwrap();
+    let server = Server::start(config(&root, &nodes)).unwrap();
     let events = server.events();
     // A detector of our own: the camera's frames, re-published with detections,
     // which the trigger is relinked to (config names nodes; products publish streams).

@@ -47,7 +47,7 @@ fn an_rtsp_camera_is_recorded_for_30_s_without_decoding_or_encoding() {
     }
     assert_eq!(received.len(), n);
     drop(sent);
-    server.stop_recording("rec").unwrap().expect("the last file");
+    server.stop_recording("rec").wait().unwrap().expect("the last file");
     let files: Vec<_> = events
         .try_iter()
         .filter_map(|e| match e {

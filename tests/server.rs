@@ -137,7 +137,7 @@ fn held_buffers_make_a_live_source_drop_then_recover() {
 
 #[test]
 fn relinking_a_node_switches_its_source_at_run_time() {
-    let mut server = Server::start(config(vec![
+    let server = Server::start(config(vec![
         camera("cam0", true, None, 8),
         camera("cam1", true, None, 8),
         relay("in0", "cam0", Policy::Leaky),
@@ -198,4 +198,129 @@ fn a_node_that_cannot_start_stops_the_others() {
         .err()
         .expect("refused");
     assert!(err.to_string().contains("width"), "{err}");
+}
+
+/// Many threads and tokio tasks call one server at once while nodes are added
+/// and removed: every request is answered (or refused, or timed out) with a
+/// kind that fits it, and nothing deadlocks.
+#[test]
+fn threads_and_tasks_call_the_server_while_nodes_come_and_go() {
+    use eyrie::server::{ErrorKind, Principal, Protocol};
+    let server = Server::start(config(vec![
+        camera("cam0", true, None, 8),
+        camera("cam1", true, None, 8),
+        relay("r0", "cam0", Policy::Leaky),
+    ]))
+    .unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    // One call, by worker `w` at step `i`; returns what it was and its outcome.
+    let call = |server: &Server, w: usize, i: usize| -> (&'static str, Result<(), ErrorKind>) {
+        let mine = format!("x{w}");
+        let kind = |r: Result<(), eyrie::server::ServerError>| r.map_err(|e| e.kind());
+        match i % 6 {
+            0 => ("add", kind(server.add_node(relay(&mine, "cam1", Policy::Leaky)))),
+            1 => (
+                "relink",
+                kind(server.relink("r0", if i % 4 == 1 { "cam1" } else { "cam0" })),
+            ),
+            2 => ("remove", kind(server.remove_node(&mine).map(drop))),
+            3 => ("stats", {
+                let stats = server.stats();
+                assert!(stats.nodes.iter().any(|n| n.name == "r0"));
+                Ok(())
+            }),
+            4 => ("reader", {
+                let sub = server.open_reader(
+                    &Principal::Anonymous,
+                    "cam0",
+                    Protocol::Rtsp,
+                    SubscribeOptions::leaky(2),
+                );
+                kind(sub.map(drop))
+            }),
+            _ => ("stop_recording", kind(server.stop_recording("r0").wait().map(drop))),
+        }
+    };
+    let check = |what: &str, outcome: Result<(), ErrorKind>| match (what, outcome) {
+        (_, Ok(())) if what != "stop_recording" => {}
+        ("stop_recording", Err(ErrorKind::InvalidInput)) => {} // r0 is no record node
+        other => panic!("unexpected outcome {other:?}"),
+    };
+    let mut threads = Vec::new();
+    for w in 0..4 {
+        let (server, done) = (server.clone(), done_tx.clone());
+        threads.push(std::thread::spawn(move || {
+            for i in 0..60 {
+                let (what, outcome) = call(&server, w, i);
+                check(what, outcome);
+            }
+            done.send(()).unwrap();
+        }));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for w in 4..8 {
+        let (server, done) = (server.clone(), done_tx.clone());
+        rt.spawn(async move {
+            for i in 0..60 {
+                let (what, outcome) = if i % 6 == 5 {
+                    // Awaited: the same request, from a task.
+                    let r = server.stop_recording("r0").await.map(drop).map_err(|e| e.kind());
+                    ("stop_recording", r)
+                } else {
+                    call(&server, w, i)
+                };
+                check(what, outcome);
+                tokio::task::yield_now().await;
+            }
+            done.send(()).unwrap();
+        });
+    }
+    for _ in 0..8 {
+        done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a worker neither finished nor failed: deadlock");
+    }
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let stats = server.shutdown();
+    let names: Vec<&str> = stats.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert!(
+        names.starts_with(&["cam0", "cam1"]) || names.starts_with(&["cam1", "cam0"]),
+        "{names:?}"
+    );
+    assert!(stats.nodes.iter().all(|n| n.state != NodeState::Failed), "{stats:#?}");
+}
+
+#[test]
+fn nodes_are_added_and_removed_by_name_and_refused_with_kinds() {
+    use eyrie::server::ErrorKind;
+    let server = Server::start(config(vec![camera("cam0", true, None, 8)])).unwrap();
+    server.add_node(relay("r0", "cam0", Policy::Leaky)).unwrap();
+    let sub = server.hub().subscribe("r0", SubscribeOptions::leaky(4));
+    assert!(matches!(sub.recv_timeout(Duration::from_secs(5)), Ok(Item::Format(_))));
+    assert!(matches!(sub.recv_timeout(Duration::from_secs(5)), Ok(Item::Frame(_))));
+    let kind = |r: Result<(), eyrie::server::ServerError>| r.unwrap_err().kind();
+    assert_eq!(
+        kind(server.add_node(relay("r0", "cam0", Policy::Leaky))),
+        ErrorKind::Conflict
+    );
+    assert_eq!(
+        kind(server.add_node(relay("r1", "ghost", Policy::Leaky))),
+        ErrorKind::InvalidInput
+    );
+    let in_use = server.remove_node("cam0").unwrap_err();
+    assert_eq!(in_use.kind(), ErrorKind::Conflict);
+    assert!(in_use.to_string().contains("`r0`"), "{in_use}");
+    assert_eq!(server.remove_node("ghost").unwrap_err().kind(), ErrorKind::NotFound);
+    let removed = server.remove_node("r0").unwrap();
+    assert_eq!(removed.state, NodeState::Stopped);
+    assert!(removed.frames_out > 0);
+    // Its reader gets the end of the stream; the source can go now.
+    while !matches!(sub.recv_timeout(Duration::from_secs(5)), Ok(Item::Eos)) {}
+    assert!(server.config().nodes.iter().all(|n| n.name != "r0"));
+    server.remove_node("cam0").unwrap();
+    assert!(server.stats().nodes.is_empty());
 }

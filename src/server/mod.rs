@@ -7,8 +7,10 @@ mod file;
 mod infer;
 mod node;
 mod osd;
+mod reader;
 mod record;
 mod relay;
+mod reply;
 mod rtsp;
 mod smart;
 mod snapshot;
@@ -19,15 +21,16 @@ mod trigger;
 mod v4l2;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError, NodeProps, NodeSpec};
 use crate::encode::Change;
 use crate::events::Event;
-use crate::hub::{Hub, StreamStats, SubStats, SubscriptionControl};
+use crate::hub::{Hub, StreamStats, SubStats, SubscribeOptions, Subscription, SubscriptionControl};
 use crate::media::{Clock, MonotonicClock, PoolStats, bytes_copied};
 use crate::output::index::Entry;
 use crate::output::recorder::Closed;
@@ -35,9 +38,32 @@ use crate::output::ring::CacheStats;
 use crate::output::snapshot::Snapshot;
 pub use node::NodeState;
 use node::{Env, NodeCtx, NodeShared};
+pub use reader::{Principal, Protocol};
+use reply::Answer;
+pub use reply::Pending;
 pub use smart::{ClipRequest, ClipStarted};
 
-/// Errors of the server layer.
+/// What kind of failure a [`ServerError`] is: what an HTTP or RTSP status
+/// says about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request or its data is wrong (HTTP 400).
+    InvalidInput,
+    /// No such node, stream or file (404).
+    NotFound,
+    /// The request clashes with the server's state (409).
+    Conflict,
+    /// A node, device, camera or the storage cannot serve it now (503).
+    Unavailable,
+    /// No answer within the request's deadline (504).
+    Timeout,
+    /// A bug or an unexpected failure (500).
+    Internal,
+}
+
+/// Errors of the server layer. [`ServerError::kind`] says what kind each is.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
@@ -57,6 +83,20 @@ pub enum ServerError {
     /// No node has this name.
     #[error("no node named `{0}`")]
     NoSuchNode(String),
+    /// No stream of this name is published.
+    #[error("no stream `{0}` is published")]
+    NoSuchStream(String),
+    /// A node of this name exists already.
+    #[error("a node named `{0}` exists already")]
+    Exists(String),
+    /// Other nodes read the node's stream, so it cannot be removed.
+    #[error("node `{node}` feeds {}: remove or relink them first", by.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))]
+    InUse {
+        /// The node.
+        node: String,
+        /// The nodes that listen to it.
+        by: Vec<String>,
+    },
     /// The node does not listen to a stream, so it cannot be relinked.
     #[error("node `{0}` listens to no stream (only consumers can be relinked)")]
     NotAConsumer(String),
@@ -69,13 +109,21 @@ pub enum ServerError {
         expected: &'static str,
     },
     /// The media root or the recordings index cannot be used.
-    #[error("{0}")]
-    Storage(String),
+    #[error("{message}")]
+    Storage {
+        /// What went wrong.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// A request to a node failed.
     #[error("node `{node}`: {message}")]
     Failed {
         /// The node.
         node: String,
+        /// What kind of failure.
+        kind: ErrorKind,
         /// What went wrong.
         message: String,
     },
@@ -87,6 +135,43 @@ pub enum ServerError {
         /// What is wrong.
         message: String,
     },
+    /// The node did not answer in time.
+    #[error("node `{node}` did not answer within {:.1} s", waited.as_secs_f64())]
+    Timeout {
+        /// The node.
+        node: String,
+        /// How long the caller waited.
+        waited: Duration,
+    },
+}
+
+impl ServerError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ServerError::Config(_)
+            | ServerError::NotAConsumer(_)
+            | ServerError::WrongKind { .. }
+            | ServerError::Invalid { .. } => ErrorKind::InvalidInput,
+            ServerError::NoSuchNode(_) | ServerError::NoSuchStream(_) => ErrorKind::NotFound,
+            ServerError::Exists(_) | ServerError::InUse { .. } => ErrorKind::Conflict,
+            ServerError::Start { .. } | ServerError::Storage { .. } => ErrorKind::Unavailable,
+            ServerError::Failed { kind, .. } => *kind,
+            ServerError::Timeout { .. } => ErrorKind::Timeout,
+        }
+    }
+
+    fn ended(node: &str) -> Self {
+        ServerError::Failed {
+            node: node.to_owned(),
+            kind: ErrorKind::Unavailable,
+            message: "the node has ended".into(),
+        }
+    }
+
+    fn storage(message: String) -> Self {
+        ServerError::Storage { message, source: None }
+    }
 }
 
 /// Stats of one node.
@@ -146,13 +231,30 @@ pub struct ServerStats {
 }
 
 struct Running {
-    /// Its description: `config.nodes[index]`, the one record relinks update.
-    index: usize,
+    name: String,
     shared: Arc<NodeShared>,
     input: Option<SubscriptionControl>,
     /// How the API steers it, for kinds that take requests.
     control: Option<Control>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the node: a producer ends its stream, a consumer drains its
+    /// queue to the end and finalizes. Returns once its thread has ended.
+    fn stop(&mut self) {
+        self.shared.request_stop();
+        if let Some(input) = &self.input {
+            input.close();
+        }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            self.shared
+                .set_state(NodeState::Failed, Some("the node's thread panicked".into()));
+            tracing::error!(node = %self.name, "node panicked");
+        }
+    }
 }
 
 /// The request channel of a node that takes requests.
@@ -163,16 +265,91 @@ enum Control {
     Snapshot(crate::output::snapshot::Latest),
 }
 
-/// A running set of nodes.
+/// A running set of nodes: a handle that every thread and task may hold
+/// (clones share the server; it stops when the last one is dropped, or at
+/// [`Server::shutdown`]). Nodes are found by name and can be added and
+/// removed while it runs.
+///
+/// ```no_run
+/// use eyrie::config::Config;
+/// use eyrie::hub::SubscribeOptions;
+/// use eyrie::server::{Principal, Protocol, Server};
+///
+/// let server = Server::start(Config::default_demo())?;
+/// // Any thread or task may hold a clone.
+/// let api = server.clone();
+/// std::thread::spawn(move || println!("{} nodes", api.stats().nodes.len()));
+/// // A reader of a published stream, through the one door readers use.
+/// let reader = server.open_reader(&Principal::Embedded, "cam0", Protocol::Embedded, SubscribeOptions::leaky(4))?;
+/// let _first = reader.recv();
+/// // Requests answer within their deadline, from a thread (`wait`) or a task (`.await`).
+/// let snapshot = server.snapshot("cam0", None, 85, std::time::Duration::from_secs(2)).wait()?;
+/// println!("{} bytes of JPEG", snapshot.jpeg.len());
+/// server.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
 pub struct Server {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     hub: Hub,
     clock: Arc<dyn Clock>,
+    env: Arc<Env>,
+    started_ns: i64,
+    /// How long a request waits for a node's answer.
+    timeout: Duration,
+    registry: Mutex<Registry>,
+}
+
+/// The nodes and the configuration that describes them, changed together.
+struct Registry {
     config: Config,
     /// In flow order (see [`Config::flow_order`]).
     nodes: Vec<Running>,
-    env: Arc<Env>,
-    started_ns: i64,
 }
+
+impl Registry {
+    fn running(&self, node: &str) -> Result<&Running, ServerError> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == node)
+            .ok_or_else(|| ServerError::NoSuchNode(node.to_owned()))
+    }
+
+    fn spec_mut(&mut self, node: &str) -> &mut NodeSpec {
+        self.config
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == node)
+            .expect("every running node has its description")
+    }
+
+    /// Puts the running nodes in flow order again (after an addition).
+    fn reorder(&mut self) {
+        let order: Vec<&str> = self
+            .config
+            .flow_order()
+            .into_iter()
+            .map(|i| self.config.nodes[i].name.as_str())
+            .collect();
+        self.nodes
+            .sort_by_key(|n| order.iter().position(|name| *name == n.name));
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let registry = self.registry.get_mut().unwrap_or_else(|e| e.into_inner());
+        for n in &mut registry.nodes {
+            n.stop();
+        }
+    }
+}
+
+/// How long a request waits for a node's answer by default.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Server {
     /// Starts every node of `config` on a fresh hub and the real clock.
@@ -185,41 +362,62 @@ impl Server {
     pub fn start_with(config: Config, hub: Hub, clock: Arc<dyn Clock>) -> Result<Server, ServerError> {
         config.validate()?;
         let started_ns = clock.now_ns();
-        let order = config.flow_order();
         let env = Arc::new(Env::new(
             Arc::clone(&clock),
             config.server.media_root.clone(),
             config.server.retention,
         ));
-        let mut server = Server {
-            hub,
-            clock,
-            config,
-            nodes: Vec::new(),
-            env,
-            started_ns,
+        let server = Server {
+            inner: Arc::new(Inner {
+                hub,
+                clock,
+                env,
+                started_ns,
+                timeout: REQUEST_TIMEOUT,
+                registry: Mutex::new(Registry {
+                    config: Config {
+                        server: config.server.clone(),
+                        nodes: Vec::new(),
+                    },
+                    nodes: Vec::new(),
+                }),
+            }),
         };
         // Consumers first: their subscriptions exist before the first frame is published.
-        for i in order.into_iter().rev() {
-            if let Err(e) = server.spawn(i) {
-                server.shutdown();
-                return Err(e);
+        let mut started = Vec::new();
+        for i in config.flow_order().into_iter().rev() {
+            match server.spawn(&config.nodes[i]) {
+                Ok(running) => started.push(running),
+                Err(e) => {
+                    // Producers first, as at shutdown.
+                    started.iter_mut().rev().for_each(Running::stop);
+                    return Err(e);
+                }
             }
         }
-        // Kept in flow order, for stats and for the stop order.
-        server.nodes.reverse();
-        tracing::info!(nodes = server.nodes.len(), "server started");
+        let count = started.len();
+        {
+            let mut registry = server.registry();
+            registry.config = config;
+            registry.nodes = started;
+            registry.reorder();
+        }
+        tracing::info!(nodes = count, "server started");
         Ok(server)
     }
 
-    fn spawn(&mut self, index: usize) -> Result<(), ServerError> {
-        let spec = &self.config.nodes[index];
-        let shared = Arc::new(NodeShared::new(Arc::clone(&self.clock)));
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.inner.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn spawn(&self, spec: &NodeSpec) -> Result<Running, ServerError> {
+        let env = &self.inner.env;
+        let shared = Arc::new(NodeShared::new(Arc::clone(&self.inner.clock)));
         let ctx = NodeCtx {
             name: spec.name.as_str().into(),
-            hub: self.hub.clone(),
+            hub: self.inner.hub.clone(),
             shared: Arc::clone(&shared),
-            env: Arc::clone(&self.env),
+            env: Arc::clone(env),
         };
         let started = match (&spec.props, &spec.listen_to) {
             (NodeProps::Testsrc(o), _) => testsrc::spawn(ctx, o.clone()).map(|t| (t, None, None)),
@@ -239,7 +437,7 @@ impl Server {
             }
             (NodeProps::SmartRecord(o), Some(up)) => smart::spawn(ctx, up, o.clone()).map(|(t, c, commands)| {
                 // Reachable by triggers' threads as well as the API: kept in one place, the env.
-                self.env.register_smart_record(&spec.name, commands);
+                env.register_smart_record(&spec.name, commands);
                 (t, Some(c), None)
             }),
             (NodeProps::Snapshot(o), Some(up)) => {
@@ -256,34 +454,87 @@ impl Server {
             message,
         })?;
         tracing::debug!(node = %spec.name, kind = spec.props.kind(), "node started");
-        self.nodes.push(Running {
-            index,
+        Ok(Running {
+            name: spec.name.clone(),
             shared,
             input,
             control,
             thread: Some(thread),
-        });
-        Ok(())
+        })
     }
 
     /// The hub the nodes publish to; products subscribe to any stream here.
     pub fn hub(&self) -> &Hub {
-        &self.hub
+        &self.inner.hub
     }
 
-    /// The configuration as it stands now (relinks included).
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The configuration as it stands now (relinks, changes, added and
+    /// removed nodes included).
+    pub fn config(&self) -> Config {
+        self.registry().config.clone()
     }
 
-    fn spec(&self, running: &Running) -> &NodeSpec {
-        &self.config.nodes[running.index]
+    /// Starts a new node described by `spec`, checked like the config file's
+    /// nodes (its name must be new, what it listens to must exist). A new
+    /// consumer joins its stream at the next keyframe.
+    pub fn add_node(&self, spec: NodeSpec) -> Result<(), ServerError> {
+        let mut registry = self.registry();
+        if registry.config.nodes.iter().any(|n| n.name == spec.name) {
+            return Err(ServerError::Exists(spec.name));
+        }
+        let mut next = registry.config.clone();
+        next.nodes.push(spec);
+        next.validate()?;
+        let spec = next.nodes.last().expect("just pushed");
+        let running = self.spawn(spec)?;
+        tracing::info!(node = %spec.name, kind = spec.props.kind(), "node added");
+        registry.config = next;
+        registry.nodes.push(running);
+        registry.reorder();
+        Ok(())
+    }
+
+    /// Stops and removes node `name`: a source ends its stream, a consumer
+    /// drains its queue and finalizes (a recording is closed playable).
+    /// Returns its final stats. A node other nodes listen to is refused:
+    /// remove or relink them first.
+    pub fn remove_node(&self, name: &str) -> Result<NodeStats, ServerError> {
+        let mut running = {
+            let mut registry = self.registry();
+            let index = registry
+                .nodes
+                .iter()
+                .position(|n| n.name == name)
+                .ok_or_else(|| ServerError::NoSuchNode(name.to_owned()))?;
+            let by: Vec<String> = registry
+                .config
+                .nodes
+                .iter()
+                .filter(|n| n.listen_to.as_deref() == Some(name) || n.props.inputs().iter().any(|i| i == name))
+                .map(|n| n.name.clone())
+                .collect();
+            if !by.is_empty() {
+                return Err(ServerError::InUse {
+                    node: name.to_owned(),
+                    by,
+                });
+            }
+            let spec = registry.spec_mut(name).clone();
+            registry.config.nodes.retain(|n| n.name != name);
+            (registry.nodes.remove(index), spec)
+        };
+        // Outside the registry's lock: a node that takes long to finalize
+        // holds up no other request.
+        self.inner.env.forget_smart_record(name);
+        running.0.stop();
+        tracing::info!(node = name, "node removed");
+        Ok(node_stats(&running.0, &running.1))
     }
 
     /// Relinks consumer `node` to `stream` without restarting it.
-    pub fn relink(&mut self, node: &str, stream: &str) -> Result<(), ServerError> {
-        let running = self.nodes.iter().find(|n| self.spec(n).name == node);
-        let running = running.ok_or_else(|| ServerError::NoSuchNode(node.to_owned()))?;
+    pub fn relink(&self, node: &str, stream: &str) -> Result<(), ServerError> {
+        let mut registry = self.registry();
+        let running = registry.running(node)?;
         if let Some(Control::Infer(_)) = running.control {
             return Err(ServerError::Invalid {
                 node: node.to_owned(),
@@ -295,7 +546,7 @@ impl Server {
             .as_ref()
             .ok_or_else(|| ServerError::NotAConsumer(node.to_owned()))?;
         input.relink(stream);
-        self.config.nodes[running.index].listen_to = Some(stream.to_owned());
+        registry.spec_mut(node).listen_to = Some(stream.to_owned());
         tracing::info!(node, stream, "relinked");
         Ok(())
     }
@@ -307,9 +558,12 @@ impl Server {
     /// the old stream's frames the node held are dropped, so none comes out
     /// after this returns; a `track` node downstream starts new tracks for
     /// the input, whose frames now come from another camera.
-    pub fn relink_input(&mut self, node: &str, input: &str, stream: &str) -> Result<(), ServerError> {
-        let running = self.running(node)?;
-        let (Some(Control::Infer(inputs)), NodeProps::Infer(options)) = (&running.control, &self.spec(running).props)
+    pub fn relink_input(&self, node: &str, input: &str, stream: &str) -> Result<(), ServerError> {
+        let mut registry = self.registry();
+        let running = registry.running(node)?;
+        let spec = registry.config.nodes.iter().find(|n| n.name == node);
+        let (Some(Control::Infer(inputs)), Some(NodeProps::Infer(options))) =
+            (&running.control, spec.map(|s| &s.props))
         else {
             return Err(wrong_kind(node, "an infer node"));
         };
@@ -325,37 +579,29 @@ impl Server {
         let taken_in = inputs.relink(slot, stream, policy);
         // The subscription has moved either way (a node slow to answer takes
         // the rest in later): the configuration says so.
-        let index = running.index;
-        if let NodeProps::Infer(options) = &mut self.config.nodes[index].props {
+        if let NodeProps::Infer(options) = &mut registry.spec_mut(node).props {
             options.inputs[slot] = stream.to_owned();
         }
         taken_in.map_err(|message| ServerError::Failed {
             node: node.to_owned(),
+            kind: ErrorKind::Timeout,
             message,
         })?;
         tracing::info!(node, input, stream, "relinked");
         Ok(())
     }
 
-    fn running(&self, node: &str) -> Result<&Running, ServerError> {
-        self.nodes
-            .iter()
-            .find(|n| self.spec(n).name == node)
-            .ok_or_else(|| ServerError::NoSuchNode(node.to_owned()))
-    }
-
     /// Changes a running encoder (bitrate, rate control, keyframe interval,
     /// profile/level, quality, or a keyframe now). It applies before the
     /// encoder's next frame; one the backend refuses is logged and the
     /// encoder runs on unchanged.
-    pub fn change_encoder(&mut self, node: &str, change: Change) -> Result<(), ServerError> {
-        let running = self.running(node)?;
-        let Some(Control::Encoder(changes)) = &running.control else {
+    pub fn change_encoder(&self, node: &str, change: Change) -> Result<(), ServerError> {
+        let mut registry = self.registry();
+        let Some(Control::Encoder(changes)) = &registry.running(node)?.control else {
             return Err(wrong_kind(node, "an encoder"));
         };
         let changes = changes.clone();
-        let index = running.index;
-        if let NodeProps::Encode(settings) = &mut self.config.nodes[index].props {
+        if let NodeProps::Encode(settings) = &mut registry.spec_mut(node).props {
             let mut next = settings.clone();
             next.apply(change);
             next.validate().map_err(|message| ServerError::Invalid {
@@ -369,9 +615,9 @@ impl Server {
         Ok(())
     }
 
-    fn record_commands(&self, node: &str) -> Result<&record::Commands, ServerError> {
-        match &self.running(node)?.control {
-            Some(Control::Record(commands)) => Ok(commands),
+    fn record_commands(&self, node: &str) -> Result<record::Commands, ServerError> {
+        match &self.registry().running(node)?.control {
+            Some(Control::Record(commands)) => Ok(commands.clone()),
             _ => Err(wrong_kind(node, "a record node")),
         }
     }
@@ -380,19 +626,33 @@ impl Server {
     pub fn start_recording(&self, node: &str) -> Result<(), ServerError> {
         self.record_commands(node)?
             .send(record::Command::Start)
-            .map_err(|_| ended(node))
+            .map_err(|_| ServerError::ended(node))
     }
 
-    /// Stops a `record` node recording; returns once its file is finalized,
+    /// Stops a `record` node recording; answers once its file is finalized,
     /// with that file (`None` if none was open).
-    pub fn stop_recording(&self, node: &str) -> Result<Option<Closed>, ServerError> {
-        let commands = self.record_commands(node)?;
-        request(node, |reply| commands.send(record::Command::Stop(reply)).is_ok())
+    pub fn stop_recording(&self, node: &str) -> Pending<Option<Closed>> {
+        self.ask(node, |answer| {
+            self.record_commands(node)
+                .map(|commands| commands.send(record::Command::Stop(answer)).is_ok())
+        })
+    }
+
+    /// Sends a request to `node` (`send` says whether the node took it, or
+    /// why it cannot be asked) and returns its pending answer.
+    fn ask<T>(&self, node: &str, send: impl FnOnce(Answer<T>) -> Result<bool, ServerError>) -> Pending<T> {
+        let (answer, pending) = reply::request(node, self.inner.timeout);
+        match send(answer) {
+            Ok(true) => pending,
+            Ok(false) => Pending::ready(node, Err(ServerError::ended(node))),
+            Err(e) => Pending::ready(node, Err(e)),
+        }
     }
 
     fn smart_commands(&self, node: &str) -> Result<smart::Commands, ServerError> {
-        self.running(node)?;
-        self.env
+        self.registry().running(node)?;
+        self.inner
+            .env
             .smart_record(node)
             .ok_or_else(|| wrong_kind(node, "a smartrecord node"))
     }
@@ -400,89 +660,133 @@ impl Server {
     /// Triggers a clip on a `smartrecord` node: from the last keyframe at or
     /// before now − `before` to now + `after` (extending a running clip
     /// unless the node allows overlapping clips).
-    pub fn smart_record(&self, node: &str, clip: ClipRequest) -> Result<ClipStarted, ServerError> {
-        let commands = self.smart_commands(node)?;
-        let at_ns = self.clock.now_ns();
-        request(node, |reply| {
-            commands
-                .send(smart::Command::Start {
-                    request: clip,
-                    at_ns,
-                    reply,
-                })
-                .is_ok()
+    pub fn smart_record(&self, node: &str, clip: ClipRequest) -> Pending<ClipStarted> {
+        let at_ns = self.inner.clock.now_ns();
+        self.ask(node, |reply| {
+            self.smart_commands(node).map(|commands| {
+                commands
+                    .send(smart::Command::Start {
+                        request: clip,
+                        at_ns,
+                        reply,
+                    })
+                    .is_ok()
+            })
         })
     }
 
-    /// Ends the running clips of a `smartrecord` node now; returns them, finalized.
-    pub fn stop_clips(&self, node: &str) -> Result<Vec<Closed>, ServerError> {
-        let commands = self.smart_commands(node)?;
-        request(node, |reply| commands.send(smart::Command::Stop(reply)).is_ok())
+    /// Ends the running clips of a `smartrecord` node now; answers with them, finalized.
+    pub fn stop_clips(&self, node: &str) -> Pending<Vec<Closed>> {
+        self.ask(node, |reply| {
+            self.smart_commands(node)
+                .map(|commands| commands.send(smart::Command::Stop(reply)).is_ok())
+        })
     }
 
     /// A JPEG of the next picture of `stream` (a raw stream's next frame, a
-    /// coded stream's next keyframe), waiting at most `timeout`; written to
+    /// coded stream's next keyframe), answered within `timeout`; written to
     /// `path` (relative to the media root; `{camera}`, `{utc}`… allowed) and
-    /// listed in the index when a path is given.
-    pub fn snapshot(
-        &self,
-        stream: &str,
-        path: Option<&str>,
-        quality: u8,
-        timeout: std::time::Duration,
-    ) -> Result<Snapshot, ServerError> {
-        let failed = |message| ServerError::Failed {
-            node: stream.to_owned(),
-            message,
+    /// listed in the index when a path is given. The work runs on its own
+    /// thread: the caller waits only if it wants to.
+    pub fn snapshot(&self, stream: &str, path: Option<&str>, quality: u8, timeout: Duration) -> Pending<Snapshot> {
+        let invalid = |message| {
+            Pending::ready(
+                stream,
+                Err(ServerError::Invalid {
+                    node: stream.to_owned(),
+                    message,
+                }),
+            )
         };
-        if let Some(p) = path {
-            crate::output::name::check_template(p).map_err(failed)?;
+        if let Some(Err(e)) = path.map(crate::output::name::check_template) {
+            return invalid(e);
         }
         if !(1..=100).contains(&quality) {
-            return Err(failed(format!("quality {quality} is out of range 1..=100")));
+            return invalid(format!("quality {quality} is out of range 1..=100"));
         }
-        if !self.config.nodes.iter().any(|n| n.name == stream)
-            && !self.hub.stream_stats().iter().any(|s| s.name == stream)
-        {
-            return Err(ServerError::NoSuchNode(stream.to_owned()));
-        }
-        let sub = self.hub.subscribe(stream, crate::hub::SubscribeOptions::leaky(2));
-        let snapshot = crate::output::snapshot::take(&sub, timeout, quality).map_err(failed)?;
-        match path {
-            Some(p) => snapshot::save(&self.env, stream, snapshot, p, Some("api")).map_err(failed),
-            None => Ok(snapshot),
+        let sub = match self.open_reader(&Principal::Internal, stream, Protocol::Api, SubscribeOptions::leaky(2)) {
+            Ok(sub) => sub,
+            Err(e) => return Pending::ready(stream, Err(e)),
+        };
+        let (answer, pending) = reply::request(stream, timeout);
+        let env = Arc::clone(&self.inner.env);
+        let (stream, path) = (stream.to_owned(), path.map(str::to_owned));
+        let taken = std::thread::Builder::new()
+            .name(format!("snapshot:{stream}"))
+            .spawn(move || {
+                let result = crate::output::snapshot::take(&sub, timeout, quality)
+                    .map_err(|e| (ErrorKind::Unavailable, e))
+                    .and_then(|snapshot| match &path {
+                        Some(p) => snapshot::save(&env, &stream, snapshot, p, Some("api"))
+                            .map_err(|e| (ErrorKind::Unavailable, e)),
+                        None => Ok(snapshot),
+                    });
+                answer.send_kind(result);
+            });
+        match taken {
+            Ok(_) => pending,
+            Err(e) => Pending::ready(
+                "snapshot",
+                Err(ServerError::Failed {
+                    node: "snapshot".into(),
+                    kind: ErrorKind::Internal,
+                    message: format!("cannot start its thread: {e}"),
+                }),
+            ),
         }
     }
 
     /// The latest snapshot of a `snapshot` node (`None` before its first).
     pub fn latest_snapshot(&self, node: &str) -> Result<Option<Snapshot>, ServerError> {
-        match &self.running(node)?.control {
+        match &self.registry().running(node)?.control {
             Some(Control::Snapshot(latest)) => Ok(latest.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             _ => Err(wrong_kind(node, "a snapshot node")),
         }
     }
 
+    /// A reader of `stream` for `who`, serving it over `protocol`: the one
+    /// door through which every serving layer reads streams, so that access
+    /// is checked in one place (today everyone may read every stream).
+    /// Refused with [`ErrorKind::NotFound`] unless the stream is published.
+    pub fn open_reader(
+        &self,
+        who: &Principal,
+        stream: &str,
+        protocol: Protocol,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, ServerError> {
+        match self.inner.hub.stream_stats_of(stream) {
+            Some(s) if s.publishers > 0 => {}
+            _ => return Err(ServerError::NoSuchStream(stream.to_owned())),
+        }
+        tracing::debug!(stream, ?who, ?protocol, "reader opened");
+        Ok(self.inner.hub.subscribe(stream, options))
+    }
+
     /// Every event from now on: files closed, recordings failed, triggers fired.
     pub fn events(&self) -> std::sync::mpsc::Receiver<Event> {
-        self.env.events.subscribe()
+        self.inner.env.events.subscribe()
     }
 
     /// The recordings index (of `camera`, when given), oldest first.
     pub fn recordings(&self, camera: Option<&str>) -> Result<Vec<Entry>, ServerError> {
-        let storage = self.env.storage().map_err(ServerError::Storage)?;
-        storage
-            .index
-            .list(camera)
-            .map_err(|e| ServerError::Storage(e.to_string()))
+        let storage = self.inner.env.storage().map_err(ServerError::storage)?;
+        storage.index.list(camera).map_err(|e| ServerError::Storage {
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        })
     }
 
     /// True when there are sources and every one has ended by itself (reached
     /// `num_frames`) or failed. A server without sources never finishes.
     pub fn sources_finished(&self) -> bool {
-        let mut sources = self
+        let registry = self.registry();
+        let mut sources = registry
+            .config
             .nodes
             .iter()
-            .filter(|n| !self.spec(n).props.is_consumer())
+            .filter(|spec| !spec.props.is_consumer())
+            .filter_map(|spec| registry.nodes.iter().find(|n| n.name == spec.name))
             .peekable();
         sources.peek().is_some()
             && sources.all(|n| matches!(n.shared.state().0, NodeState::Stopped | NodeState::Failed))
@@ -490,72 +794,78 @@ impl Server {
 
     /// Stats of every node and stream, now.
     pub fn stats(&self) -> ServerStats {
-        let nodes = self
-            .nodes
-            .iter()
-            .map(|n| {
-                let spec = self.spec(n);
-                let (state, error) = n.shared.state();
-                let input = n.input.as_ref().map(|c| c.stats());
-                let queue_drops = input.as_ref().map_or(0, |s| s.dropped);
-                NodeStats {
-                    name: spec.name.clone(),
-                    kind: spec.props.kind(),
-                    state,
-                    error,
-                    listen_to: spec.listen_to.clone(),
-                    frames_in: n.shared.frames_in(),
-                    frames_out: n.shared.frames_out(),
-                    frames_dropped: n.shared.dropped() + queue_drops,
-                    reconnects: n.shared.reconnects(),
-                    bytes_copied: n.shared.bytes_copied(),
-                    fps: n.shared.fps(),
-                    input,
-                    pool: n
-                        .shared
-                        .pool
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .as_ref()
-                        .map(|p| p.stats()),
-                    stages_us: n.shared.stages_us(),
-                    cache: n.shared.cache(),
-                }
-            })
-            .collect();
+        let nodes = {
+            let registry = self.registry();
+            registry
+                .nodes
+                .iter()
+                .filter_map(|n| {
+                    let spec = registry.config.nodes.iter().find(|s| s.name == n.name)?;
+                    Some(node_stats(n, spec))
+                })
+                .collect()
+        };
         ServerStats {
-            uptime_s: (self.clock.now_ns() - self.started_ns) as f64 / 1e9,
+            uptime_s: (self.inner.clock.now_ns() - self.inner.started_ns) as f64 / 1e9,
             bytes_copied: bytes_copied(),
             nodes,
-            streams: self.hub.stream_stats(),
+            streams: self.inner.hub.stream_stats(),
         }
     }
 
     /// Stops every node in flow order — producers first, so each consumer
     /// drains its queue to the end of stream and finalizes — and returns the
-    /// final stats.
-    pub fn shutdown(mut self) -> ServerStats {
-        self.stop_all();
-        let stats = self.stats();
+    /// final stats. Other handles of the server see no nodes after.
+    pub fn shutdown(&self) -> ServerStats {
+        let mut nodes = std::mem::take(&mut self.registry().nodes);
+        for n in &mut nodes {
+            n.stop();
+        }
+        let stopped = {
+            let registry = self.registry();
+            nodes
+                .iter()
+                .filter_map(|n| {
+                    let spec = registry.config.nodes.iter().find(|s| s.name == n.name)?;
+                    Some(node_stats(n, spec))
+                })
+                .collect()
+        };
+        let stats = ServerStats {
+            nodes: stopped,
+            ..self.stats()
+        };
         tracing::info!("server stopped");
         stats
     }
+}
 
-    fn stop_all(&mut self) {
-        for n in &mut self.nodes {
-            let name = &self.config.nodes[n.index].name;
-            n.shared.request_stop();
-            if let Some(input) = &n.input {
-                input.close();
-            }
-            if let Some(thread) = n.thread.take()
-                && thread.join().is_err()
-            {
-                n.shared
-                    .set_state(NodeState::Failed, Some("the node's thread panicked".into()));
-                tracing::error!(node = %name, "node panicked");
-            }
-        }
+fn node_stats(n: &Running, spec: &NodeSpec) -> NodeStats {
+    let (state, error) = n.shared.state();
+    let input = n.input.as_ref().map(|c| c.stats());
+    let queue_drops = input.as_ref().map_or(0, |s| s.dropped);
+    NodeStats {
+        name: spec.name.clone(),
+        kind: spec.props.kind(),
+        state,
+        error,
+        listen_to: spec.listen_to.clone(),
+        frames_in: n.shared.frames_in(),
+        frames_out: n.shared.frames_out(),
+        frames_dropped: n.shared.dropped() + queue_drops,
+        reconnects: n.shared.reconnects(),
+        bytes_copied: n.shared.bytes_copied(),
+        fps: n.shared.fps(),
+        input,
+        pool: n
+            .shared
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|p| p.stats()),
+        stages_us: n.shared.stages_us(),
+        cache: n.shared.cache(),
     }
 }
 
@@ -563,36 +873,5 @@ fn wrong_kind(node: &str, expected: &'static str) -> ServerError {
     ServerError::WrongKind {
         node: node.to_owned(),
         expected,
-    }
-}
-
-/// Sends a request carrying a reply channel (`send` says whether the node
-/// took it) and waits for the node's answer.
-fn request<T>(
-    node: &str,
-    send: impl FnOnce(std::sync::mpsc::SyncSender<Result<T, String>>) -> bool,
-) -> Result<T, ServerError> {
-    let (reply, done) = std::sync::mpsc::sync_channel(1);
-    if !send(reply) {
-        return Err(ended(node));
-    }
-    done.recv()
-        .map_err(|_| ended(node))?
-        .map_err(|message| ServerError::Failed {
-            node: node.to_owned(),
-            message,
-        })
-}
-
-fn ended(node: &str) -> ServerError {
-    ServerError::Failed {
-        node: node.to_owned(),
-        message: "the node has ended".into(),
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop_all();
     }
 }

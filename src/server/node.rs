@@ -254,6 +254,11 @@ impl Env {
             .insert(name.to_owned(), commands);
     }
 
+    /// Forgets smartrecord node `name` (removed).
+    pub(crate) fn forget_smart_record(&self, name: &str) {
+        self.smart.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+    }
+
     /// The request channel of smartrecord node `name`.
     pub(crate) fn smart_record(&self, name: &str) -> Option<super::smart::Commands> {
         self.smart.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()

@@ -21,13 +21,14 @@ use crate::output::options::RecordOptions;
 use crate::output::recorder::{Closed, RecordError, Recorder};
 
 use super::node::{Env, Every, NodeCtx, NodeShared, NodeState};
+use super::reply::Answer;
 
 /// A request to a running record node.
 pub(crate) enum Command {
     /// Start recording (no-op while recording).
     Start,
     /// Stop recording; the reply comes once the file is finalized.
-    Stop(mpsc::SyncSender<Result<Option<Closed>, String>>),
+    Stop(Answer<Option<Closed>>),
 }
 
 /// What the registry keeps to steer a record node.
@@ -108,12 +109,13 @@ impl RecordNode<'_> {
                 tracing::info!(node = self.name, "recording started");
             }
             Command::Start => {}
+            Command::Stop(reply) if reply.expired() => {}
             Command::Stop(reply) => {
                 let closed = self.close();
                 self.recording = false;
                 self.shared.set_state(NodeState::Stopped, None);
                 tracing::info!(node = self.name, "recording stopped");
-                let _ = reply.send(closed);
+                reply.send(closed);
             }
         }
     }

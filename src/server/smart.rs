@@ -22,6 +22,7 @@ use crate::output::ring::Ring;
 
 use super::node::{Env, NodeCtx, NodeShared, NodeState, Storage};
 use super::record::{POLL, failed, refuse_frames};
+use super::reply::Answer;
 
 /// What a clip request asks for.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,10 +49,10 @@ pub(crate) enum Command {
     Start {
         request: ClipRequest,
         at_ns: i64,
-        reply: mpsc::SyncSender<Result<ClipStarted, String>>,
+        reply: Answer<ClipStarted>,
     },
     /// Ends every running clip; the reply lists them, finalized.
-    Stop(mpsc::SyncSender<Result<Vec<Closed>, String>>),
+    Stop(Answer<Vec<Closed>>),
 }
 
 /// What the registry keeps to steer a smartrecord node.
@@ -128,12 +129,14 @@ struct SmartNode<'a> {
 impl SmartNode<'_> {
     fn command(&mut self, command: Command) {
         match command {
+            Command::Start { reply, .. } if reply.expired() => {}
+            Command::Stop(reply) if reply.expired() => {}
             Command::Start { request, at_ns, reply } => {
-                let _ = reply.send(self.start(request, at_ns));
+                reply.send(self.start(request, at_ns));
             }
             Command::Stop(reply) => {
                 let closed = self.end_all();
-                let _ = reply.send(Ok(closed));
+                reply.send(Ok(closed));
             }
         }
     }

@@ -4,7 +4,6 @@
 //! (from `before` seconds ahead of the frame), then emits
 //! [`Event::Triggered`].
 
-use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use crate::events::Event;
@@ -74,7 +73,7 @@ fn fire(ctx: &NodeCtx, o: &TriggerOptions, frame: &Frame, class: &str) -> Vec<St
             trigger: what,
         };
         // The reply is not waited for: the clip's own event says how it ended.
-        let (reply, _) = mpsc::sync_channel(1);
+        let (reply, _) = super::reply::request(node, super::REQUEST_TIMEOUT);
         let sent = ctx.env.smart_record(node).is_some_and(|commands| {
             commands
                 .send(Command::Start {
