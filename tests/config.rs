@@ -228,3 +228,94 @@ fn syntax_errors_and_unknown_tables_have_lines() {
         "{e}"
     );
 }
+
+/// One schema, any format: a node described in JSON or as a TOML table is the
+/// same node, and the same mistake names the same key in both.
+#[test]
+fn json_and_toml_node_descriptions_give_the_same_node_and_the_same_errors() {
+    use eyrie::config::NodeSpec;
+    let toml = "name = \"h264\"\nkind = \"encode\"\nlisten_to = \"cam0\"\nbitrate = 2000000\nkeyint = 30\n";
+    let json =
+        serde_json::json!({"name": "h264", "kind": "encode", "listen_to": "cam0", "bitrate": 2000000, "keyint": 30});
+    let from_toml = NodeSpec::from_toml(toml, "<api>").unwrap();
+    let from_json = NodeSpec::from_json(&json, "<api>").unwrap();
+    assert_eq!(from_toml, from_json);
+    // What the server reports of a node reads back as the same node.
+    let echoed = serde_json::to_value(&from_json).unwrap();
+    assert_eq!(NodeSpec::from_json(&echoed, "<api>").unwrap(), from_json, "{echoed}");
+
+    // (TOML text, JSON, the key both name, the JSON path, words the message has)
+    let cases = [
+        (
+            "bitrate = \"fast\"",
+            serde_json::json!({"bitrate": "fast"}),
+            "node.bitrate",
+            "$.bitrate",
+            "invalid type",
+        ),
+        (
+            "bogus = 1",
+            serde_json::json!({"bogus": 1}),
+            "node.bogus",
+            "$.bogus",
+            "unknown key `bogus`",
+        ),
+        (
+            "keyint = 0",
+            serde_json::json!({"keyint": 0}),
+            "node.keyint",
+            "$.keyint",
+            "node `h264` (encode)",
+        ),
+        (
+            "kind = \"nope\"",
+            serde_json::json!({"kind": "nope"}),
+            "node.kind",
+            "$.kind",
+            "unknown kind `nope`",
+        ),
+        (
+            "listen_to = 3",
+            serde_json::json!({"listen_to": 3}),
+            "node.listen_to",
+            "$.listen_to",
+            "expected a string",
+        ),
+    ];
+    for (toml_change, json_change, key, path, words) in cases {
+        let field = toml_change.split(' ').next().unwrap();
+        let text: String = toml
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{field} ")))
+            .chain([toml_change])
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let toml_err = NodeSpec::from_toml(&text, "<api>").unwrap_err();
+        let mut value = json.clone();
+        for (k, v) in json_change.as_object().unwrap() {
+            value[k] = v.clone();
+        }
+        let json_err = NodeSpec::from_json(&value, "<api>").unwrap_err();
+        assert_eq!(toml_err.key.as_deref(), Some(key), "{toml_err}");
+        assert_eq!(json_err.key.as_deref(), Some(key), "{json_err}");
+        assert_eq!(json_err.path.as_deref(), Some(path), "{json_err}");
+        assert!(toml_err.at.is_some(), "TOML errors name the line: {toml_err}");
+        for e in [&toml_err, &json_err] {
+            assert!(e.message.contains(words), "{e}");
+        }
+    }
+    // A value deep inside: its path, under its top-level key.
+    let infer =
+        serde_json::json!({"name": "det", "kind": "infer", "inputs": ["cam0"], "policies": {"cam0": {"period": "x"}}});
+    let e = NodeSpec::from_json(&infer, "<api>").unwrap_err();
+    assert_eq!(
+        (e.key.as_deref(), e.path.as_deref()),
+        (Some("node.policies"), Some("$.policies.cam0.period")),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("<api>: key `node.policies` at `$.policies.cam0.period`: "),
+        "{e}"
+    );
+}

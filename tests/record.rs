@@ -156,6 +156,36 @@ fn recording_starts_and_stops_at_run_time() {
     server.shutdown();
 }
 
+/// A record node added to a running server joins at a keyframe; removed, it
+/// closes its file playable, with every packet it took in.
+#[test]
+fn a_record_node_added_and_removed_at_run_time_leaves_a_playable_file() {
+    let dir = Dir::new();
+    let server = Server::start(config(&dir.file("media"), &camera("cam", (320, 240), 30, None, 10))).unwrap();
+    let events = server.events();
+    std::thread::sleep(Duration::from_millis(400));
+    let spec =
+        eyrie::config::NodeSpec::from_toml("name = \"rec\"\nkind = \"record\"\nlisten_to = \"cam-h264\"\n", "<api>")
+            .unwrap();
+    server.add_node(spec).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let stats = server.remove_node("rec").unwrap();
+    assert_eq!(
+        (stats.state, stats.frames_dropped),
+        (NodeState::Stopped, 0),
+        "{stats:?}"
+    );
+    let files = closed(&events.try_iter().collect::<Vec<_>>());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_plays(Path::new(&files[0].path), files[0].frames);
+    assert_eq!(
+        files[0].frames, stats.frames_out,
+        "every packet taken in is in the file"
+    );
+    assert!(files[0].frames >= 20, "{files:?}");
+    server.shutdown();
+}
+
 #[test]
 fn retention_keeps_the_byte_cap_and_never_the_open_file() {
     let dir = Dir::new();

@@ -186,7 +186,7 @@ impl NodeProps {
         )
     }
 
-    fn deserialize(kind: &str, de: ValueDeserializer<'_>) -> Result<Option<Self>, toml::de::Error> {
+    fn deserialize<'de, D: serde::Deserializer<'de>>(kind: &str, de: D) -> Result<Option<Self>, D::Error> {
         Ok(Some(match kind {
             "testsrc" => NodeProps::Testsrc(TestSrcOptions::deserialize(de)?),
             "v4l2" => NodeProps::V4l2(V4l2Options::deserialize(de)?),
@@ -277,6 +277,8 @@ pub struct ConfigError {
     pub at: Option<(usize, usize)>,
     /// The key at fault, when there is one (`node.fps`, `server.media_root`).
     pub key: Option<String>,
+    /// For JSON descriptions: the path of the value at fault (`$.policies.cam0.period`).
+    pub path: Option<String>,
     /// What is wrong and what was expected.
     pub message: String,
 }
@@ -290,6 +292,9 @@ impl fmt::Display for ConfigError {
         if let Some(key) = &self.key {
             write!(f, ": key `{key}`")?;
         }
+        if let Some(path) = &self.path {
+            write!(f, " at `{path}`")?;
+        }
         write!(f, ": {}", self.message)
     }
 }
@@ -302,6 +307,7 @@ impl Config {
             origin: origin.clone(),
             at: None,
             key: None,
+            path: None,
             message: format!("cannot read: {e}"),
         })?;
         Self::parse(&text, &origin)
@@ -387,6 +393,7 @@ impl Config {
             origin: origin.into(),
             at: None,
             key: Some(key),
+            path: None,
             message,
         })?;
         for node in &self.nodes {
@@ -394,6 +401,7 @@ impl Config {
                 origin: origin.into(),
                 at: None,
                 key: Some(key.into()),
+                path: None,
                 message: format!("node `{}`: {message}", node.name),
             })?;
         }
@@ -440,6 +448,7 @@ fn check_graph(nodes: &[NodeSpec], origin: &str, locate: &Locate<'_>) -> Result<
         origin: origin.into(),
         at: locate(i, key),
         key: Some(key.into()),
+        path: None,
         message,
     };
     for (i, n) in nodes.iter().enumerate() {
@@ -513,6 +522,123 @@ fn check_graph(nodes: &[NodeSpec], origin: &str, locate: &Locate<'_>) -> Result<
     Ok(())
 }
 
+/// serde's words about a description's keys, in the config's words.
+fn in_key_words(message: &str) -> String {
+    if message.starts_with("unknown field") {
+        message
+            .replacen("unknown field", "unknown key", 1)
+            .replace("expected one of", "expected one of the keys")
+    } else {
+        message.to_owned()
+    }
+}
+
+/// The key serde's "unknown field" message names.
+fn unknown_key(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split('`').next())
+}
+
+fn needs_kind(name: &str) -> String {
+    format!("node `{name}` needs a `kind` (one of {})", KINDS.join(", "))
+}
+
+fn unknown_kind(kind: &str) -> String {
+    format!("unknown kind `{kind}` (expected one of {})", KINDS.join(", "))
+}
+
+fn of_node(name: &str, kind: &str, message: &str) -> String {
+    format!("node `{name}` ({kind}): {message}")
+}
+
+impl NodeSpec {
+    /// A node description in JSON (an API request's body): the keys of a
+    /// `[[node]]` table and the same checks; an error names the key
+    /// (`node.bitrate`) and its JSON path (`$.bitrate`). How the node links
+    /// to others is checked when it is added to a server.
+    pub fn from_json(value: &serde_json::Value, origin: &str) -> Result<NodeSpec, ConfigError> {
+        let err = |key: Option<&str>, path: Option<String>, message: String| ConfigError {
+            origin: origin.into(),
+            at: None,
+            key: key.map(|k| format!("node.{k}")),
+            path,
+            message,
+        };
+        let Some(object) = value.as_object() else {
+            return Err(err(
+                None,
+                Some("$".into()),
+                "expected a JSON object describing a node".into(),
+            ));
+        };
+        let take_str = |key: &str| match object.get(key) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(err(
+                Some(key),
+                Some(format!("$.{key}")),
+                format!("expected a string, found {}", json_type(other)),
+            )),
+        };
+        let name = take_str("name")?.ok_or_else(|| err(None, Some("$".into()), "a node needs a `name`".into()))?;
+        let kind = take_str("kind")?.ok_or_else(|| err(Some("kind"), Some("$.kind".into()), needs_kind(&name)))?;
+        let listen_to = take_str("listen_to")?;
+        let rest: serde_json::Map<String, serde_json::Value> = object
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "name" | "kind" | "listen_to"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let rest = serde_json::Value::Object(rest);
+        let mut track = serde_path_to_error::Track::new();
+        let props = NodeProps::deserialize(&kind, serde_path_to_error::Deserializer::new(&rest, &mut track))
+            .map_err(|e| {
+                let message = e.to_string();
+                let path = track.path().to_string();
+                let key = unknown_key(&message).map(str::to_owned).or_else(|| {
+                    path.split(['.', '['])
+                        .next()
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_owned)
+                });
+                let path = match key.as_deref() {
+                    Some(k) if path == "." => format!("$.{k}"),
+                    _ => format!("${}{path}", if path.starts_with('[') { "" } else { "." }),
+                };
+                err(
+                    key.as_deref(),
+                    Some(path),
+                    of_node(&name, &kind, &in_key_words(&message)),
+                )
+            })?
+            .ok_or_else(|| err(Some("kind"), Some("$.kind".into()), unknown_kind(&kind)))?;
+        props
+            .check()
+            .map_err(|(key, message)| err(Some(key), Some(format!("$.{key}")), of_node(&name, &kind, &message)))?;
+        Ok(NodeSpec { name, listen_to, props })
+    }
+
+    /// A node description as the keys of one `[[node]]` table, without the
+    /// header; errors name the line and key as the config file's do.
+    pub fn from_toml(text: &str, origin: &str) -> Result<NodeSpec, ConfigError> {
+        let parser = Parser { text, origin };
+        let root = DeTable::parse(text).map_err(|e| parser.error(e.span(), None, e.message()))?;
+        let table = toml::Spanned::new(0..text.len(), DeValue::Table(root.into_inner()));
+        parser.node(table).map(|(node, _)| node)
+    }
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 /// Spans of one table's keys and values, for locating errors.
 struct KeySpans(Vec<(String, Range<usize>, Range<usize>)>);
 
@@ -555,6 +681,7 @@ impl Parser<'_> {
             origin: self.origin.into(),
             at: span.map(|s| self.line_col(s.start)),
             key,
+            path: None,
             message: message.into(),
         }
     }
@@ -562,27 +689,21 @@ impl Parser<'_> {
     /// Turns a deserialization error inside a table into a located error naming the key.
     fn table_error(&self, e: toml::de::Error, keys: &KeySpans, prefix: &str, fallback: Range<usize>) -> ConfigError {
         let span = e.span().unwrap_or(fallback);
-        let mut message = e.message().to_owned();
+        let message = e.message().to_owned();
         let key = match keys.at(&span) {
             Some((k, _, _)) => Some(k.clone()),
             None => {
                 // serde names unknown fields in its message; point at that key.
-                let unknown = message
-                    .strip_prefix("unknown field `")
-                    .and_then(|m| m.split('`').next());
-                unknown.and_then(|k| keys.find(k)).map(|(k, _, _)| k.clone())
+                unknown_key(&message)
+                    .and_then(|k| keys.find(k))
+                    .map(|(k, _, _)| k.clone())
             }
         };
         let span = key
             .as_ref()
             .and_then(|k| keys.find(k))
             .map_or(span, |(_, ks, _)| ks.clone());
-        if message.starts_with("unknown field") {
-            message = message
-                .replacen("unknown field", "unknown key", 1)
-                .replace("expected one of", "expected one of the keys");
-        }
-        self.error(Some(span), key.map(|k| format!("{prefix}{k}")), message)
+        self.error(Some(span), key.map(|k| format!("{prefix}{k}")), in_key_words(&message))
     }
 
     fn parse(&self) -> Result<Config, ConfigError> {
@@ -656,36 +777,23 @@ impl Parser<'_> {
         };
         let name =
             take_str("name")?.ok_or_else(|| self.error(Some(span.clone()), None, "a [[node]] needs a `name`"))?;
-        let kind = take_str("kind")?.ok_or_else(|| {
-            self.error(
-                Some(span.clone()),
-                Some("node.kind".into()),
-                format!("node `{name}` needs a `kind` (one of {})", KINDS.join(", ")),
-            )
-        })?;
+        let kind = take_str("kind")?
+            .ok_or_else(|| self.error(Some(span.clone()), Some("node.kind".into()), needs_kind(&name)))?;
         let listen_to = take_str("listen_to")?;
         let rest = toml::Spanned::new(span.clone(), DeValue::Table(table));
         let props = NodeProps::deserialize(&kind, ValueDeserializer::from(rest))
             .map_err(|e| {
                 let mut err = self.table_error(e, &keys, "node.", span.clone());
-                err.message = format!("node `{name}` ({kind}): {}", err.message);
+                err.message = of_node(&name, &kind, &err.message);
                 err
             })?
             .ok_or_else(|| {
                 let at = keys.find("kind").map(|(_, _, v)| v.clone());
-                self.error(
-                    at,
-                    Some("node.kind".into()),
-                    format!("unknown kind `{kind}` (expected one of {})", KINDS.join(", ")),
-                )
+                self.error(at, Some("node.kind".into()), unknown_kind(&kind))
             })?;
         props.check().map_err(|(key, message)| {
             let at = keys.find(key).map(|(_, k, _)| k.clone()).or(Some(span.clone()));
-            self.error(
-                at,
-                Some(format!("node.{key}")),
-                format!("node `{name}` ({kind}): {message}"),
-            )
+            self.error(at, Some(format!("node.{key}")), of_node(&name, &kind, &message))
         })?;
         Ok((NodeSpec { name, listen_to, props }, keys))
     }

@@ -43,6 +43,7 @@ impl Config {
                     origin: String::new(),
                     at: None,
                     key: None,
+                    path: None,
                     message,
                 })
             })?;
