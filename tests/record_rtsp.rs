@@ -86,3 +86,45 @@ fn an_rtsp_camera_is_recorded_for_30_s_without_decoding_or_encoding() {
         .collect();
     assert_eq!(keyframes, served.keyframes);
 }
+
+/// A camera sending H.264 with two B-frames (high profile): its packets get
+/// decoding times from their picture order, so the recording keeps every
+/// frame and decodes cleanly (with `dts = pts`, every GOP was cut short).
+#[test]
+fn an_rtsp_camera_with_b_frames_is_recorded_with_every_frame() {
+    let camera = GstServer::start(free_port(), &["--frames", "240", "--gop", "30", "--size", "320x240"]);
+    let dir = Dir::new();
+    let text = format!(
+        "[server]\nmedia_root = {:?}\n\
+         [[node]]\nname = \"cam\"\nkind = \"rtsp\"\nurl = \"{}\"\n\
+         [[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"cam\"\nsegment = 60\n",
+        dir.file("media").display().to_string(),
+        camera.url("h264b", "tcp")
+    );
+    let server = Server::start(Config::parse(&text, "test").unwrap()).unwrap();
+    let sent = server.hub().subscribe("cam", SubscribeOptions::blocking(4096));
+    let n = camera.served().frames;
+    let mut received = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.len() < n && Instant::now() < deadline {
+        if let Ok(Item::Packet(p)) = sent.recv_timeout(Duration::from_millis(200)) {
+            received.push(p);
+        }
+    }
+    assert_eq!(received.len(), n);
+    assert!(
+        received.iter().any(|p| p.pts != p.dts),
+        "the camera sent no B-frames (dts = pts everywhere)"
+    );
+    for w in received.windows(2) {
+        assert!(w[1].dts > w[0].dts, "decoding times go forward");
+    }
+    assert!(received.iter().all(|p| p.dts <= p.pts));
+    let file = server.stop_recording("rec").wait().unwrap().expect("the file");
+    let stats = server.shutdown();
+    let rec = stats.nodes.iter().find(|n| n.name == "rec").unwrap();
+    assert_eq!(rec.frames_dropped, 0, "{rec:?}");
+    decode_strict(&file.path).unwrap();
+    assert_eq!(file.frames as usize, n);
+    assert_eq!(count_frames(&file.path) as usize, n);
+}

@@ -5,7 +5,8 @@
 //! buffer holds `max_num_reorder` frames, §C.4.5.3 / §C.5.2.2).
 //!
 //! Elementary streams carry no timestamps; this is how a demuxer gives an
-//! Annex-B file with B-frames its presentation times.
+//! Annex-B file with B-frames its presentation times. RTP carries only
+//! presentation times; [`DecodeTimes`] gives such pictures their decoding times.
 
 use super::bits::{BitReader, unescape};
 use super::{AccessUnit, CodecError, Nal, h264, h265};
@@ -327,9 +328,111 @@ impl Presenter {
     }
 }
 
+/// Decoding times for pictures that arrive in decoding order with known
+/// presentation times (an RTP camera's). The decoding time of a picture is
+/// the presentation time of the picture a decoder of the stream's reorder
+/// depth outputs as it decodes this one (the smallest waiting, so never after
+/// this picture's own). Where a push outputs nothing (the first pictures, and
+/// after a POC reset), the time is spread evenly between the previous one and
+/// the next output's (the smallest waiting presentation time), so it stays
+/// before every later picture's. The result always increases, so muxers take
+/// it as it is; it lags presentation by the reorder depth, never by more.
+#[derive(Debug, Default)]
+pub struct DecodeTimes {
+    presenter: Presenter,
+    /// Presentation times of the pictures the presenter holds, by id.
+    waiting: Vec<(u64, i64)>,
+    next: u64,
+    last: Option<i64>,
+}
+
+impl DecodeTimes {
+    /// Times that start afresh (a new session).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The decoding time of the next picture in decoding order, presented at
+    /// `pts`, about `duration` before the next one; `poc` is its order, or
+    /// `None` where it is unknown (then decoding order is taken as
+    /// presentation order).
+    pub fn push(&mut self, poc: Option<Poc>, pts: i64, duration: i64) -> i64 {
+        let candidate = match poc {
+            None => pts,
+            Some(poc) => {
+                let id = self.next;
+                self.next += 1;
+                self.waiting.push((id, pts));
+                let shown = self.presenter.push(id, poc);
+                let mut first: Option<i64> = None;
+                for (id, _) in shown {
+                    if let Some(at) = self.waiting.iter().position(|(w, _)| *w == id) {
+                        let (_, t) = self.waiting.swap_remove(at);
+                        first = Some(first.map_or(t, |f| f.min(t)));
+                    }
+                }
+                match (first, self.last) {
+                    (Some(t), _) => t,
+                    (None, None) => pts - i64::from(poc.reorder) * duration,
+                    (None, Some(last)) => {
+                        // The next output comes after this many more pictures.
+                        let slots = (i64::from(poc.reorder) + 2 - self.waiting.len() as i64).max(1);
+                        let next = self.waiting.iter().map(|(_, t)| *t).min().unwrap_or(pts);
+                        last + (next - last) / slots
+                    }
+                }
+            }
+        };
+        let dts = match self.last {
+            Some(last) if candidate <= last => last + 1,
+            _ => candidate,
+        };
+        self.last = Some(dts);
+        dts
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_times_follow_the_output_of_a_decoder() {
+        // Pyramid B-frames, reorder 2: I0 P4 B2 b1 b3 P8 B6 b5 b7, then an
+        // IDR at 9 (a POC reset) and P12 B10 b11.
+        let pictures = [
+            (0, 0, false),
+            (4, 8, false),
+            (2, 4, false),
+            (1, 2, false),
+            (3, 6, false),
+            (8, 16, false),
+            (6, 12, false),
+            (5, 10, false),
+            (7, 14, false),
+            (9, 0, true),
+            (12, 6, false),
+            (10, 2, false),
+            (11, 4, false),
+        ];
+        let mut times = DecodeTimes::new();
+        let dts: Vec<i64> = pictures
+            .iter()
+            .map(|&(pts, value, reset)| times.push(Some(poc(value, reset, 2)), pts, 1))
+            .collect();
+        assert_eq!(dts, [-2, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        // A first duration far off (100 where pictures are 1 apart) is
+        // mended by the spreading: I0 P3 B1 B2, reorder 2.
+        let mut times = DecodeTimes::new();
+        let dts = [(0, 0), (3, 6), (1, 2), (2, 4)].map(|(pts, value)| times.push(Some(poc(value, false, 2)), pts, 100));
+        assert_eq!(dts, [-200, -100, 0, 1]);
+        for (d, (pts, _, _)) in dts.iter().zip(pictures) {
+            assert!(*d <= pts, "dts {d} after pts {pts}");
+        }
+        // Without an order, decoding order is presentation order.
+        let mut plain = DecodeTimes::new();
+        assert_eq!([0, 1, 1].map(|pts| plain.push(None, pts, 1)), [0, 1, 2]);
+    }
 
     fn poc(value: i64, reset: bool, reorder: u32) -> Poc {
         Poc { value, reset, reorder }

@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::capture::rtsp::{Camera, RtspError, RtspOptions, Timeline};
+use crate::codec::poc::DecodeTimes;
 use crate::hub::{Item, Publisher};
 use crate::media::Packet;
 
@@ -115,6 +116,8 @@ impl Receiver {
         let clock = Arc::clone(&self.shared.clock);
         let stall = Duration::from_secs_f64(self.options.stall_secs);
         let mut timeline: Option<Timeline> = None;
+        // Each session's pictures are in its own decoding order.
+        let mut decode_times = DecodeTimes::new();
         let failed = loop {
             let picture = match self.unless_stopped(tokio::time::timeout(stall, camera.next())).await {
                 None => break None,
@@ -143,7 +146,7 @@ impl Receiver {
                 codec: picture.params.codec,
                 data: picture.data,
                 pts,
-                dts: pts,
+                dts: decode_times.push(picture.poc, pts, duration),
                 duration,
                 keyframe: picture.keyframe,
                 params: picture.params,

@@ -26,6 +26,8 @@ from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 ENCODERS = {
     "h264": "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} ! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96",
+    # High profile with two B-frames: pictures arrive out of presentation order.
+    "h264b": "x264enc speed-preset=ultrafast key-int-max={gop} bframes=2 b-adapt=false ! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96",
     "h265": "x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} ! rtph265pay name=pay0 pt=96",
     "mjpeg": "jpegenc quality=80 ! rtpjpegpay name=pay0 pt=26",
 }

@@ -29,7 +29,8 @@ use retina::client::{
 use retina::codec::{CodecItem, FrameFormat, ParametersRef, h26x};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::ParamFollower;
+use crate::codec::poc::{Poc, PocCounter};
+use crate::codec::{AccessUnit, ParamFollower};
 use crate::codec::{h265, nal};
 use crate::media::{Codec, CodecParams};
 
@@ -271,6 +272,10 @@ pub struct CodedPicture {
     pub skipped: u64,
     /// The parameters in effect: a new `Arc` when they change.
     pub params: Arc<CodecParams>,
+    /// Its picture order (H.264, H.265), from which its decoding time follows
+    /// ([`crate::codec::poc::DecodeTimes`]); `None` for JPEG, or where the
+    /// slice header does not parse.
+    pub poc: Option<Poc>,
 }
 
 /// One playing RTSP session: the first video stream of the camera.
@@ -284,6 +289,8 @@ pub struct Camera {
     codec: Codec,
     follower: ParamFollower,
     params: Option<Arc<CodecParams>>,
+    /// Picture order counts (H.264, H.265).
+    pocs: Option<PocCounter>,
     /// A keyframe has been passed on.
     started: bool,
     skipped: u64,
@@ -406,6 +413,7 @@ impl Camera {
             codec,
             follower: ParamFollower::new(codec, None),
             params: None,
+            pocs: (codec != Codec::Mjpeg).then(|| PocCounter::new(codec)),
             started: false,
             skipped: 0,
         })
@@ -453,15 +461,24 @@ impl Camera {
                 continue;
             }
             self.started = true;
-            let timestamp = frame.timestamp();
+            let (timestamp, loss) = (frame.timestamp(), frame.loss());
+            let data = Bytes::from(frame.into_data());
+            let poc = self.pocs.as_mut().and_then(|pocs| {
+                let au = AccessUnit::of(self.codec, nal::annexb(&data).collect());
+                pocs.push(&au).unwrap_or_else(|e| {
+                    tracing::debug!("picture order unknown: {e}");
+                    None
+                })
+            });
             return Ok(Some(CodedPicture {
                 rtp_elapsed: timestamp.elapsed(),
                 clock_rate: timestamp.clock_rate(),
                 keyframe,
-                loss: frame.loss(),
+                loss,
                 skipped: std::mem::take(&mut self.skipped),
                 params: Arc::clone(params),
-                data: Bytes::from(frame.into_data()),
+                data,
+                poc,
             }));
         }
     }
@@ -480,8 +497,14 @@ impl Camera {
                 Arc::new(CodecParams::new(Codec::Mjpeg, width, height))
             }
             _ => {
+                let extra = video.extra_data();
+                if let Some(pocs) = &mut self.pocs {
+                    // The sets the first pictures' order is read with, where
+                    // the camera sends them only in its SDP.
+                    let _ = pocs.push(&AccessUnit::of(self.codec, nal::annexb(extra).collect()));
+                }
                 self.follower
-                    .follow(video.extra_data(), 0)
+                    .follow(extra, 0)
                     .map_err(|e| RtspError::new("the camera's parameter sets", e))?
                     .0
             }
@@ -531,14 +554,20 @@ fn h265_irap(data: &[u8]) -> bool {
 }
 
 /// Maps RTP time onto the pipeline clock for one session, and estimates
-/// each picture's duration from the spacing of the ones before it.
+/// each picture's duration: the smallest spacing of the last pictures in
+/// presentation order (pictures arrive in decoding order, so with B-frames
+/// consecutive ones are not neighbours).
 #[derive(Debug)]
 pub struct Timeline {
     /// Pipeline time of RTP time 0 of this session.
     origin_ns: i64,
-    last_pts: Option<i64>,
+    /// Presentation times of the last pictures, in arrival order.
+    recent: std::collections::VecDeque<i64>,
     duration_ns: i64,
 }
+
+/// Pictures whose spacing gives the duration.
+const TIMELINE_WINDOW: usize = 16;
 
 impl Timeline {
     /// Starts a session's timeline: its first picture (at RTP time
@@ -547,7 +576,7 @@ impl Timeline {
     pub fn new(now_ns: i64, not_before_ns: i64, first_elapsed_ns: i64, default_duration_ns: i64) -> Self {
         Timeline {
             origin_ns: now_ns.max(not_before_ns) - first_elapsed_ns,
-            last_pts: None,
+            recent: std::collections::VecDeque::with_capacity(TIMELINE_WINDOW),
             duration_ns: default_duration_ns,
         }
     }
@@ -557,22 +586,25 @@ impl Timeline {
         (i128::from(ticks) * 1_000_000_000 / i128::from(clock_rate.get())) as i64
     }
 
-    /// The picture's pipeline time and duration (the spacing of the last two
-    /// pictures; the default until there are two).
+    /// The picture's pipeline time and duration (the default until there
+    /// are two pictures).
     pub fn place(&mut self, elapsed_ns: i64) -> (i64, i64) {
         let pts = self.origin_ns + elapsed_ns;
-        if let Some(last) = self.last_pts
-            && pts > last
-        {
-            self.duration_ns = pts - last;
+        if self.recent.len() == TIMELINE_WINDOW {
+            self.recent.pop_front();
         }
-        self.last_pts = Some(pts);
+        self.recent.push_back(pts);
+        let mut sorted: Vec<i64> = self.recent.iter().copied().collect();
+        sorted.sort_unstable();
+        if let Some(gap) = sorted.windows(2).map(|w| w[1] - w[0]).filter(|&g| g > 0).min() {
+            self.duration_ns = gap;
+        }
         (pts, self.duration_ns)
     }
 
     /// Where the next session's timeline may start.
     pub fn end_ns(&self) -> i64 {
-        self.last_pts.map_or(i64::MIN, |p| p + self.duration_ns)
+        self.recent.iter().max().map_or(i64::MIN, |p| p + self.duration_ns)
     }
 }
 
