@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::ff::{Dir, count_frames, decode_strict, ffprobe_packets, tool};
 use eyrie::capture::testsrc::stamp;
 use eyrie::config::Config;
-use eyrie::events::{Event, FileEvent};
+use eyrie::events::{Event, EventSubscription, FileEvent};
 use eyrie::hub::{Item, SubscribeOptions};
 use eyrie::media::{Fps, PixelFormat, VideoInfo};
 use eyrie::output::index::Kind;
@@ -34,7 +34,7 @@ fn camera(name: &str, size: (u32, u32), fps: u32, frames: Option<u64>, keyint: u
 }
 
 /// Runs until every source has ended, then shuts down; returns the events.
-fn run_to_end(server: Server, events: &std::sync::mpsc::Receiver<Event>) -> Vec<Event> {
+fn run_to_end(server: Server, events: &EventSubscription) -> Vec<Event> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !server.sources_finished() {
         assert!(Instant::now() < deadline, "the sources never ended");
@@ -303,7 +303,7 @@ fn stamps(file: &Path, width: u32, height: u32) -> (u32, u32, usize) {
 }
 
 /// The next `n` files closed (waiting up to 10 s).
-fn closed_files(events: &std::sync::mpsc::Receiver<Event>, n: usize) -> Vec<FileEvent> {
+fn closed_files(events: &EventSubscription, n: usize) -> Vec<FileEvent> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut files = Vec::new();
     while files.len() < n {

@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::config::{Config, ConfigError, NodeProps, NodeSpec};
 use crate::encode::Change;
-use crate::events::Event;
+use crate::events::EventSubscription;
 use crate::hub::{Hub, StreamStats, SubStats, SubscribeOptions, Subscription, SubscriptionControl};
 use crate::media::{Clock, MonotonicClock, PoolStats, bytes_copied};
 use crate::output::index::Entry;
@@ -764,7 +764,7 @@ impl Server {
     }
 
     /// Every event from now on: files closed, recordings failed, triggers fired.
-    pub fn events(&self) -> std::sync::mpsc::Receiver<Event> {
+    pub fn events(&self) -> EventSubscription {
         self.inner.env.events.subscribe()
     }
 
