@@ -409,3 +409,53 @@ fn eyrie_run_takes_camera_uris_and_never_logs_a_password() {
     assert_eq!(get("cam2")["frames_out"], 0);
     assert!(get("cam2")["reconnects"].as_u64().unwrap() >= 1);
 }
+
+/// A camera's errors say what kind of failure each is: wrong credentials, no
+/// one listening, no answer.
+#[test]
+fn camera_errors_tell_authentication_from_refusal_from_timeout() {
+    let camera = GstServer::start(free_port(), &["--user", "admin", "--password", PASSWORD]);
+    let wrong = camera
+        .url("h264", "tcp")
+        .replace(&format!("admin:{}", "s%40cr%3At%2Fpw"), "admin:wrong");
+    assert!(wrong.contains("admin:wrong@"), "{wrong}");
+    let closed = free_port();
+    // Accepts the connection and never says a word.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let mut text = String::new();
+    for (name, url) in [
+        ("auth", wrong),
+        ("refused", format!("rtsp://127.0.0.1:{closed}/cam")),
+        ("silent", format!("rtsp://127.0.0.1:{silent_port}/cam")),
+    ] {
+        text += &rtsp_node(name, &url, "tcp", "stall_secs = 1.0\nretry_max_secs = 1.0");
+    }
+    let server = Server::start(Config::parse(&text, "<test>").unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let errors = loop {
+        let stats = server.stats();
+        let errors: Vec<String> = ["auth", "refused", "silent"]
+            .iter()
+            .map(|n| node(&stats.nodes, n).error.clone().unwrap_or_default())
+            .collect();
+        if errors.iter().all(|e| !e.is_empty()) || Instant::now() > deadline {
+            break errors;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    server.shutdown();
+    drop(silent);
+    assert!(
+        errors[0].contains("authentication failed") && errors[0].contains("401"),
+        "{}",
+        errors[0]
+    );
+    assert!(!errors[0].contains("wrong"), "no password in an error: {}", errors[0]);
+    assert!(
+        errors[1].contains("cannot connect") && errors[1].contains("refused"),
+        "{}",
+        errors[1]
+    );
+    assert!(errors[2].contains("timed out: no answer for 1.0 s"), "{}", errors[2]);
+}

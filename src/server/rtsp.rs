@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::capture::rtsp::{Camera, RtspError, RtspOptions, Timeline};
+use retina::client::SessionGroup;
+
+use crate::capture::rtsp::{Camera, Failure, RtspError, RtspOptions, Timeline};
 use crate::codec::poc::DecodeTimes;
 use crate::hub::{Item, Publisher};
 use crate::media::Packet;
@@ -24,6 +26,8 @@ use super::node::{Announced, Backoff, NodeCtx, NodeShared, NodeState};
 const POLL: Duration = Duration::from_millis(100);
 /// How long closing a session may wait for its `TEARDOWN`.
 const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
+/// How long a reconnect waits for stale sessions to end (at most once per set of them).
+const STALE_WAIT: Duration = Duration::from_secs(2);
 /// Assumed picture spacing until two pictures are in.
 const DEFAULT_DURATION_NS: i64 = 1_000_000_000 / 30;
 
@@ -68,12 +72,28 @@ impl Receiver {
         let stall = Duration::from_secs_f64(self.options.stall_secs);
         let mut backoff = Backoff::new(self.options.retry_max_secs);
         let url = self.options.url.redacted();
+        // One group for every session of this camera: a session that could
+        // not be torn down (the camera gone) stays in it until it expires.
+        let group = Arc::new(SessionGroup::default().named(self.name.to_string()));
+        let mut waited_for = None;
         while !self.shared.stop_requested() {
+            // Cameras that limit their sessions refuse a new one while an old
+            // one lingers: give stale sessions a while to end first, once each.
+            let stale = group.stale_sessions();
+            let key = (stale.num_sessions, stale.max_expires);
+            if stale.num_sessions > 0 && waited_for != Some(key) {
+                waited_for = Some(key);
+                tracing::info!(node = %self.name, sessions = stale.num_sessions, "waiting for stale sessions to end before reconnecting");
+                let ended = tokio::time::timeout(STALE_WAIT, group.await_stale_sessions(&stale));
+                if self.unless_stopped(ended).await.is_none() {
+                    break;
+                }
+            }
             // A camera that accepts the connection but never answers counts as stalled too.
-            let connecting = tokio::time::timeout(stall, Camera::connect(&self.options));
+            let connecting = tokio::time::timeout(stall, Camera::connect(&self.options, &group));
             let e = match self.unless_stopped(connecting).await {
                 None => break,
-                Some(Err(_)) => RtspError::from(format!("no answer for {:.1} s", stall.as_secs_f64())),
+                Some(Err(_)) => RtspError::of(Failure::Timeout, format!("no answer for {:.1} s", stall.as_secs_f64())),
                 Some(Ok(Ok(mut camera))) => {
                     let (codec, transport) = (camera.codec(), self.options.transport);
                     tracing::info!(node = %self.name, url, %codec, ?transport, "receiving");
@@ -123,10 +143,18 @@ impl Receiver {
                 None => break None,
                 Some(Err(_)) => {
                     let secs = stall.as_secs_f64();
-                    break Some(RtspError::from(format!("stalled: no picture for {secs:.1} s")));
+                    break Some(RtspError::of(
+                        Failure::Timeout,
+                        format!("stalled: no picture for {secs:.1} s"),
+                    ));
                 }
                 Some(Ok(Err(e))) => break Some(e),
-                Some(Ok(Ok(None))) => break Some(RtspError::from("the camera ended the session".to_string())),
+                Some(Ok(Ok(None))) => {
+                    break Some(RtspError::of(
+                        Failure::Closed,
+                        "the camera ended the session".to_string(),
+                    ));
+                }
                 Some(Ok(Ok(Some(p)))) => p,
             };
             if picture.skipped > 0 {

@@ -234,23 +234,104 @@ impl RtspOptions {
     }
 }
 
-/// Why a session failed. The text is one line and never holds a password.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct RtspError(String);
+/// What kind of failure ended a camera's session: what a user does about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Failure {
+    /// The camera refused the credentials (RTSP 401 or 403): fix the URL's user or password.
+    Auth,
+    /// Nothing accepts connections at its address (refused, unreachable, unknown host).
+    Refused,
+    /// It did not answer, or stopped sending pictures, in time.
+    Timeout,
+    /// It answered with something that is not valid RTSP, SDP or RTP, or offers nothing usable.
+    Protocol,
+    /// It broke a limit (message or picture size) and was cut off.
+    Limit,
+    /// It ended the session or dropped the connection.
+    Closed,
+}
 
-impl From<String> for RtspError {
-    fn from(message: String) -> Self {
-        RtspError(redact(&message))
+impl Failure {
+    fn words(self) -> &'static str {
+        match self {
+            Failure::Auth => "authentication failed",
+            Failure::Refused => "cannot connect",
+            Failure::Timeout => "timed out",
+            Failure::Protocol => "bad answer",
+            Failure::Limit => "limit broken",
+            Failure::Closed => "connection closed",
+        }
+    }
+
+    /// The failure an I/O error connecting to a camera is.
+    pub fn of_io(e: &std::io::Error) -> Failure {
+        match e.kind() {
+            std::io::ErrorKind::TimedOut => Failure::Timeout,
+            _ => Failure::Refused,
+        }
+    }
+
+    /// The failure a retina error is: its RTSP status where it has one, else its words.
+    fn of_retina(e: &retina::Error) -> Failure {
+        if let Some(status) = e.status_code() {
+            return if matches!(status, 401 | 403) {
+                Failure::Auth
+            } else {
+                Failure::Protocol
+            };
+        }
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("timeout") || text.contains("timed out") {
+            Failure::Timeout
+        } else if [
+            "error reading",
+            "error writing",
+            "eof",
+            "reset",
+            "broken pipe",
+            "closed",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
+        {
+            Failure::Closed
+        } else if text.contains("unable to connect") {
+            Failure::Refused
+        } else {
+            Failure::Protocol
+        }
     }
 }
 
+/// Why a session failed: its kind, then one line that never holds a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", failure.words())]
+pub struct RtspError {
+    failure: Failure,
+    message: String,
+}
+
 impl RtspError {
-    fn new(context: &str, e: impl fmt::Display) -> Self {
+    /// A failure of kind `failure`, described by `message`.
+    pub fn of(failure: Failure, message: String) -> Self {
+        RtspError {
+            failure,
+            message: redact(&message),
+        }
+    }
+
+    fn new(failure: Failure, context: &str, e: impl fmt::Display) -> Self {
         // retina's messages span lines (message, then connection context).
         let text = e.to_string();
         let flat: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-        RtspError(redact(&format!("{context}: {}", flat.join("; "))))
+        Self::of(failure, format!("{context}: {}", flat.join("; ")))
+    }
+
+    /// What kind of failure it is.
+    pub fn failure(&self) -> Failure {
+        self.failure
     }
 }
 
@@ -297,18 +378,25 @@ pub struct Camera {
 }
 
 impl Camera {
-    /// `DESCRIBE`, `SETUP` of the first video stream, `PLAY`.
-    pub async fn connect(options: &RtspOptions) -> Result<Camera, RtspError> {
-        let (url, creds) = options.url.parse().map_err(RtspError)?;
+    /// `DESCRIBE`, `SETUP` of the first video stream, `PLAY`, in session
+    /// group `group` (one per camera, kept across reconnects, so that stale
+    /// sessions can be awaited before the next one).
+    pub async fn connect(options: &RtspOptions, group: &Arc<SessionGroup>) -> Result<Camera, RtspError> {
+        let (url, creds) = options.url.parse().map_err(|e| RtspError::of(Failure::Refused, e))?;
         let host = match url.host() {
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
             Some(host) => host.to_string(),
-            None => return Err(RtspError(format!("`{}` names no host", options.url))),
+            None => {
+                return Err(RtspError::of(
+                    Failure::Refused,
+                    format!("`{}` names no host", options.url),
+                ));
+            }
         };
         let picture_limit = Arc::new(AtomicUsize::new(options.max_picture_bytes));
         let relay = relay::Relay::start(&host, url.port().unwrap_or(554), Arc::clone(&picture_limit))
             .await
-            .map_err(|e| RtspError::new("connecting", e))?;
+            .map_err(|e| RtspError::new(Failure::of_io(&e), "connecting", e))?;
         // retina talks to the relay; the camera sees the relay's address in
         // the first requests' URL (its answers' base URL takes over after).
         let mut relayed = url.clone();
@@ -316,9 +404,9 @@ impl Camera {
         relayed
             .set_ip_host(relay_addr.ip())
             .and_then(|()| relayed.set_port(Some(relay_addr.port())))
-            .map_err(|()| RtspError(format!("`{}`: cannot address the relay", options.url)))?;
+            .map_err(|()| RtspError::of(Failure::Refused, format!("`{}`: cannot address the relay", options.url)))?;
         let failed = |stage: &str, e: retina::Error| session_error(&relay, stage, e);
-        let group = Arc::new(SessionGroup::default());
+        let group = Arc::clone(group);
         let session_options = SessionOptions::default()
             .creds(creds)
             .user_agent(format!("eyrie/{}", env!("CARGO_PKG_VERSION")))
@@ -356,14 +444,17 @@ impl Camera {
                 Some((i, codec))
             })
             .ok_or_else(|| {
-                RtspError(format!(
-                    "the camera offers no H.264, H.265 or JPEG video (its streams: {})",
-                    if described.is_empty() {
-                        "none".into()
-                    } else {
-                        described.join(", ")
-                    }
-                ))
+                RtspError::of(
+                    Failure::Protocol,
+                    format!(
+                        "the camera offers no H.264, H.265 or JPEG video (its streams: {})",
+                        if described.is_empty() {
+                            "none".into()
+                        } else {
+                            described.join(", ")
+                        }
+                    ),
+                )
             })?;
         let transport = match options.transport {
             RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
@@ -431,10 +522,9 @@ impl Camera {
             let item = match self.demuxed.next().await {
                 // The relay closed the connection for a reason of its own.
                 None => {
-                    return self
-                        .relay
-                        .cause()
-                        .map_or(Ok(None), |cause| Err(RtspError::new("receiving", cause)));
+                    return self.relay.cause().map_or(Ok(None), |(failure, cause)| {
+                        Err(RtspError::new(failure, "receiving", cause))
+                    });
                 }
                 Some(item) => item.map_err(|e| session_error(&self.relay, "receiving", e))?,
             };
@@ -505,7 +595,7 @@ impl Camera {
                 }
                 self.follower
                     .follow(extra, 0)
-                    .map_err(|e| RtspError::new("the camera's parameter sets", e))?
+                    .map_err(|e| RtspError::new(Failure::Protocol, "the camera's parameter sets", e))?
                     .0
             }
         };
@@ -533,8 +623,8 @@ impl Camera {
 /// connection (a limit broken, the camera gone), else retina's error.
 fn session_error(relay: &relay::Relay, stage: &str, e: retina::Error) -> RtspError {
     match relay.cause() {
-        Some(cause) => RtspError::new(stage, cause),
-        None => RtspError::new(stage, e),
+        Some((failure, cause)) => RtspError::new(failure, stage, cause),
+        None => RtspError::new(Failure::of_retina(&e), stage, e),
     }
 }
 
@@ -682,12 +772,13 @@ mod tests {
     #[test]
     fn errors_are_one_line_without_passwords() {
         let e = RtspError::new(
+            Failure::Auth,
             "DESCRIBE",
             "401 Unauthorized\n\nconn: 127.0.0.1 -> rtsp://u:pw@h/\nmsg: x",
         );
         assert_eq!(
             e.to_string(),
-            "DESCRIBE: 401 Unauthorized; conn: 127.0.0.1 -> rtsp://u:***@h/; msg: x"
+            "authentication failed: DESCRIBE: 401 Unauthorized; conn: 127.0.0.1 -> rtsp://u:***@h/; msg: x"
         );
     }
 

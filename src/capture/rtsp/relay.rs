@@ -32,6 +32,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+use super::Failure;
 use super::guard::{self, Deframer, GuardError, PictureGuard, Transport, Unit};
 
 /// Bytes asked of the kernel per read.
@@ -45,12 +46,12 @@ struct Shared {
     /// The picture limit in payload bytes (lowered once the picture size is known).
     picture_limit: Arc<AtomicUsize>,
     /// The first reason a connection was cut.
-    cause: Mutex<Option<String>>,
+    cause: Mutex<Option<(Failure, String)>>,
 }
 
 impl Shared {
-    fn fail(&self, cause: String) {
-        self.cause.lock().unwrap().get_or_insert(cause);
+    fn fail(&self, failure: Failure, cause: String) {
+        self.cause.lock().unwrap().get_or_insert((failure, cause));
     }
 }
 
@@ -89,7 +90,7 @@ impl Relay {
     }
 
     /// Why the relay cut a connection, if it did.
-    pub fn cause(&self) -> Option<String> {
+    pub fn cause(&self) -> Option<(Failure, String)> {
         self.shared.cause.lock().unwrap().clone()
     }
 }
@@ -107,7 +108,7 @@ async fn accept(listener: TcpListener, first: TcpStream, shared: Arc<Shared>) {
                 Some(c) => c,
                 None => match TcpStream::connect((shared.camera.0.as_str(), shared.camera.1)).await {
                     Ok(c) => c,
-                    Err(e) => return shared.fail(format!("cannot connect to the camera: {e}")),
+                    Err(e) => return shared.fail(Failure::of_io(&e), format!("cannot connect to the camera: {e}")),
                 },
             };
             Connection::run(client, camera, shared).await;
@@ -164,11 +165,11 @@ impl Connection {
     }
 
     /// Runs `work` as a task of this connection; its error is the cause.
-    fn spawn(self: &Arc<Self>, work: impl Future<Output = Result<(), String>> + Send + 'static) {
+    fn spawn(self: &Arc<Self>, work: impl Future<Output = Result<(), Cut>> + Send + 'static) {
         let conn = Arc::clone(self);
         let handle = tokio::spawn(async move {
-            if let Err(cause) = work.await {
-                conn.shared.fail(cause);
+            if let Err((failure, cause)) = work.await {
+                conn.shared.fail(failure, cause);
             }
             conn.done.notify_one();
         });
@@ -176,18 +177,24 @@ impl Connection {
     }
 
     /// retina → camera. UDP `SETUP`s are sent asking for the relay's ports.
-    async fn to_camera(self: Arc<Self>, mut rx: OwnedReadHalf, mut tx: OwnedWriteHalf) -> Result<(), String> {
+    async fn to_camera(self: Arc<Self>, mut rx: OwnedReadHalf, mut tx: OwnedWriteHalf) -> Result<(), Cut> {
         let mut deframer = Deframer::default();
         loop {
             match deframer.unit() {
-                Err(e) => return Err(format!("retina's request: {e}")),
+                Err(e) => return Err((Failure::Protocol, format!("retina's request: {e}"))),
                 Ok(Some(Unit::Interleaved { frame, .. })) => write(&mut tx, &frame, "camera").await?,
                 Ok(Some(Unit::Message(m))) => {
-                    let m = self.request(m).await.map_err(|e| format!("relaying UDP: {e}"))?;
+                    let m = self
+                        .request(m)
+                        .await
+                        .map_err(|e| (Failure::Closed, format!("relaying UDP: {e}")))?;
                     write(&mut tx, &m, "camera").await?;
                 }
                 Ok(None) => {
-                    if !read(&mut rx, &mut deframer).await.map_err(|e| format!("retina: {e}"))? {
+                    if !read(&mut rx, &mut deframer)
+                        .await
+                        .map_err(|e| (Failure::Closed, format!("retina: {e}")))?
+                    {
                         return Ok(());
                     }
                 }
@@ -196,17 +203,17 @@ impl Connection {
     }
 
     /// camera → retina, under the guard's limits.
-    async fn from_camera(self: Arc<Self>, mut rx: OwnedReadHalf, mut tx: OwnedWriteHalf) -> Result<(), String> {
+    async fn from_camera(self: Arc<Self>, mut rx: OwnedReadHalf, mut tx: OwnedWriteHalf) -> Result<(), Cut> {
         let mut deframer = Deframer::default();
         let mut channels: Vec<(u8, PictureGuard)> = Vec::new();
         loop {
-            let unit = deframer.unit().map_err(|e| e.to_string())?;
+            let unit = deframer.unit().map_err(cut)?;
             match unit {
                 Some(Unit::Interleaved { channel, frame }) => {
                     if let Some((_, guard)) = channels.iter_mut().find(|(c, _)| *c == channel) {
                         guard
                             .packet(&frame[4..], self.shared.picture_limit.load(Ordering::Relaxed))
-                            .map_err(|e| e.to_string())?;
+                            .map_err(cut)?;
                     }
                     write(&mut tx, &frame, "retina").await?;
                 }
@@ -217,13 +224,16 @@ impl Connection {
                     {
                         channels.push((channel, PictureGuard::default()));
                     }
-                    let m = self.response(m).await.map_err(|e| format!("relaying UDP: {e}"))?;
+                    let m = self
+                        .response(m)
+                        .await
+                        .map_err(|e| (Failure::Closed, format!("relaying UDP: {e}")))?;
                     write(&mut tx, &m, "retina").await?;
                 }
                 None => {
                     let more = read(&mut rx, &mut deframer)
                         .await
-                        .map_err(|e| format!("reading from the camera: {e}"))?;
+                        .map_err(|e| (Failure::Closed, format!("reading from the camera: {e}")))?;
                     if !more {
                         return Ok(());
                     }
@@ -281,11 +291,7 @@ impl Connection {
         let relay_port = retina_rtp.local_addr()?.port();
         let limit = Arc::clone(&self.shared.picture_limit);
         let mut guard = PictureGuard::default();
-        let check = move |p: &[u8]| {
-            guard
-                .packet(p, limit.load(Ordering::Relaxed))
-                .map_err(|e: GuardError| e.to_string())
-        };
+        let check = move |p: &[u8]| guard.packet(p, limit.load(Ordering::Relaxed)).map_err(cut);
         self.spawn_forward(Arc::clone(&camera_rtp), Arc::clone(&retina_rtp), check);
         self.spawn_forward(retina_rtp, camera_rtp, |_| Ok(()));
         self.spawn_forward(Arc::clone(&camera_rtcp), Arc::clone(&retina_rtcp), |_| Ok(()));
@@ -300,7 +306,7 @@ impl Connection {
         self: &Arc<Self>,
         from: Arc<UdpSocket>,
         to: Arc<UdpSocket>,
-        mut check: impl FnMut(&[u8]) -> Result<(), String> + Send + 'static,
+        mut check: impl FnMut(&[u8]) -> Result<(), Cut> + Send + 'static,
     ) {
         let work = async move {
             let mut buf = vec![0; DATAGRAM];
@@ -309,13 +315,13 @@ impl Connection {
                     Ok(n) => n,
                     // An ICMP "port unreachable" for an earlier send: not this socket's end.
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
-                    Err(e) => return Err(format!("UDP: {e}")),
+                    Err(e) => return Err((Failure::Closed, format!("UDP: {e}"))),
                 };
                 check(&buf[..n])?;
                 if let Err(e) = to.send(&buf[..n]).await
                     && e.kind() != std::io::ErrorKind::ConnectionRefused
                 {
-                    return Err(format!("UDP: {e}"));
+                    return Err((Failure::Closed, format!("UDP: {e}")));
                 }
             }
         };
@@ -331,8 +337,22 @@ async fn read(rx: &mut OwnedReadHalf, deframer: &mut Deframer) -> std::io::Resul
     Ok(limited.read_buf(buf).await? > 0)
 }
 
-async fn write(tx: &mut OwnedWriteHalf, data: &[u8], to: &str) -> Result<(), String> {
-    tx.write_all(data).await.map_err(|e| format!("writing to {to}: {e}"))
+async fn write(tx: &mut OwnedWriteHalf, data: &[u8], to: &str) -> Result<(), Cut> {
+    tx.write_all(data)
+        .await
+        .map_err(|e| (Failure::Closed, format!("writing to {to}: {e}")))
+}
+
+/// Why the relay cut a connection.
+type Cut = (Failure, String);
+
+/// A limit the camera broke (or a message that is not RTSP).
+fn cut(e: GuardError) -> Cut {
+    let failure = match e {
+        GuardError::BadContentLength { .. } => Failure::Protocol,
+        GuardError::MessageTooLarge { .. } | GuardError::PictureTooLarge { .. } => Failure::Limit,
+    };
+    (failure, e.to_string())
 }
 
 /// The message with its `Transport` header set to `value`.
