@@ -19,7 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use eyrie_sys::v4l2 as sys;
@@ -319,8 +319,10 @@ pub struct V4l2Options {
     pub height: u32,
     /// Frame rate, e.g. `30` or `"30000/1001"`. Default: the device's.
     pub fps: Option<Fps>,
-    /// Driver buffers. Frames hold them downstream without copying; when all
-    /// are held the driver skips frames, counted as drops.
+    /// Driver buffers. Frames and packets hold them downstream without
+    /// copying; when readers hold all but one, the `v4l2` node copies each
+    /// new one (counted as bytes copied) and hands the driver's back at once,
+    /// so capture keeps its rate whatever readers hold.
     pub buffers: u32,
     /// Longest wait, in seconds, between attempts to reopen a device that is
     /// gone (unplugged, not there yet); waits double from 0.5 s up to this.
@@ -746,6 +748,7 @@ impl Device {
             buffers: Vec::with_capacity(req.count as usize),
             streaming: AtomicBool::new(false),
             requeue_failures: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
         };
         for index in 0..req.count {
             let mut plane: sys::v4l2_plane = zeroed();
@@ -818,6 +821,8 @@ struct Shared {
     buffers: Vec<Mapping>,
     streaming: AtomicBool,
     requeue_failures: AtomicU64,
+    /// Buffers with the driver now (queued, not yet dequeued).
+    queued: AtomicUsize,
 }
 
 // SAFETY: the mappings are read-only views that stay valid until `Shared` is
@@ -846,7 +851,9 @@ impl Shared {
     fn queue(&self, index: u32) -> io::Result<()> {
         let mut plane: sys::v4l2_plane = zeroed();
         let mut b = self.buffer(index, &mut plane);
-        ioctl(self.node.raw(), sys::VIDIOC_QBUF, &mut b)
+        ioctl(self.node.raw(), sys::VIDIOC_QBUF, &mut b)?;
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        Ok(())
     }
 }
 
@@ -974,6 +981,7 @@ impl Stream {
             }
             Err(e) => return Err(self.shared.node.io("VIDIOC_DQBUF", e)),
         }
+        self.shared.queued.fetch_sub(1, Ordering::AcqRel);
         let len = if self.shared.mplane {
             plane.bytesused
         } else {
@@ -1001,6 +1009,12 @@ impl Stream {
     /// Driver buffers in this stream.
     pub fn buffer_count(&self) -> usize {
         self.shared.buffers.len()
+    }
+
+    /// Driver buffers the driver has to fill now: the others are dequeued
+    /// and held (by leases). At 0 capture stops until a holder lets one go.
+    pub fn queued(&self) -> usize {
+        self.shared.queued.load(Ordering::Acquire)
     }
 
     /// Leases that failed to queue their buffer back (the device went away).

@@ -4,6 +4,14 @@
 //! memory. Driver timestamps (`CLOCK_MONOTONIC`) are moved onto the pipeline
 //! clock; sequence gaps count as drops; a device that goes away is reopened
 //! with exponential backoff and the stream resumes with a fresh `Format`.
+//!
+//! **Driver buffers are never pinned.** Readers may hold what they are given
+//! for long (a stalled leaky queue, the smart-record ring, a GOP cache): when
+//! a dequeue leaves the driver at most [`LOW_WATER`] buffers to fill, the
+//! buffer is copied (frames into a pool of the node's, packets into owned
+//! memory; counted as bytes copied) and handed back to the driver at once,
+//! so capture keeps its rate whatever readers hold. With readers that let go
+//! in time the path stays zero-copy.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -12,7 +20,11 @@ use std::time::Duration;
 use crate::capture::v4l2::{Device, Negotiated, Output, Stream, V4l2Error, V4l2Options, Want, monotonic_ns};
 use crate::codec::ParamFollower;
 use crate::hub::{Item, Publisher, StreamFormat};
-use crate::media::{Codec, CodecParams, Fps, Frame, FrameMeta, Packet, VideoInfo};
+use bytes::Bytes;
+
+use crate::media::{
+    BufferPool, Codec, CodecParams, Fps, Frame, FrameMeta, Packet, VideoInfo, copy_frame_bytes, count_copied,
+};
 
 use super::node::{Announced, Backoff, Every, NodeCtx, NodeShared, NodeState};
 
@@ -20,10 +32,17 @@ use super::node::{Announced, Backoff, Every, NodeCtx, NodeShared, NodeState};
 const POLL: Duration = Duration::from_millis(100);
 /// The rate assumed when the device reports none and none was asked.
 const DEFAULT_FPS: Fps = Fps { num: 30, den: 1 };
+/// Buffers left with the driver at or under which a captured one is copied
+/// and given back instead of leased.
+pub(crate) const LOW_WATER: usize = 1;
+/// Frames of the copy pool, per driver buffer.
+const COPIES_PER_BUFFER: usize = 4;
 
 pub(super) fn spawn(ctx: NodeCtx, options: V4l2Options) -> Result<JoinHandle<()>, String> {
     let want = options.want().map_err(|(key, message)| format!("`{key}`: {message}"))?;
     let mut publisher = ctx.hub.publisher(&ctx.name);
+    // Packets lease driver buffers: the stream's GOP cache keeps copies.
+    publisher.copy_cached();
     ctx.spawn("v4l2", move |ctx| {
         let NodeCtx { name, shared, .. } = ctx;
         let mut backoff = Backoff::new(options.retry_max_secs);
@@ -68,7 +87,11 @@ pub(super) fn spawn(ctx: NodeCtx, options: V4l2Options) -> Result<JoinHandle<()>
 
 /// What buffers become.
 enum Sink {
-    Frames(VideoInfo),
+    Frames {
+        info: VideoInfo,
+        /// Where frames are copied when the driver runs short (made on first need).
+        copies: Option<BufferPool>,
+    },
     Packets {
         follower: ParamFollower,
         announced: Announced,
@@ -108,7 +131,7 @@ impl Capture<'_> {
                     message: format!("the driver's layout: {e}"),
                 })?;
                 self.publisher.publish(Item::Format(StreamFormat::Video(info)));
-                Sink::Frames(info)
+                Sink::Frames { info, copies: None }
             }
             Output::Packets(codec) => Sink::Packets {
                 // An MJPEG camera's pictures are the negotiated size; H.264
@@ -133,7 +156,7 @@ impl Capture<'_> {
             self.shared.count_dropped_n(gap);
             *self.seq += gap + 1;
             // A raw frame must hold the whole image, or consumers would read past its end.
-            let short = matches!(&sink, Sink::Frames(info) if c.bytes().len() < info.size());
+            let short = matches!(&sink, Sink::Frames { info, .. } if c.bytes().len() < info.size());
             if c.corrupted || short {
                 self.shared.count_dropped();
                 if let Some(buffers) = bad.tick(clock.now_ns()) {
@@ -142,19 +165,48 @@ impl Capture<'_> {
                 continue;
             }
             let pts = c.timestamp_ns.map_or_else(|| clock.now_ns(), |t| t + offset);
+            // Readers hold all but this many of the driver's buffers: copy
+            // this one and give it back, so capture goes on.
+            let short_of_buffers = stream.queued() <= LOW_WATER;
             let item = match &mut sink {
-                Sink::Frames(info) => Item::Frame(Frame {
-                    info: *info,
-                    pts,
-                    duration: period,
-                    capture_utc: clock.utc_at(pts),
-                    seq: *self.seq - 1,
-                    source: Arc::clone(self.name),
-                    meta: Arc::new(FrameMeta::default()),
-                    buffer: c.into_buffer(),
-                }),
+                Sink::Frames { info, copies } => {
+                    let buffer = if short_of_buffers {
+                        let pool = copies.get_or_insert_with(|| {
+                            let pool = BufferPool::new(info.size(), stream.buffer_count() * COPIES_PER_BUFFER);
+                            *self.shared.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some(pool.clone());
+                            pool
+                        });
+                        let Some(mut copy) = pool.acquire() else {
+                            // The copies are all held too: this frame is lost, the driver's buffer is not.
+                            self.shared.count_dropped();
+                            continue;
+                        };
+                        copy_frame_bytes(&mut copy, &c.bytes()[..info.size()]);
+                        drop(c);
+                        copy.freeze()
+                    } else {
+                        c.into_buffer()
+                    };
+                    Item::Frame(Frame {
+                        info: *info,
+                        pts,
+                        duration: period,
+                        capture_utc: clock.utc_at(pts),
+                        seq: *self.seq - 1,
+                        source: Arc::clone(self.name),
+                        meta: Arc::new(FrameMeta::default()),
+                        buffer,
+                    })
+                }
                 Sink::Packets { follower, announced } => {
-                    let data = c.into_bytes();
+                    let data = if short_of_buffers {
+                        count_copied(c.bytes().len());
+                        let data = Bytes::copy_from_slice(c.bytes());
+                        drop(c);
+                        data
+                    } else {
+                        c.into_bytes()
+                    };
                     let (p, keyframe) = match follower.follow(&data, 0) {
                         Ok(found) => found,
                         Err(e) => {
