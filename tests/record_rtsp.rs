@@ -14,30 +14,27 @@ use common::gst::{GstServer, free_port};
 use eyrie::config::Config;
 use eyrie::encode::{decoders_opened, encoders_opened};
 use eyrie::events::Event;
-use eyrie::hub::{Item, SubscribeOptions};
+use eyrie::hub::{Item, SubscribeOptions, Subscription};
+use eyrie::media::Packet;
 use eyrie::server::Server;
 
-#[test]
-fn an_rtsp_camera_is_recorded_for_30_s_without_decoding_or_encoding() {
-    const FRAMES: usize = 900; // 30 s at 30 fps
-    let camera = GstServer::start(free_port(), &["--frames", "900", "--gop", "30", "--size", "640x360"]);
-    let dir = Dir::new();
+/// A server recording `camera`'s `mount` as node `cam` (`segment` s files)
+/// under `dir`, and a subscription to what it receives.
+fn record(camera: &GstServer, mount: &str, segment: u32, dir: &Dir) -> (Server, Subscription) {
     let text = format!(
         "[server]\nmedia_root = {:?}\n\
          [[node]]\nname = \"cam\"\nkind = \"rtsp\"\nurl = \"{}\"\n\
-         [[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"cam\"\nsegment = 10\n",
+         [[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"cam\"\nsegment = {segment}\n",
         dir.file("media").display().to_string(),
-        camera.url("h264", "tcp")
+        camera.url(mount, "tcp")
     );
     let server = Server::start(Config::parse(&text, "test").unwrap()).unwrap();
-    let events = server.events();
     let sent = server.hub().subscribe("cam", SubscribeOptions::blocking(4096));
-    let served = camera.served();
-    assert_eq!(served.mount, "/h264");
-    // x264 may hold back its last frame at end of stream: what it reports sent is the reference.
-    let n = served.frames;
-    assert!(n + 2 >= FRAMES, "{served:?}");
-    // What Eyrie received: every packet the camera sent.
+    (server, sent)
+}
+
+/// The `n` packets `sent` gets (within 10 s).
+fn packets(sent: &Subscription, n: usize) -> Vec<Packet> {
     let mut received = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while received.len() < n && Instant::now() < deadline {
@@ -46,6 +43,23 @@ fn an_rtsp_camera_is_recorded_for_30_s_without_decoding_or_encoding() {
         }
     }
     assert_eq!(received.len(), n);
+    received
+}
+
+#[test]
+fn an_rtsp_camera_is_recorded_for_30_s_without_decoding_or_encoding() {
+    const FRAMES: usize = 900; // 30 s at 30 fps
+    let camera = GstServer::start(free_port(), &["--frames", "900", "--gop", "30", "--size", "640x360"]);
+    let dir = Dir::new();
+    let (server, sent) = record(&camera, "h264", 10, &dir);
+    let events = server.events();
+    let served = camera.served();
+    assert_eq!(served.mount, "/h264");
+    // x264 may hold back its last frame at end of stream: what it reports sent is the reference.
+    let n = served.frames;
+    assert!(n + 2 >= FRAMES, "{served:?}");
+    // What Eyrie received: every packet the camera sent.
+    let received = packets(&sent, n);
     drop(sent);
     server.stop_recording("rec").wait().unwrap().expect("the last file");
     let files: Vec<_> = events
@@ -94,24 +108,9 @@ fn an_rtsp_camera_is_recorded_for_30_s_without_decoding_or_encoding() {
 fn an_rtsp_camera_with_b_frames_is_recorded_with_every_frame() {
     let camera = GstServer::start(free_port(), &["--frames", "240", "--gop", "30", "--size", "320x240"]);
     let dir = Dir::new();
-    let text = format!(
-        "[server]\nmedia_root = {:?}\n\
-         [[node]]\nname = \"cam\"\nkind = \"rtsp\"\nurl = \"{}\"\n\
-         [[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"cam\"\nsegment = 60\n",
-        dir.file("media").display().to_string(),
-        camera.url("h264b", "tcp")
-    );
-    let server = Server::start(Config::parse(&text, "test").unwrap()).unwrap();
-    let sent = server.hub().subscribe("cam", SubscribeOptions::blocking(4096));
+    let (server, sent) = record(&camera, "h264b", 60, &dir);
     let n = camera.served().frames;
-    let mut received = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while received.len() < n && Instant::now() < deadline {
-        if let Ok(Item::Packet(p)) = sent.recv_timeout(Duration::from_millis(200)) {
-            received.push(p);
-        }
-    }
-    assert_eq!(received.len(), n);
+    let received = packets(&sent, n);
     assert!(
         received.iter().any(|p| p.pts != p.dts),
         "the camera sent no B-frames (dts = pts everywhere)"

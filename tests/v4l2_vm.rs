@@ -350,18 +350,22 @@ fn frames(sub: &eyrie::hub::Subscription, n: usize, within: Duration) -> Vec<(i6
     got
 }
 
+/// A server with one `v4l2` node `cam` on vivid (YUYV 640x480 at 25 fps) and `extra` keys.
+fn vivid_node(extra: &str) -> eyrie::server::Server {
+    let text = format!(
+        "[[node]]\nname = \"cam\"\nkind = \"v4l2\"\ndevice = \"{}\"\nformat = \"YUYV\"\n\
+         width = 640\nheight = 480\nfps = 25\n{extra}\n",
+        vivid(0).display()
+    );
+    eyrie::server::Server::start(eyrie::config::Config::parse(&text, "<vm>").unwrap()).unwrap()
+}
+
 #[test]
 #[ignore = "runs inside the VM (v4l2_in_a_real_kernel)"]
 fn vm_node_publishes_frames_and_survives_an_unplug() {
-    use eyrie::config::Config;
     use eyrie::hub::SubscribeOptions;
-    use eyrie::server::{NodeState, Server};
-    let text = format!(
-        "[[node]]\nname = \"cam\"\nkind = \"v4l2\"\ndevice = \"{}\"\nformat = \"YUYV\"\n\
-         width = 640\nheight = 480\nfps = 25\nretry_max_secs = 1\n",
-        vivid(0).display()
-    );
-    let server = Server::start(Config::parse(&text, "<vm>").unwrap()).unwrap();
+    use eyrie::server::NodeState;
+    let server = vivid_node("retry_max_secs = 1");
     let sub = server.hub().subscribe("cam", SubscribeOptions::leaky(2));
     let copied = bytes_copied();
     let first = frames(&sub, 20, Duration::from_secs(20));
@@ -396,15 +400,8 @@ fn vm_node_publishes_frames_and_survives_an_unplug() {
 #[test]
 #[ignore = "runs inside the VM (v4l2_in_a_real_kernel)"]
 fn vm_a_reader_holding_frames_never_stops_capture() {
-    use eyrie::config::Config;
     use eyrie::hub::SubscribeOptions;
-    use eyrie::server::Server;
-    let text = format!(
-        "[[node]]\nname = \"cam\"\nkind = \"v4l2\"\ndevice = \"{}\"\nformat = \"YUYV\"\n\
-         width = 640\nheight = 480\nfps = 25\nbuffers = 4\n",
-        vivid(0).display()
-    );
-    let server = Server::start(Config::parse(&text, "<vm>").unwrap()).unwrap();
+    let server = vivid_node("buffers = 4");
     let stuck = server.hub().subscribe("cam", SubscribeOptions::leaky(16));
     let sub = server.hub().subscribe("cam", SubscribeOptions::leaky(4));
     let count = |sub: &eyrie::hub::Subscription, secs: u64| {
