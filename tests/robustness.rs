@@ -74,6 +74,49 @@ fn mutated_configs_never_panic_and_errors_point_inside_the_file() {
     assert!(refused > 5_000, "mutations should mostly break the config ({refused})");
 }
 
+/// Node descriptions as the API receives them (JSON): mutations never panic,
+/// every refusal names a JSON path, and what is accepted reads back the same
+/// from its own JSON.
+#[test]
+fn mutated_json_node_descriptions_never_panic_and_round_trip() {
+    use eyrie::config::NodeSpec;
+    const SEED: &str = r#"{"name": "h264", "kind": "encode", "listen_to": "cam0", "bitrate": 2000000,
+        "keyint": 30, "codec": "h264", "rate_control": "cbr"}"#;
+    let mut rng = Rng(0x150);
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..20_000 {
+        let mut bytes = SEED.as_bytes().to_vec();
+        for _ in 0..1 + rng.below(3) {
+            let at = rng.below(bytes.len());
+            match rng.below(3) {
+                0 => bytes[at] = ALPHABET[rng.below(ALPHABET.len())],
+                1 => {
+                    bytes.remove(at);
+                }
+                _ => bytes.insert(at, ALPHABET[rng.below(ALPHABET.len())]),
+            }
+        }
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            continue;
+        };
+        match NodeSpec::from_json(&value, "<api>") {
+            Ok(spec) => {
+                accepted += 1;
+                let echoed = serde_json::to_value(&spec).unwrap();
+                assert_eq!(NodeSpec::from_json(&echoed, "<api>").unwrap(), spec, "{echoed}");
+            }
+            Err(e) => {
+                refused += 1;
+                assert!(e.path.as_deref().is_some_and(|p| p.starts_with('$')), "{e}");
+            }
+        }
+    }
+    assert!(
+        accepted > 100 && refused > 100,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
 #[test]
 fn value_parsers_never_panic() {
     let mut rng = Rng(42);

@@ -807,10 +807,11 @@ mod tests {
             (1_000_000_000, 40_000_000),
             "the default until two are in"
         );
+        // Decoding order I P B B: the spacing is the smallest in presentation
+        // order, so the P picture's 100 ms turns to 33 ms once the B ones come.
+        assert_eq!(t.place(ns(18000)), (1_100_000_000, 100_000_000));
         assert_eq!(t.place(ns(12000)), (1_033_333_333, 33_333_333));
-        assert_eq!(t.place(ns(15000)), (1_066_666_666, 33_333_333));
-        // A reordered (B) picture keeps the last spacing.
-        assert_eq!(t.place(ns(13500)).1, 33_333_333);
+        assert_eq!(t.place(ns(15000)).1, 33_333_333);
         let end = t.end_ns();
         // A new session whose clock says "earlier" still starts after the old one.
         let mut next = Timeline::new(end - 5_000_000, end, 0, 40_000_000);
