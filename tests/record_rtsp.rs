@@ -119,6 +119,16 @@ fn an_rtsp_camera_with_b_frames_is_recorded_with_every_frame() {
         assert!(w[1].dts > w[0].dts, "decoding times go forward");
     }
     assert!(received.iter().all(|p| p.dts <= p.pts));
+    // Each packet carries the UTC time of its picture, in presentation order,
+    // none after the picture arrived (give or take the scheduling of a loaded machine).
+    let now = std::time::SystemTime::now() + Duration::from_millis(250);
+    for p in &received {
+        let age = now.duration_since(p.capture_utc).expect("captured before it arrived");
+        assert!(age < Duration::from_secs(30), "{age:?}");
+    }
+    let mut by_pts: Vec<&Packet> = received.iter().collect();
+    by_pts.sort_by_key(|p| p.pts);
+    assert!(by_pts.windows(2).all(|w| w[0].capture_utc < w[1].capture_utc));
     let file = server.stop_recording("rec").wait().unwrap().expect("the file");
     let stats = server.shutdown();
     let rec = stats.nodes.iter().find(|n| n.name == "rec").unwrap();

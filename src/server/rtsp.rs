@@ -167,8 +167,14 @@ impl Receiver {
             }
             self.announced.update(&mut self.publisher, &picture.params);
             let elapsed = Timeline::ticks_to_ns(picture.rtp_elapsed, picture.clock_rate);
-            let timeline = timeline
-                .get_or_insert_with(|| Timeline::new(clock.now_ns(), self.end_ns, elapsed, DEFAULT_DURATION_NS));
+            let timeline = timeline.get_or_insert_with(|| {
+                // The first picture is presented `reorder` pictures after it
+                // arrives decoded: so it was captured that much before now,
+                // and no later picture's time (or capture_utc) lies ahead of its arrival.
+                let reorder = picture.poc.map_or(0, |p| i64::from(p.reorder));
+                let first_ns = clock.now_ns() - reorder * DEFAULT_DURATION_NS;
+                Timeline::new(first_ns, self.end_ns, elapsed, DEFAULT_DURATION_NS)
+            });
             let (pts, duration) = timeline.place(elapsed);
             self.publisher.publish(Item::Packet(Packet {
                 codec: picture.params.codec,
