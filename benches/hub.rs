@@ -1,5 +1,7 @@
 //! Frames through the hub: publish + receive cost with 1, 4 and 16 subscribers
-//! (handles, never pixels), the same across threads, and relink latency.
+//! (handles, never pixels), the same across threads, and relink latency;
+//! packets (which also go into the stream's GOP cache) with 1 and 4
+//! subscribers, and a join that replays a 30-packet GOP.
 //!
 //! `cargo bench --bench hub`. Frames per second = 1e9 / (ns per frame).
 //! The bytes-copied counter is printed at the end and must be 0.
@@ -9,8 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use eyrie::hub::{Hub, Item, StreamFormat, SubscribeOptions};
-use eyrie::media::{BufferPool, Fps, Frame, FrameMeta, PixelFormat, VideoInfo, bytes_copied};
+use eyrie::hub::{Hub, Item, Join, StreamFormat, SubscribeOptions};
+use eyrie::media::{
+    BufferPool, Codec, CodecParams, Fps, Frame, FrameMeta, Packet, PixelFormat, VideoInfo, bytes_copied,
+};
 
 fn frame() -> (Frame, BufferPool) {
     let info = VideoInfo::new(PixelFormat::Nv12, 1280, 720, Fps::new(30, 1).unwrap()).unwrap();
@@ -83,6 +87,54 @@ fn across_threads(c: &mut Criterion) {
     group.finish();
 }
 
+/// Packet `seq` of a stream with 30-packet GOPs (50 kB each, shared bytes).
+fn packet(seq: u64, data: &bytes::Bytes, params: &Arc<CodecParams>) -> Packet {
+    Packet {
+        codec: Codec::H264,
+        data: data.clone(),
+        pts: seq as i64 * 33_333_333,
+        dts: seq as i64 * 33_333_333,
+        duration: 33_333_333,
+        capture_utc: SystemTime::UNIX_EPOCH,
+        keyframe: seq.is_multiple_of(30),
+        params: Arc::clone(params),
+        source: "cam0".into(),
+        seq,
+    }
+}
+
+fn packets(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hub/packets");
+    group.throughput(Throughput::Elements(1));
+    let data = bytes::Bytes::from(vec![0u8; 50_000]);
+    let params = Arc::new(CodecParams::new(Codec::H264, 1280, 720));
+    for subscribers in [1usize, 4] {
+        let hub = Hub::new();
+        let subs: Vec<_> = (0..subscribers)
+            .map(|_| hub.subscribe("cam0", SubscribeOptions::leaky(8)))
+            .collect();
+        let mut publisher = hub.publisher("cam0");
+        let mut seq = 0;
+        group.bench_with_input(BenchmarkId::from_parameter(subscribers), &subscribers, |b, _| {
+            b.iter(|| {
+                publisher.publish(Item::Packet(packet(seq, &data, &params)));
+                seq += 1;
+                for s in &subs {
+                    black_box(s.try_recv().ok());
+                }
+            })
+        });
+    }
+    // A reader joining at the last keyframe: the GOP (30 packets) is replayed.
+    let hub = Hub::new();
+    let mut publisher = hub.publisher("cam0");
+    (0..30).for_each(|seq| publisher.publish(Item::Packet(packet(seq, &data, &params))));
+    group.bench_function("join-last-keyframe", |b| {
+        b.iter(|| black_box(hub.subscribe("cam0", SubscribeOptions::leaky(8).join(Join::LastKeyframe))))
+    });
+    group.finish();
+}
+
 fn relink(c: &mut Criterion) {
     let hub = Hub::new();
     let (frame, _pool) = frame();
@@ -106,7 +158,7 @@ fn relink(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = publish_and_receive, across_threads, relink
+    targets = publish_and_receive, across_threads, packets, relink
 }
 
 fn main() {
