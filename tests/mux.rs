@@ -632,6 +632,36 @@ fn h265_frame_rate_is_read_from_the_stream() {
     assert!((end - start - 19.0 / 25.0).abs() < 1e-4, "25 fps: {start}..{end}");
 }
 
+/// Pictures coded as several slices (H.265 slice segments, H.264 slices),
+/// with B-frames: the picture order is read from each picture's first slice,
+/// and every frame is muxed in order and decodes strictly.
+#[test]
+fn pictures_of_several_slices_keep_their_order() {
+    let dir = Dir::new();
+    for (name, codec, params) in [("x265", "libx265", "-x265-params"), ("x264", "libx264", "-x264-params")] {
+        let es_path = dir.file(&format!("{name}.es"));
+        #[rustfmt::skip]
+        ffmpeg(&[
+            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "30", "-pix_fmt", "yuv420p",
+            "-c:v", codec, params, "log-level=error:slices=3:bframes=2", "-f",
+            if name == "x265" { "hevc" } else { "h264" }, es_path.to_str().unwrap(),
+        ]);
+        let es = dir.file(&format!("{name}.{}", if name == "x265" { "h265" } else { "h264" }));
+        std::fs::rename(&es_path, &es).unwrap();
+        let out = dir.file(&format!("{name}.mp4"));
+        let res = eyrie()
+            .arg("mux")
+            .arg(&es)
+            .arg(&out)
+            .args(["--fps", "25"])
+            .output()
+            .unwrap();
+        assert!(res.status.success(), "{name}: {}", String::from_utf8_lossy(&res.stderr));
+        decode_strict(&out).unwrap();
+        assert_eq!(count_frames(&out), 30, "{name}");
+    }
+}
+
 #[test]
 fn truncated_ivf_and_annexb_inputs_keep_every_whole_frame_with_a_warning() {
     let dir = Dir::new();

@@ -324,3 +324,40 @@ fn nodes_are_added_and_removed_by_name_and_refused_with_kinds() {
     server.remove_node("cam0").unwrap();
     assert!(server.stats().nodes.is_empty());
 }
+
+/// A relay whose input overflows (its output is read slowly) gets gap
+/// markers, which it does not pass on: it runs on, and its output loses
+/// frames only where its own readers' queues do.
+#[test]
+fn a_relay_whose_input_overflows_runs_on() {
+    let server = Server::start(config(vec![
+        camera("cam0", false, Some(200), 64),
+        NodeSpec {
+            name: "r0".into(),
+            listen_to: Some("cam0".into()),
+            props: NodeProps::Relay(RelayOptions {
+                queue: 1,
+                policy: Policy::Leaky,
+            }),
+        },
+    ]))
+    .unwrap();
+    let slow = server.hub().subscribe("r0", SubscribeOptions::blocking(1));
+    let mut frames = 0;
+    while let Ok(item) = slow.recv_timeout(Duration::from_secs(10)) {
+        match item {
+            Item::Frame(_) => {
+                frames += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Item::Eos => break,
+            Item::Gap(n) => panic!("a gap of {n} came through the relay"),
+            _ => {}
+        }
+    }
+    let stats = server.shutdown();
+    let relay = stats.nodes.iter().find(|n| n.name == "r0").unwrap();
+    assert_ne!(relay.state, NodeState::Failed, "{relay:?}");
+    assert!(relay.frames_dropped > 0, "its input never overflowed: {relay:?}");
+    assert_eq!(frames, relay.frames_out, "{relay:?}");
+}

@@ -214,12 +214,14 @@ impl PocCounter {
                 });
                 Ok(None)
             }
-            t if h265::is_vcl(t) && t <= 21 => self.h265_slice(nal, t).map(Some),
+            t if h265::is_vcl(t) && t <= 21 => self.h265_slice(nal, t),
             _ => Ok(None),
         }
     }
 
-    fn h265_slice(&mut self, nal: &Nal<'_>, t: u8) -> Result<Poc, CodecError> {
+    /// The order of the picture whose first slice segment `nal` is; `None`
+    /// for its other segments (a picture of several slices).
+    fn h265_slice(&mut self, nal: &Nal<'_>, t: u8) -> Result<Option<Poc>, CodecError> {
         let rbsp = unescape(
             nal.data
                 .get(2..nal.data.len().min(SLICE_HEADER_BYTES))
@@ -227,7 +229,8 @@ impl PocCounter {
         );
         let mut r = BitReader::new(&rbsp, nal.offset + 2, "H.265 slice header");
         if !r.bit()? {
-            return Err(r.error("the first slice segment of a picture has first_slice_segment_in_pic_flag 0"));
+            // first_slice_segment_in_pic_flag 0: not the picture's first segment.
+            return Ok(None);
         }
         if h265::is_irap(t) {
             r.skip(1)?; // no_output_of_prior_pics_flag
@@ -272,11 +275,11 @@ impl PocCounter {
         if temporal_id == 0 && !(6..=9).contains(&t) && !sub_layer_non_ref {
             (self.prev_msb, self.prev_lsb) = (msb, lsb);
         }
-        Ok(Poc {
+        Ok(Some(Poc {
             value: msb + lsb,
             reset,
             reorder: sps.max_num_reorder_pics,
-        })
+        }))
     }
 }
 

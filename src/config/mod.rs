@@ -553,6 +553,14 @@ fn of_node(name: &str, kind: &str, message: &str) -> String {
 }
 
 impl NodeSpec {
+    /// True when this node reads `node`'s stream or acts on it (a trigger's
+    /// smart-record target).
+    pub fn refers_to(&self, node: &str) -> bool {
+        self.listen_to.as_deref() == Some(node)
+            || self.props.inputs().iter().any(|i| i == node)
+            || matches!(&self.props, NodeProps::Trigger(TriggerOptions { smart_record: Some(t), .. }) if t == node)
+    }
+
     /// A node description in JSON (an API request's body): the keys of a
     /// `[[node]]` table and the same checks; an error names the key
     /// (`node.bitrate`) and its JSON path (`$.bitrate`). How the node links

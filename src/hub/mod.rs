@@ -22,9 +22,9 @@
 //! [`Join::LastKeyframe`] the stream's cached last GOP is queued at once, so a
 //! viewer starts without waiting for the next keyframe. Each packet stream
 //! keeps that GOP (bounded by bytes; a GOP larger than the bound is not kept,
-//! and joins wait for the next keyframe). Packets of a producer whose memory
-//! is a driver's ([`Publisher::copy_cached`]) are copied into the cache, so
-//! the cache never pins a capture buffer.
+//! and joins wait for the next keyframe). The cache holds packets as they
+//! are: a producer whose packets lease a driver's buffers copies them when it
+//! runs short (the `v4l2` node does), so the cache never stops capture.
 //!
 //! **Streams exist while used.** A stream exists while it has a publisher or
 //! a subscriber, and goes away when it has neither: looking one up
@@ -54,7 +54,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::{CodecParams, Frame, Packet, VideoInfo, count_copied};
+use crate::media::{CodecParams, Frame, Packet, VideoInfo};
 use queue::{Joining, Push, SubShared, Wait};
 pub use queue::{Recv, RecvError};
 
@@ -70,7 +70,8 @@ pub enum Item {
     /// The stream ended. A producer may start it again with a new `Format`.
     Eos,
     /// This many frames/packets were lost here by the subscriber's own queue
-    /// (leaky policy); the next packet is a keyframe.
+    /// (leaky policy) since it was linked to its stream; the next packet is a
+    /// keyframe. Publishing one does nothing: each queue reports its own.
     Gap(u64),
 }
 
@@ -246,7 +247,7 @@ struct Gop {
 impl Gop {
     /// Keeps `p` if it is a keyframe or continues the kept GOP within `limit`
     /// bytes; a GOP outgrowing the limit is dropped whole.
-    fn push(&mut self, seq: u64, p: &Packet, copy: bool, limit: usize) {
+    fn push(&mut self, seq: u64, p: &Packet, limit: usize) {
         if p.keyframe {
             self.clear();
         } else if self.packets.is_empty() {
@@ -255,13 +256,8 @@ impl Gop {
         if self.bytes + p.data.len() > limit {
             return self.clear();
         }
-        let mut p = p.clone();
-        if copy {
-            count_copied(p.data.len());
-            p.data = bytes::Bytes::copy_from_slice(&p.data);
-        }
         self.bytes += p.data.len();
-        self.packets.push((seq, p));
+        self.packets.push((seq, p.clone()));
     }
 
     fn clear(&mut self) {
@@ -374,7 +370,6 @@ impl Hub {
             stream,
             cached: Arc::new(Vec::new()),
             cached_version: u64::MAX,
-            copy_cached: false,
         }
     }
 
@@ -414,7 +409,6 @@ pub struct Publisher {
     stream: Arc<Stream>,
     cached: Arc<Vec<Arc<SubShared>>>,
     cached_version: u64,
-    copy_cached: bool,
 }
 
 impl Publisher {
@@ -423,17 +417,15 @@ impl Publisher {
         &self.stream.name
     }
 
-    /// Says that this producer's packets lease memory it must get back (a
-    /// driver's buffers): the stream's GOP cache keeps copies of them
-    /// (counted as bytes copied) instead of the packets themselves.
-    pub fn copy_cached(&mut self) {
-        self.copy_cached = true;
-    }
-
     /// Publishes `item` to every subscriber. Frames and packets are cloned per
     /// subscriber (a new lease, never the pixels). Returns at once unless a
     /// blocking subscriber's queue is full.
     pub fn publish(&mut self, item: Item) {
+        if let Item::Gap(_) = item {
+            // A loss in a queue upstream (a relay's, an OSD's input): readers
+            // of this stream learn of losses in their own queues only.
+            return;
+        }
         let seq = self.stream.published.fetch_add(1, Ordering::Relaxed) + 1;
         if !item.is_media() {
             return self.publish_event(item);
@@ -443,7 +435,7 @@ impl Publisher {
             // joining at the last keyframe gets each packet once: from the
             // cache, or from this push.
             let mut st = lock(&self.stream.state);
-            st.gop.push(seq, p, self.copy_cached, self.hub.gop_cache_bytes);
+            st.gop.push(seq, p, self.hub.gop_cache_bytes);
             if st.ended {
                 st.ended = false;
                 self.stream.ended.store(false, Ordering::Release);
@@ -560,6 +552,8 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        // Not while a relink runs: it would link the closed queue anew.
+        let _no_relink = lock(&self.control.relinking);
         self.control.close();
         let linked = self.control.shared.linked_stream();
         if let Some(stream) = linked {

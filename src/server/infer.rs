@@ -42,6 +42,7 @@ enum Msg {
 }
 
 /// The inputs of a running `infer` node, for relinking.
+#[derive(Clone)]
 pub(super) struct Inputs {
     controls: Vec<SubscriptionControl>,
     /// Per input: bumped at each relink; items carry the value read before they were received.

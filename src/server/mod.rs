@@ -304,10 +304,16 @@ struct Inner {
 }
 
 /// The nodes and the configuration that describes them, changed together.
+/// Starting and stopping a node happen outside its lock; meanwhile the node
+/// is in `adding` or `removing`, so its name stays taken.
 struct Registry {
     config: Config,
     /// In flow order (see [`Config::flow_order`]).
     nodes: Vec<Running>,
+    /// Nodes being started.
+    adding: Vec<NodeSpec>,
+    /// Nodes being stopped.
+    removing: Vec<String>,
 }
 
 impl Registry {
@@ -380,6 +386,8 @@ impl Server {
                         nodes: Vec::new(),
                     },
                     nodes: Vec::new(),
+                    adding: Vec::new(),
+                    removing: Vec::new(),
                 }),
             }),
         };
@@ -478,17 +486,34 @@ impl Server {
     /// nodes (its name must be new, what it listens to must exist). A new
     /// consumer joins its stream at the next keyframe.
     pub fn add_node(&self, spec: NodeSpec) -> Result<(), ServerError> {
-        let mut registry = self.registry();
-        if registry.config.nodes.iter().any(|n| n.name == spec.name) {
-            return Err(ServerError::Exists(spec.name));
+        {
+            let mut registry = self.registry();
+            let taken = |name: &str| {
+                registry
+                    .config
+                    .nodes
+                    .iter()
+                    .chain(&registry.adding)
+                    .any(|n| n.name == name)
+                    || registry.removing.iter().any(|n| n == name)
+            };
+            if taken(&spec.name) {
+                return Err(ServerError::Exists(spec.name));
+            }
+            let mut next = registry.config.clone();
+            next.nodes.extend(registry.adding.iter().cloned());
+            next.nodes.push(spec.clone());
+            next.validate()?;
+            registry.adding.push(spec.clone());
         }
-        let mut next = registry.config.clone();
-        next.nodes.push(spec);
-        next.validate()?;
-        let spec = next.nodes.last().expect("just pushed");
-        let running = self.spawn(spec)?;
+        // Outside the lock: a node may take long to start (an infer node
+        // loads its model), and other requests go on meanwhile.
+        let started = self.spawn(&spec);
+        let mut registry = self.registry();
+        registry.adding.retain(|n| n.name != spec.name);
+        let running = started?;
         tracing::info!(node = %spec.name, kind = spec.props.kind(), "node added");
-        registry.config = next;
+        registry.config.nodes.push(spec);
         registry.nodes.push(running);
         registry.reorder();
         Ok(())
@@ -510,7 +535,8 @@ impl Server {
                 .config
                 .nodes
                 .iter()
-                .filter(|n| n.listen_to.as_deref() == Some(name) || n.props.inputs().iter().any(|i| i == name))
+                .chain(&registry.adding)
+                .filter(|n| n.name != name && n.refers_to(name))
                 .map(|n| n.name.clone())
                 .collect();
             if !by.is_empty() {
@@ -521,12 +547,14 @@ impl Server {
             }
             let spec = registry.spec_mut(name).clone();
             registry.config.nodes.retain(|n| n.name != name);
+            registry.removing.push(name.to_owned());
+            self.inner.env.forget_smart_record(name);
             (registry.nodes.remove(index), spec)
         };
         // Outside the registry's lock: a node that takes long to finalize
-        // holds up no other request.
-        self.inner.env.forget_smart_record(name);
+        // holds up no other request; its name stays taken until it has.
         running.0.stop();
+        self.registry().removing.retain(|n| n != name);
         tracing::info!(node = name, "node removed");
         Ok(node_stats(&running.0, &running.1))
     }
@@ -546,7 +574,12 @@ impl Server {
             .as_ref()
             .ok_or_else(|| ServerError::NotAConsumer(node.to_owned()))?;
         input.relink(stream);
-        registry.spec_mut(node).listen_to = Some(stream.to_owned());
+        // The configuration records links to nodes: what a restart can run
+        // (a stream the embedding product publishes is not one; stats show
+        // the link as it is).
+        if registry.config.nodes.iter().any(|n| n.name == stream) {
+            registry.spec_mut(node).listen_to = Some(stream.to_owned());
+        }
         tracing::info!(node, stream, "relinked");
         Ok(())
     }
@@ -559,27 +592,40 @@ impl Server {
     /// after this returns; a `track` node downstream starts new tracks for
     /// the input, whose frames now come from another camera.
     pub fn relink_input(&self, node: &str, input: &str, stream: &str) -> Result<(), ServerError> {
-        let mut registry = self.registry();
-        let running = registry.running(node)?;
-        let spec = registry.config.nodes.iter().find(|n| n.name == node);
-        let (Some(Control::Infer(inputs)), Some(NodeProps::Infer(options))) =
-            (&running.control, spec.map(|s| &s.props))
-        else {
-            return Err(wrong_kind(node, "an infer node"));
+        let (inputs, slot, policy) = {
+            let registry = self.registry();
+            let running = registry.running(node)?;
+            let spec = registry.config.nodes.iter().find(|n| n.name == node);
+            let (Some(Control::Infer(inputs)), Some(NodeProps::Infer(options))) =
+                (&running.control, spec.map(|s| &s.props))
+            else {
+                return Err(wrong_kind(node, "an infer node"));
+            };
+            let slot = options
+                .inputs
+                .iter()
+                .position(|i| i == input)
+                .ok_or_else(|| ServerError::Invalid {
+                    node: node.to_owned(),
+                    message: format!("`{input}` is not one of its inputs ({})", options.inputs.join(", ")),
+                })?;
+            let policy = options.policies.get(stream).unwrap_or(&options.policy).clone();
+            (inputs.clone(), slot, policy)
         };
-        let slot = options
-            .inputs
-            .iter()
-            .position(|i| i == input)
-            .ok_or_else(|| ServerError::Invalid {
-                node: node.to_owned(),
-                message: format!("`{input}` is not one of its inputs ({})", options.inputs.join(", ")),
-            })?;
-        let policy = options.policies.get(stream).unwrap_or(&options.policy).clone();
+        // Outside the registry's lock: the node may take a while to answer.
         let taken_in = inputs.relink(slot, stream, policy);
         // The subscription has moved either way (a node slow to answer takes
-        // the rest in later): the configuration says so.
-        if let NodeProps::Infer(options) = &mut registry.spec_mut(node).props {
+        // the rest in later): the configuration says so, when it is a node's.
+        let mut registry = self.registry();
+        let is_node = registry.config.nodes.iter().any(|n| n.name == stream);
+        if let Some(NodeProps::Infer(options)) = registry
+            .config
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == node)
+            .map(|n| &mut n.props)
+            && is_node
+        {
             options.inputs[slot] = stream.to_owned();
         }
         taken_in.map_err(|message| ServerError::Failed {
@@ -717,6 +763,8 @@ impl Server {
                 let result = crate::output::snapshot::take(&sub, timeout, quality)
                     .map_err(|e| (ErrorKind::Unavailable, e))
                     .and_then(|snapshot| match &path {
+                        // The caller has given up: nothing is written behind its back.
+                        Some(_) if answer.expired() => Err((ErrorKind::Timeout, "too late: not saved".into())),
                         Some(p) => snapshot::save(&env, &stream, snapshot, p, Some("api"))
                             .map_err(|e| (ErrorKind::Unavailable, e)),
                         None => Ok(snapshot),
@@ -849,7 +897,11 @@ fn node_stats(n: &Running, spec: &NodeSpec) -> NodeStats {
         kind: spec.props.kind(),
         state,
         error,
-        listen_to: spec.listen_to.clone(),
+        listen_to: n
+            .input
+            .as_ref()
+            .and_then(|c| c.linked_to())
+            .or_else(|| spec.listen_to.clone()),
         frames_in: n.shared.frames_in(),
         frames_out: n.shared.frames_out(),
         frames_dropped: n.shared.dropped() + queue_drops,

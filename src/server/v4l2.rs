@@ -6,7 +6,8 @@
 //! with exponential backoff and the stream resumes with a fresh `Format`.
 //!
 //! **Driver buffers are never pinned.** Readers may hold what they are given
-//! for long (a stalled leaky queue, the smart-record ring, a GOP cache): when
+//! for long (a stalled leaky queue, the smart-record ring, the stream's GOP
+//! cache): when
 //! a dequeue leaves the driver at most [`LOW_WATER`] buffers to fill, the
 //! buffer is copied (frames into a pool of the node's, packets into owned
 //! memory; counted as bytes copied) and handed back to the driver at once,
@@ -41,8 +42,6 @@ const COPIES_PER_BUFFER: usize = 4;
 pub(super) fn spawn(ctx: NodeCtx, options: V4l2Options) -> Result<JoinHandle<()>, String> {
     let want = options.want().map_err(|(key, message)| format!("`{key}`: {message}"))?;
     let mut publisher = ctx.hub.publisher(&ctx.name);
-    // Packets lease driver buffers: the stream's GOP cache keeps copies.
-    publisher.copy_cached();
     ctx.spawn("v4l2", move |ctx| {
         let NodeCtx { name, shared, .. } = ctx;
         let mut backoff = Backoff::new(options.retry_max_secs);
