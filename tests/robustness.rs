@@ -41,6 +41,21 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
+    /// `seed` with 1 to `most` bytes replaced, removed or inserted.
+    fn mutate(&mut self, seed: &str, most: usize) -> Vec<u8> {
+        let mut bytes = seed.as_bytes().to_vec();
+        for _ in 0..1 + self.below(most) {
+            let at = self.below(bytes.len());
+            match self.below(3) {
+                0 => bytes[at] = ALPHABET[self.below(ALPHABET.len())],
+                1 => {
+                    bytes.remove(at);
+                }
+                _ => bytes.insert(at, ALPHABET[self.below(ALPHABET.len())]),
+            }
+        }
+        bytes
+    }
 }
 
 const ALPHABET: &[u8] = b" \n=[]\"'.,#0123456789-+_abcdefghijklmnopqrstuvwxyz{}\\\t\xc3\xa9";
@@ -51,17 +66,7 @@ fn mutated_configs_never_panic_and_errors_point_inside_the_file() {
     let lines = SEED_CONFIG.lines().count() + 8;
     let mut refused = 0;
     for _ in 0..20_000 {
-        let mut bytes = SEED_CONFIG.as_bytes().to_vec();
-        for _ in 0..1 + rng.below(4) {
-            let at = rng.below(bytes.len());
-            match rng.below(3) {
-                0 => bytes[at] = ALPHABET[rng.below(ALPHABET.len())],
-                1 => {
-                    bytes.remove(at);
-                }
-                _ => bytes.insert(at, ALPHABET[rng.below(ALPHABET.len())]),
-            }
-        }
+        let bytes = rng.mutate(SEED_CONFIG, 4);
         let Ok(text) = String::from_utf8(bytes) else { continue };
         if let Err(e) = Config::parse(&text, "fuzz.toml") {
             refused += 1;
@@ -85,17 +90,7 @@ fn mutated_json_node_descriptions_never_panic_and_round_trip() {
     let mut rng = Rng(0x150);
     let (mut accepted, mut refused) = (0, 0);
     for _ in 0..20_000 {
-        let mut bytes = SEED.as_bytes().to_vec();
-        for _ in 0..1 + rng.below(3) {
-            let at = rng.below(bytes.len());
-            match rng.below(3) {
-                0 => bytes[at] = ALPHABET[rng.below(ALPHABET.len())],
-                1 => {
-                    bytes.remove(at);
-                }
-                _ => bytes.insert(at, ALPHABET[rng.below(ALPHABET.len())]),
-            }
-        }
+        let bytes = rng.mutate(SEED, 3);
         let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
             continue;
         };

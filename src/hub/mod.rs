@@ -426,33 +426,35 @@ impl Publisher {
             // of this stream learn of losses in their own queues only.
             return;
         }
-        let seq = self.stream.published.fetch_add(1, Ordering::Relaxed) + 1;
         if !item.is_media() {
+            self.stream.published.fetch_add(1, Ordering::Relaxed);
             return self.publish_event(item);
         }
-        if let Item::Packet(p) = &item {
+        let seq = if let Item::Packet(p) = &item {
             // The cache and the subscriber list are read together, so a reader
             // joining at the last keyframe gets each packet once: from the
             // cache, or from this push.
             let mut st = lock(&self.stream.state);
+            let seq = self.stream.published.fetch_add(1, Ordering::Relaxed) + 1;
             st.gop.push(seq, p, self.hub.gop_cache_bytes);
-            if st.ended {
-                st.ended = false;
-                self.stream.ended.store(false, Ordering::Release);
-            }
-            self.cached = Arc::clone(&st.subs);
-            self.cached_version = self.stream.version.load(Ordering::Acquire);
-        } else if self.stream.ended.load(Ordering::Acquire) {
-            let mut st = lock(&self.stream.state);
             st.ended = false;
             self.stream.ended.store(false, Ordering::Release);
-        }
-        let version = self.stream.version.load(Ordering::Acquire);
-        if version != self.cached_version {
-            let st = lock(&self.stream.state);
             self.cached = Arc::clone(&st.subs);
             self.cached_version = self.stream.version.load(Ordering::Acquire);
-        }
+            seq
+        } else {
+            // Frames take no lock unless the stream restarts or its readers changed.
+            if self.stream.ended.load(Ordering::Acquire) {
+                lock(&self.stream.state).ended = false;
+                self.stream.ended.store(false, Ordering::Release);
+            }
+            if self.stream.version.load(Ordering::Acquire) != self.cached_version {
+                let st = lock(&self.stream.state);
+                self.cached = Arc::clone(&st.subs);
+                self.cached_version = self.stream.version.load(Ordering::Acquire);
+            }
+            self.stream.published.fetch_add(1, Ordering::Relaxed) + 1
+        };
         let id = self.stream.id;
         if let Some((last, rest)) = self.cached.split_last() {
             for sub in rest {

@@ -136,32 +136,33 @@ impl Queue {
     /// before that keyframe. Events stay in order; earlier gap markers in the
     /// dropped span merge into the new one. Without a queued keyframe, the
     /// queue skips incoming packets until one arrives.
-    fn drop_to_keyframe(&mut self) -> VecDeque<Item> {
-        let mut dropped = VecDeque::new();
-        let mut kept = VecDeque::with_capacity(self.items.len());
+    fn drop_to_keyframe(&mut self) -> Vec<Item> {
+        let mut dropped = Vec::new();
         let mut lost = 0u64;
-        let mut resumed = false;
-        for item in self.items.drain(..) {
+        // In place: the span dropped is at the front, before the next keyframe.
+        let mut at = 0;
+        while let Some(item) = self.items.get(at) {
+            if item.is_media() && item.is_key() && !dropped.is_empty() {
+                break;
+            }
             match item {
-                _ if resumed => kept.push_back(item),
-                Item::Gap(n) => lost += n,
-                ref m if m.is_media() && (dropped.is_empty() || !m.is_key()) => {
-                    lost += 1;
-                    dropped.push_back(item);
+                Item::Gap(n) => {
+                    lost += n;
+                    self.items.remove(at);
                 }
                 m if m.is_media() => {
-                    kept.push_back(Item::Gap(lost));
-                    kept.push_back(m);
-                    resumed = true;
+                    lost += 1;
+                    dropped.extend(self.items.remove(at));
                 }
-                event => kept.push_back(event),
+                _ => at += 1,
             }
         }
-        self.items = kept;
         self.media -= dropped.len();
         self.dropped += dropped.len() as u64;
         self.grace = 0;
-        if !resumed {
+        if at < self.items.len() {
+            self.items.insert(at, Item::Gap(lost));
+        } else {
             self.gap += lost;
             self.skip = Skip::Loss;
         }
@@ -251,7 +252,7 @@ impl SubShared {
     /// `stream_id`, following the policy. Items from a stream this queue is
     /// not linked to, or already replayed to it at its join, are discarded.
     pub(super) fn push(&self, stream_id: u64, seq: u64, item: Item, kind: Push) {
-        let mut evicted = VecDeque::new();
+        let mut evicted = Vec::new();
         let mut q = self.lock();
         loop {
             if q.closed || q.linked != stream_id || (kind == Push::Media && seq <= q.replayed_to) {

@@ -332,6 +332,14 @@ impl Registry {
             .expect("every running node has its description")
     }
 
+    /// Stats of `nodes`, with what their descriptions say.
+    fn stats_of(&self, nodes: &[Running]) -> Vec<NodeStats> {
+        nodes
+            .iter()
+            .filter_map(|n| Some(node_stats(n, self.config.nodes.iter().find(|s| s.name == n.name)?)))
+            .collect()
+    }
+
     /// Puts the running nodes in flow order again (after an addition).
     fn reorder(&mut self) {
         let order: Vec<&str> = self
@@ -844,14 +852,7 @@ impl Server {
     pub fn stats(&self) -> ServerStats {
         let nodes = {
             let registry = self.registry();
-            registry
-                .nodes
-                .iter()
-                .filter_map(|n| {
-                    let spec = registry.config.nodes.iter().find(|s| s.name == n.name)?;
-                    Some(node_stats(n, spec))
-                })
-                .collect()
+            registry.stats_of(&registry.nodes)
         };
         ServerStats {
             uptime_s: (self.inner.clock.now_ns() - self.inner.started_ns) as f64 / 1e9,
@@ -869,16 +870,7 @@ impl Server {
         for n in &mut nodes {
             n.stop();
         }
-        let stopped = {
-            let registry = self.registry();
-            nodes
-                .iter()
-                .filter_map(|n| {
-                    let spec = registry.config.nodes.iter().find(|s| s.name == n.name)?;
-                    Some(node_stats(n, spec))
-                })
-                .collect()
-        };
+        let stopped = self.registry().stats_of(&nodes);
         let stats = ServerStats {
             nodes: stopped,
             ..self.stats()
