@@ -330,7 +330,10 @@ fn nodes_are_added_and_removed_by_name_and_refused_with_kinds() {
 /// frames only where its own readers' queues do.
 #[test]
 fn a_relay_whose_input_overflows_runs_on() {
-    let server = Server::start(config(vec![
+    // Read from before the start, so every frame the relay passes on is seen.
+    let hub = Hub::new();
+    let slow = hub.subscribe("r0", SubscribeOptions::blocking(1));
+    let nodes = vec![
         camera("cam0", false, Some(200), 64),
         NodeSpec {
             name: "r0".into(),
@@ -340,9 +343,8 @@ fn a_relay_whose_input_overflows_runs_on() {
                 policy: Policy::Leaky,
             }),
         },
-    ]))
-    .unwrap();
-    let slow = server.hub().subscribe("r0", SubscribeOptions::blocking(1));
+    ];
+    let server = Server::start_with(config(nodes), hub, Arc::new(MonotonicClock::new())).unwrap();
     let mut frames = 0;
     while let Ok(item) = slow.recv_timeout(Duration::from_secs(10)) {
         match item {
