@@ -60,6 +60,8 @@ command -v tsinfo >/dev/null || need+=(tstools)
   || need+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base
             gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-rtsp)
 command -v cvlc >/dev/null || need+=(vlc-bin vlc-plugin-base)
+# GStreamer's avdec_h264/avdec_h265: tests/rtsp_server.rs decodes what Eyrie serves through rtspsrc.
+gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 || need+=(gstreamer1.0-libav)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

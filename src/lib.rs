@@ -56,5 +56,6 @@ pub mod media;
 pub mod mux;
 pub mod output;
 pub mod process;
+pub mod serve;
 pub mod server;
 pub mod track;

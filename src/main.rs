@@ -52,6 +52,10 @@ enum Command {
         /// Write final per-node stats as JSON to this file.
         #[arg(long, value_name = "FILE")]
         stats: Option<PathBuf>,
+        /// Serve RTSP on this address instead of `[server.rtsp] listen`
+        /// (default 127.0.0.1:8554); `off` serves no RTSP.
+        #[arg(long, value_name = "ADDR")]
+        rtsp: Option<String>,
     },
     /// Score the configured detector and tracker on synthetic sequences: JSON with
     /// precision and recall (IoU 0.5), id persistence and speed.
@@ -232,8 +236,19 @@ fn main() -> ExitCode {
             camera,
             duration,
             stats,
+            rtsp,
         } => match load(config, &camera) {
-            Ok(config) => run(config, duration, stats),
+            Ok(mut config) => {
+                match rtsp.as_deref() {
+                    Some("off") => config.server.rtsp.enabled = false,
+                    Some(addr) => {
+                        config.server.rtsp.enabled = true;
+                        config.server.rtsp.listen = addr.to_owned();
+                    }
+                    None => {}
+                }
+                run(config, duration, stats)
+            }
             Err(code) => code,
         },
         Command::Record {
@@ -538,13 +553,24 @@ fn run(config: Config, duration: Option<f64>, stats_path: Option<PathBuf>) -> Ex
         }
         Err(e) => tracing::warn!("cannot catch SIGINT/SIGTERM ({e}); stop with --for"),
     }
-    let server = match Server::start(config) {
+    let coded: Vec<String> = config
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.props.kind(), "encode" | "rtsp" | "file"))
+        .map(|n| n.name.clone())
+        .collect();
+    let server = match Server::start(config).and_then(|s| s.serve().map(|_| s)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("eyrie: {e}");
             return ExitCode::from(1);
         }
     };
+    if let Some(addr) = server.rtsp_address() {
+        for name in &coded {
+            tracing::info!("watch: ffplay rtsp://{addr}/{name}");
+        }
+    }
     let start = Instant::now();
     let deadline = duration.map(|d| start + Duration::from_secs_f64(d));
     let mut next_progress = start + PROGRESS_EVERY;

@@ -451,6 +451,37 @@ pub fn hvcc(vps: &[&[u8]], sps: &[&[u8]], pps: &[&[u8]]) -> Result<Vec<u8>, Code
     Ok(out)
 }
 
+/// The VPS, SPS and PPS NAL units of an `hvcC` record (ISO/IEC 14496-15
+/// §8.3.3.1.2), in the record's order; other arrays are skipped.
+pub fn parse_hvcc(record: &[u8]) -> Result<Vec<&[u8]>, CodecError> {
+    if record.first() != Some(&1) {
+        return Err(CodecError::new(0, "hvcC configurationVersion is not 1"));
+    }
+    let take = |at: usize, n: usize| {
+        record
+            .get(at..at + n)
+            .ok_or_else(|| CodecError::new(at, "hvcC ends early"))
+    };
+    let arrays = take(22, 1)?[0];
+    let mut pos = 23;
+    let mut units = Vec::new();
+    for _ in 0..arrays {
+        let head = take(pos, 3)?;
+        let kind = head[0] & 0x3F;
+        pos += 3;
+        for _ in 0..u16::from_be_bytes([head[1], head[2]]) {
+            let len = take(pos, 2)?;
+            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let nal = take(pos + 2, len)?;
+            if matches!(kind, VPS | SPS | PPS) {
+                units.push(nal);
+            }
+            pos += 2 + len;
+        }
+    }
+    Ok(units)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,9 @@ use crate::output::index::Retention;
 use crate::output::options::{RecordOptions, SmartRecordOptions, SnapshotOptions};
 use crate::process::osd::OsdOptions;
 use crate::process::tile::TileOptions;
+use crate::serve::push::RtpPushOptions;
+use crate::serve::rtsp::RtspServerOptions;
+use crate::serve::rtsp::auth::User;
 use crate::track::TrackerOptions;
 
 /// A whole configuration.
@@ -48,6 +51,11 @@ pub struct ServerConfig {
     /// What all recordings together may keep (`[server.retention]`: `max_age`
     /// seconds, `max_bytes`); the oldest finished files go first.
     pub retention: Retention,
+    /// The RTSP server (`[server.rtsp]`), started by [`crate::server::Server::serve`].
+    pub rtsp: RtspServerOptions,
+    /// Who may sign in (`[[server.users]]`: `name`, `password`). With any
+    /// user configured, every request on every listener must sign in.
+    pub users: Vec<User>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +63,8 @@ impl Default for ServerConfig {
         ServerConfig {
             media_root: PathBuf::from("eyrie-media"),
             retention: Retention::default(),
+            rtsp: RtspServerOptions::default(),
+            users: Vec::new(),
         }
     }
 }
@@ -63,7 +73,16 @@ impl ServerConfig {
     /// Checks values beyond their types; the error names the key.
     fn check(&self) -> Result<(), (String, String)> {
         crate::output::options::check_retention(&self.retention)
-            .map_err(|(key, message)| (format!("server.retention.{key}"), message))
+            .map_err(|(key, message)| (format!("server.retention.{key}"), message))?;
+        if let Some(u) = self.users.iter().find(|u| u.name.is_empty() || u.name.contains(':')) {
+            return Err((
+                "server.users.name".into(),
+                format!("`{}` is empty or has a colon", u.name),
+            ));
+        }
+        self.rtsp
+            .check(&self.users)
+            .map_err(|(key, message)| (format!("server.rtsp.{key}"), message))
     }
 }
 
@@ -121,10 +140,13 @@ pub enum NodeProps {
     Osd(OsdOptions),
     /// Composes the inputs of an `infer` stream into one mosaic.
     Tile(TileOptions),
+    /// Sends the coded stream it listens to over RTP/UDP (unicast or
+    /// multicast) and writes its SDP file.
+    Rtp(RtpPushOptions),
 }
 
 /// The kinds a node can have.
-pub const KINDS: [&str; 14] = [
+pub const KINDS: [&str; 15] = [
     "testsrc",
     "v4l2",
     "rtsp",
@@ -139,6 +161,7 @@ pub const KINDS: [&str; 14] = [
     "track",
     "osd",
     "tile",
+    "rtp",
 ];
 
 impl NodeProps {
@@ -159,6 +182,7 @@ impl NodeProps {
             NodeProps::Track(_) => "track",
             NodeProps::Osd(_) => "osd",
             NodeProps::Tile(_) => "tile",
+            NodeProps::Rtp(_) => "rtp",
         }
     }
 
@@ -183,6 +207,7 @@ impl NodeProps {
                 | NodeProps::Track(_)
                 | NodeProps::Osd(_)
                 | NodeProps::Tile(_)
+                | NodeProps::Rtp(_)
         )
     }
 
@@ -202,6 +227,7 @@ impl NodeProps {
             "track" => NodeProps::Track(TrackerOptions::deserialize(de)?),
             "osd" => NodeProps::Osd(OsdOptions::deserialize(de)?),
             "tile" => NodeProps::Tile(TileOptions::deserialize(de)?),
+            "rtp" => NodeProps::Rtp(RtpPushOptions::deserialize(de)?),
             _ => return Ok(None),
         }))
     }
@@ -234,6 +260,7 @@ impl NodeProps {
             NodeProps::Track(o) => o.check(),
             NodeProps::Osd(_) => Ok(()),
             NodeProps::Tile(o) => o.check(),
+            NodeProps::Rtp(o) => o.check(),
         }
     }
 }

@@ -7,11 +7,13 @@ mod file;
 mod infer;
 mod node;
 mod osd;
+mod push;
 mod reader;
 mod record;
 mod relay;
 mod reply;
 mod rtsp;
+mod serving;
 mod smart;
 mod snapshot;
 mod testsrc;
@@ -36,6 +38,7 @@ use crate::output::index::Entry;
 use crate::output::recorder::Closed;
 use crate::output::ring::CacheStats;
 use crate::output::snapshot::Snapshot;
+use crate::serve::rtsp::RtspStats;
 pub use node::NodeState;
 use node::{Env, NodeCtx, NodeShared};
 pub use reader::{Principal, Protocol};
@@ -86,6 +89,17 @@ pub enum ServerError {
     /// No stream of this name is published.
     #[error("no stream `{0}` is published")]
     NoSuchStream(String),
+    /// A listener could not start.
+    #[error("cannot serve {protocol} on {address}: {source}")]
+    Listen {
+        /// The protocol, e.g. "RTSP".
+        protocol: &'static str,
+        /// The address it was to listen on.
+        address: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A node of this name exists already.
     #[error("a node named `{0}` exists already")]
     Exists(String),
@@ -155,7 +169,9 @@ impl ServerError {
             | ServerError::Invalid { .. } => ErrorKind::InvalidInput,
             ServerError::NoSuchNode(_) | ServerError::NoSuchStream(_) => ErrorKind::NotFound,
             ServerError::Exists(_) | ServerError::InUse { .. } => ErrorKind::Conflict,
-            ServerError::Start { .. } | ServerError::Storage { .. } => ErrorKind::Unavailable,
+            ServerError::Start { .. } | ServerError::Storage { .. } | ServerError::Listen { .. } => {
+                ErrorKind::Unavailable
+            }
             ServerError::Failed { kind, .. } => *kind,
             ServerError::Timeout { .. } => ErrorKind::Timeout,
         }
@@ -228,6 +244,9 @@ pub struct ServerStats {
     pub nodes: Vec<NodeStats>,
     /// Every stream of the hub.
     pub streams: Vec<StreamStats>,
+    /// The RTSP server's clients and streams, while it serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtsp: Option<RtspStats>,
 }
 
 struct Running {
@@ -301,6 +320,8 @@ struct Inner {
     /// How long a request waits for a node's answer.
     timeout: Duration,
     registry: Mutex<Registry>,
+    /// The network listeners, once [`Server::serve`] started them.
+    serving: Mutex<Option<serving::Serving>>,
 }
 
 /// The nodes and the configuration that describes them, changed together.
@@ -359,6 +380,9 @@ impl Drop for Inner {
         for n in &mut registry.nodes {
             n.stop();
         }
+        if let Some(serving) = self.serving.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            serving.stop_in_background();
+        }
     }
 }
 
@@ -397,6 +421,7 @@ impl Server {
                     adding: Vec::new(),
                     removing: Vec::new(),
                 }),
+                serving: Mutex::new(None),
             }),
         };
         // Consumers first: their subscriptions exist before the first frame is published.
@@ -463,6 +488,7 @@ impl Server {
             (NodeProps::Track(o), Some(up)) => track::spawn(ctx, up, o.clone()).map(|(t, c)| (t, Some(c), None)),
             (NodeProps::Osd(o), Some(up)) => osd::spawn(ctx, up, o.clone()).map(|(t, c)| (t, Some(c), None)),
             (NodeProps::Tile(o), Some(up)) => tile::spawn(ctx, up, o.clone()).map(|(t, c)| (t, Some(c), None)),
+            (NodeProps::Rtp(o), Some(up)) => push::spawn(ctx, up, o.clone()).map(|(t, c)| (t, Some(c), None)),
         };
         let (thread, input, control) = started.map_err(|message| ServerError::Start {
             name: spec.name.clone(),
@@ -802,8 +828,7 @@ impl Server {
 
     /// A reader of `stream` for `who`, serving it over `protocol`: the one
     /// door through which every serving layer reads streams, so that access
-    /// is checked in one place (today everyone may read every stream).
-    /// Refused with [`ErrorKind::NotFound`] unless the stream is published.
+    /// is checked in one place ([`Server::check_reader`]).
     pub fn open_reader(
         &self,
         who: &Principal,
@@ -811,12 +836,38 @@ impl Server {
         protocol: Protocol,
         options: SubscribeOptions,
     ) -> Result<Subscription, ServerError> {
-        match self.inner.hub.stream_stats_of(stream) {
-            Some(s) if s.publishers > 0 => {}
-            _ => return Err(ServerError::NoSuchStream(stream.to_owned())),
-        }
+        self.check_reader(who, stream, protocol)?;
         tracing::debug!(stream, ?who, ?protocol, "reader opened");
         Ok(self.inner.hub.subscribe(stream, options))
+    }
+
+    /// Whether `who` may read `stream` over `protocol` (today everyone may
+    /// read every stream). Refused with [`ErrorKind::NotFound`] unless the
+    /// stream is published.
+    pub fn check_reader(&self, _who: &Principal, stream: &str, _protocol: Protocol) -> Result<(), ServerError> {
+        match self.inner.hub.stream_stats_of(stream) {
+            Some(s) if s.publishers > 0 => Ok(()),
+            _ => Err(ServerError::NoSuchStream(stream.to_owned())),
+        }
+    }
+
+    /// Starts the network listeners the configuration enables (today the
+    /// RTSP server, `[server.rtsp]`) on one shared runtime. A server that
+    /// is only embedded opens no port until this is called; `eyrie run`
+    /// calls it. Calling it again does nothing.
+    pub fn serve(&self) -> Result<(), ServerError> {
+        let mut serving = self.inner.serving.lock().unwrap_or_else(|e| e.into_inner());
+        if serving.is_none() {
+            let config = self.registry().config.server.clone();
+            *serving = Some(serving::Serving::start(&config, Arc::downgrade(&self.inner))?);
+        }
+        Ok(())
+    }
+
+    /// The address the RTSP server listens on, while it serves.
+    pub fn rtsp_address(&self) -> Option<std::net::SocketAddr> {
+        let serving = self.inner.serving.lock().unwrap_or_else(|e| e.into_inner());
+        serving.as_ref()?.rtsp.as_ref().map(|r| r.local_addr())
     }
 
     /// Every event from now on: files closed, recordings failed, triggers fired.
@@ -859,6 +910,14 @@ impl Server {
             bytes_copied: bytes_copied(),
             nodes,
             streams: self.inner.hub.stream_stats(),
+            rtsp: self
+                .inner
+                .serving
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .and_then(|s| s.rtsp.as_ref())
+                .map(|r| r.stats()),
         }
     }
 
@@ -866,6 +925,10 @@ impl Server {
     /// drains its queue to the end of stream and finalizes — and returns the
     /// final stats. Other handles of the server see no nodes after.
     pub fn shutdown(&self) -> ServerStats {
+        let serving = self.inner.serving.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(serving) = serving {
+            serving.stop();
+        }
         let mut nodes = std::mem::take(&mut self.registry().nodes);
         for n in &mut nodes {
             n.stop();

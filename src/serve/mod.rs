@@ -1,0 +1,19 @@
+//! Serving streams to clients: work common to every client is done once per
+//! stream and shared as [`bytes::Bytes`] (DESIGN.md, "Serving").
+//!
+//! - [`rtp`]: RTP packetizers for H.264 (RFC 6184), H.265 (RFC 7798) and
+//!   JPEG (RFC 2435), sans-IO;
+//! - [`rtcp`]: sender and receiver reports (RFC 3550 §6);
+//! - [`sdp`]: session descriptions (RFC 8866);
+//! - [`feed`]: one stream packetized once for all its clients;
+//! - [`rtsp`]: the RTSP server (RFC 2326);
+//! - [`push`]: RTP/UDP push with an SDP file;
+//! - [`udp`]: datagrams sent from a head and a shared body.
+
+pub mod feed;
+pub mod push;
+pub mod rtcp;
+pub mod rtp;
+pub mod rtsp;
+pub mod sdp;
+pub mod udp;
