@@ -54,7 +54,7 @@ enum Command {
         stats: Option<PathBuf>,
         /// Serve RTSP on this address instead of `[server.rtsp] listen`
         /// (default 127.0.0.1:8554); `off` serves no RTSP.
-        #[arg(long, value_name = "ADDR")]
+        #[arg(long, value_name = "ADDR", env = "EYRIE_RTSP")]
         rtsp: Option<String>,
     },
     /// Score the configured detector and tracker on synthetic sequences: JSON with

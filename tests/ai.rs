@@ -13,6 +13,8 @@ use serde_json::Value;
 fn eyrie() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_eyrie"));
     c.env("EYRIE_LOG", "warn");
+    // Tests run side by side: each server's RTSP listener takes a free port.
+    c.env("EYRIE_RTSP", "127.0.0.1:0");
     c
 }
 
