@@ -10,7 +10,7 @@
 //! client has used it for [`FEED_IDLE`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,8 @@ pub struct Feed {
     pub counters: FeedCounters,
     clients: AtomicUsize,
     idle_since: Mutex<Option<Instant>>,
+    /// Its task has ended: nothing more comes.
+    closed: AtomicBool,
 }
 
 /// A client's hold on a feed: the feed lives while held.
@@ -119,6 +121,12 @@ impl Feed {
     /// The RTP timestamp of the newest picture.
     pub fn last_timestamp(&self) -> Option<u32> {
         lock(&self.gop).last_timestamp
+    }
+
+    /// True once its task has ended (its stream went away or changed codec
+    /// for good): clients must describe the stream again.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Clients attached now.
@@ -180,6 +188,7 @@ impl Feeds {
                     counters: FeedCounters::default(),
                     clients: AtomicUsize::new(0),
                     idle_since: Mutex::new(None),
+                    closed: AtomicBool::new(false),
                 });
                 map.insert(stream.to_owned(), Arc::clone(&feed));
                 tokio::spawn(run(Arc::clone(self), Arc::clone(&feed), subscription));
@@ -209,8 +218,30 @@ impl Feeds {
     }
 }
 
+/// Ends a feed however its task ends (even by a panic): clients are told,
+/// and the next client starts a new feed.
+struct Retire {
+    feeds: Arc<Feeds>,
+    feed: Arc<Feed>,
+}
+
+impl Drop for Retire {
+    fn drop(&mut self) {
+        self.feed.closed.store(true, Ordering::Release);
+        let _ = self.feed.ring.send(FeedEvent::Reset);
+        let mut map = lock(&self.feeds.map);
+        if map.get(&self.feed.name).is_some_and(|f| Arc::ptr_eq(f, &self.feed)) {
+            map.remove(&self.feed.name);
+        }
+    }
+}
+
 /// The feed's task: hub items in, RTP pictures out.
 async fn run(feeds: Arc<Feeds>, feed: Arc<Feed>, subscription: Subscription) {
+    let _retire = Retire {
+        feeds: Arc::clone(&feeds),
+        feed: Arc::clone(&feed),
+    };
     let mut packetizer: Option<Packetizer> = None;
     let mut version = 0;
     let mut fps = None;
@@ -229,6 +260,13 @@ async fn run(feeds: Arc<Feeds>, feed: Arc<Feed>, subscription: Subscription) {
             }
         };
         let Some(item) = item else { break };
+        if matches!(item, Item::Format(_)) {
+            // Pictures of the old format are no place for a new client to start.
+            let mut gop = lock(&feed.gop);
+            gop.frames.clear();
+            gop.bytes = 0;
+            gop.last_timestamp = None;
+        }
         match item {
             Item::Format(StreamFormat::Coded(p)) => {
                 let options = RtpOptions {
@@ -255,7 +293,9 @@ async fn run(feeds: Arc<Feeds>, feed: Arc<Feed>, subscription: Subscription) {
                 version += 1;
             }
             Item::Format(StreamFormat::Video(info)) => {
-                packetizer = None;
+                if packetizer.take().is_some() {
+                    let _ = feed.ring.send(FeedEvent::Reset);
+                }
                 params = Some(Err(format!(
                     "stream `{}` carries raw {}×{} frames; RTP serves coded streams (listen to it with an `encode` node and serve that)",
                     feed.name, info.width, info.height
@@ -310,11 +350,5 @@ async fn run(feeds: Arc<Feeds>, feed: Arc<Feed>, subscription: Subscription) {
         if feed.clients() == 0 && feeds.retire_if_idle(&feed) {
             break;
         }
-    }
-    // Its stream is gone: clients describe again, and a new feed starts.
-    let _ = feed.ring.send(FeedEvent::Reset);
-    let mut map = lock(&feeds.map);
-    if map.get(&feed.name).is_some_and(|f| Arc::ptr_eq(f, &feed)) {
-        map.remove(&feed.name);
     }
 }

@@ -242,12 +242,18 @@ impl Packetizer {
     /// H.264/H.265: (payload header, body) pairs.
     fn nal_payloads(&self, packet: &Packet, out: &mut Vec<(Vec<u8>, Bytes)>) {
         let scheme = Scheme::of(self.codec);
-        let units: Vec<Bytes> = nal::annexb(&packet.data)
+        // Units shorter than their own header are malformed: not sent.
+        let mut units: Vec<Bytes> = nal::annexb(&packet.data)
+            .filter(|n| n.data.len() >= scheme.header_len())
             .map(|n| packet.data.slice_ref(n.data))
             .collect();
         let has_sets = units.iter().any(|n| scheme.is_parameter_set(n));
         let mut small: Vec<Bytes> = Vec::new();
         if packet.keyframe && !has_sets {
+            // An access unit delimiter stays first (H.264 §7.4.1.2.3, H.265 §7.4.2.4.4).
+            if units.first().is_some_and(|n| scheme.is_delimiter(n)) {
+                small.push(units.remove(0));
+            }
             small.extend(self.parameter_sets.iter().cloned());
         }
         let room = self.options.mtu - 12;
@@ -263,15 +269,17 @@ impl Packetizer {
     }
 }
 
-/// The NAL units of an `avcC`/`hvcC` record (none when it is empty or bad).
+/// The NAL units of an `avcC`/`hvcC` record (none when it is empty or bad;
+/// units shorter than a NAL header are left out).
 pub fn parameter_sets(params: &CodecParams) -> Vec<&[u8]> {
-    match params.codec {
+    let units = match params.codec {
         Codec::H264 => h264::parse_avcc(&params.extradata)
             .map(|(sps, pps)| sps.into_iter().chain(pps).collect())
             .unwrap_or_default(),
         Codec::H265 => h265::parse_hvcc(&params.extradata).unwrap_or_default(),
         _ => Vec::new(),
-    }
+    };
+    units.into_iter().filter(|n| n.len() >= 2).collect()
 }
 
 /// How H.264 and H.265 differ in packetization: the size of the NAL header,
@@ -294,6 +302,13 @@ impl Scheme {
         match self.codec {
             Codec::H264 => h264::is_vcl(h264::nal_type(nal)),
             _ => h265::is_vcl(h265::nal_type(nal)),
+        }
+    }
+
+    fn is_delimiter(self, nal: &[u8]) -> bool {
+        match self.codec {
+            Codec::H264 => h264::nal_type(nal) == 9,
+            _ => h265::nal_type(nal) == 35,
         }
     }
 
@@ -508,6 +523,12 @@ fn jpeg_payloads(data: &Bytes, room: usize, out: &mut Vec<(Vec<u8>, Bytes)>) -> 
             }
         }
         let take = room.saturating_sub(header.len()).min(scan.len() - offset);
+        if take == 0 && offset < scan.len() {
+            return Err(PacketizeError::Jpeg(format!(
+                "its headers and quantization tables ({} bytes) leave no room in an RTP packet of the MTU",
+                header.len()
+            )));
+        }
         out.push((header, scan.slice(offset..offset + take)));
         offset += take;
         if offset >= scan.len() {
@@ -609,6 +630,35 @@ mod tests {
     }
 
     #[test]
+    fn malformed_units_are_left_out_and_an_aud_stays_first() {
+        // A 1-byte H.265 unit beside another small one (a fuzzer's crasher),
+        // and an hvcC whose PPS is empty.
+        let hvcc = h265::hvcc(&[&[0x40, 0x01, 0xAA]], &[&[0x42, 0x01]], &[]).unwrap_or_default();
+        let params = Arc::new(CodecParams::new(Codec::H265, 64, 64).with_extradata(hvcc.into()));
+        let mut p = Packetizer::new(&params, options(200)).unwrap();
+        let frame = p
+            .push(&packet(
+                Codec::H265,
+                vec![0, 0, 1, 0x40, 0, 0, 1, 0x42, 1, 7],
+                true,
+                &params,
+            ))
+            .unwrap();
+        assert!(!frame.packets.is_empty());
+        // H.264: the delimiter, then the parameter sets, then the slice.
+        let sps = [0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x02, 0x80, 0xBF, 0xE5, 0x80];
+        let pps = [0x68, 0xCE, 0x3C, 0x80];
+        let avcc = h264::avcc(&[&sps], &[&pps]).unwrap();
+        let params = Arc::new(CodecParams::new(Codec::H264, 64, 64).with_extradata(avcc.into()));
+        let mut p = Packetizer::new(&params, options(1200)).unwrap();
+        let aud = [0x09, 0xF0];
+        let data = [&[0, 0, 0, 1][..], &aud, &[0, 0, 1, 0x65, 1, 2, 3]].concat();
+        let frame = p.push(&packet(Codec::H264, data, true, &params)).unwrap();
+        let units = h264_units(&frame);
+        assert_eq!(units[..3], [aud.to_vec(), sps.to_vec(), pps.to_vec()]);
+    }
+
+    #[test]
     fn h265_fragments_carry_the_unit_type_and_aggregates_the_sizes() {
         let params = Arc::new(CodecParams::new(Codec::H265, 640, 480));
         let mut p = Packetizer::new(&params, options(200)).unwrap();
@@ -685,6 +735,22 @@ mod tests {
             .push(&packet(Codec::Mjpeg, vec![0xFF, 0xD8, 0xFF], true, &params))
             .unwrap_err();
         assert!(e.to_string().contains("RFC 2435"), "{e}");
+        // 16-bit quantization tables (256 bytes) do not fit a 200-byte packet: refused, not looped on.
+        let mut wide = jpeg(64, 64, false);
+        let dqt = wide.windows(2).position(|w| w == [0xFF, 0xDB]).unwrap();
+        let len = usize::from(u16::from_be_bytes([wide[dqt + 2], wide[dqt + 3]]));
+        let mut tables = Vec::new();
+        for id in 0..2u8 {
+            tables.push(0x10 | id);
+            tables.extend((0..64).flat_map(|i: u16| (i + 1).to_be_bytes()));
+        }
+        let mut segment = vec![0xFF, 0xDB];
+        segment.extend_from_slice(&(2 + tables.len() as u16).to_be_bytes());
+        segment.extend_from_slice(&tables);
+        wide.splice(dqt..dqt + 2 + len, segment);
+        let mut p = Packetizer::new(&params, options(200)).unwrap();
+        let e = p.push(&packet(Codec::Mjpeg, wide, true, &params)).unwrap_err();
+        assert!(e.to_string().contains("no room"), "{e}");
         let vp9 = CodecParams::new(Codec::Vp9, 2, 2);
         assert!(Packetizer::new(&vp9, options(1200)).is_err());
     }

@@ -64,6 +64,9 @@ pub enum Unit {
 #[derive(Debug, Default)]
 pub struct Deframer {
     buf: BytesMut,
+    /// How far a message head has been searched for its end (so a head
+    /// trickled in small reads is scanned once, not once per read).
+    scanned: usize,
 }
 
 impl Deframer {
@@ -90,10 +93,12 @@ impl Deframer {
             }));
         }
         let limit = MAX_MESSAGE_BYTES;
-        let Some(head_len) = head_end(&self.buf) else {
+        let Some(head_len) = head_end_from(&self.buf, self.scanned) else {
             if self.buf.len() > limit {
                 return Err(GuardError::MessageTooLarge { limit });
             }
+            // The end may straddle this read and the next: look again from 3 bytes back.
+            self.scanned = self.buf.len().saturating_sub(3);
             return Ok(None);
         };
         let body = match header(&self.buf[..head_len], "content-length") {
@@ -109,6 +114,7 @@ impl Deframer {
         if self.buf.len() < total {
             return Ok(None);
         }
+        self.scanned = 0;
         Ok(Some(Unit::Message(self.buf.split_to(total).freeze())))
     }
 }
@@ -116,7 +122,11 @@ impl Deframer {
 /// The length of a message's head (through its blank line), if all of it is
 /// in `buf`. Lines end in CRLF; a bare LF is accepted as servers send it.
 fn head_end(buf: &[u8]) -> Option<usize> {
-    let mut from = 0;
+    head_end_from(buf, 0)
+}
+
+/// [`head_end`], searching from byte `from` (at a line start or before the end).
+fn head_end_from(buf: &[u8], mut from: usize) -> Option<usize> {
     while let Some(i) = memchr::memchr(b'\n', &buf[from..]) {
         let end = from + i + 1;
         let rest = &buf[end..];
@@ -314,6 +324,14 @@ mod tests {
             assert!(matches!(&units[3], Unit::Interleaved { channel: 1, frame } if frame.len() == 4));
             assert!(d.buffer().is_empty());
         }
+        // A byte at a time (where the search resumes from the previous read).
+        let mut d = Deframer::default();
+        let units: Vec<Unit> = stream
+            .chunks(1)
+            .flat_map(|b| feed(&mut d, b))
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(units.len(), 4, "{units:?}");
     }
 
     #[test]

@@ -130,8 +130,9 @@ impl Authenticator {
     }
 
     /// The user an `Authorization` header signs in as, for a request with
-    /// `method`; `None` when it is missing or wrong.
-    pub fn check(&self, authorization: Option<&str>, method: &str, now: SystemTime) -> Option<&str> {
+    /// `method` and `url`; `None` when it is missing or wrong. A Digest
+    /// answer counts only for the URL it was computed for.
+    pub fn check(&self, authorization: Option<&str>, method: &str, url: &str, now: SystemTime) -> Option<&str> {
         let value = authorization?.trim();
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("basic") {
@@ -147,7 +148,8 @@ impl Authenticator {
         let params = digest_params(rest);
         let get = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         let (name, nonce, uri, response) = (get("username")?, get("nonce")?, get("uri")?, get("response")?);
-        if get("realm") != Some(REALM) || !self.nonce_valid(nonce, now) {
+        let path = |u: &str| super::message::split_url(u).map_or(u.to_owned(), |(_, _, p)| p.to_owned());
+        if get("realm") != Some(REALM) || !self.nonce_valid(nonce, now) || (uri != url && path(uri) != path(url)) {
             return None;
         }
         let user = self.users.iter().find(|u| u.name == name)?;
@@ -172,6 +174,8 @@ impl Authenticator {
 mod tests {
     use super::*;
 
+    const URL: &str = "rtsp://127.0.0.1:8554/cam0";
+
     fn auth() -> Authenticator {
         Authenticator::new(vec![User {
             name: "admin".into(),
@@ -184,28 +188,33 @@ mod tests {
         let a = auth();
         let now = SystemTime::now();
         let basic = format!("Basic {}", STANDARD.encode("admin:hunter2"));
-        assert_eq!(a.check(Some(&basic), "DESCRIBE", now), Some("admin"));
+        assert_eq!(a.check(Some(&basic), "DESCRIBE", URL, now), Some("admin"));
         let wrong = format!("Basic {}", STANDARD.encode("admin:hunter3"));
-        assert_eq!(a.check(Some(&wrong), "DESCRIBE", now), None);
-        assert_eq!(a.check(None, "DESCRIBE", now), None);
-        assert_eq!(a.check(Some("Basic !!!"), "DESCRIBE", now), None);
+        assert_eq!(a.check(Some(&wrong), "DESCRIBE", URL, now), None);
+        assert_eq!(a.check(None, "DESCRIBE", URL, now), None);
+        assert_eq!(a.check(Some("Basic !!!"), "DESCRIBE", URL, now), None);
 
         let challenge = &a.challenges(now)[0];
         let nonce = challenge.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap();
-        let uri = "rtsp://127.0.0.1:8554/cam0";
+        let uri = URL;
         let ha1 = hex_md5(&[b"admin", b"eyrie", b"hunter2"]);
         let ha2 = hex_md5(&[b"DESCRIBE", uri.as_bytes()]);
         let response = hex_md5(&[ha1.as_bytes(), nonce.as_bytes(), ha2.as_bytes()]);
         let header = format!(
             "Digest username=\"admin\", realm=\"eyrie\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\""
         );
-        assert_eq!(a.check(Some(&header), "DESCRIBE", now), Some("admin"));
+        assert_eq!(a.check(Some(&header), "DESCRIBE", URL, now), Some("admin"));
         // Another method, a stale or forged nonce, another realm: refused.
-        assert_eq!(a.check(Some(&header), "PLAY", now), None);
-        assert_eq!(a.check(Some(&header), "DESCRIBE", now + NONCE_LIFETIME * 2), None);
+        assert_eq!(a.check(Some(&header), "PLAY", URL, now), None);
+        // Replayed for another stream: refused.
+        assert_eq!(
+            a.check(Some(&header), "DESCRIBE", "rtsp://127.0.0.1:8554/cam1", now),
+            None
+        );
+        assert_eq!(a.check(Some(&header), "DESCRIBE", URL, now + NONCE_LIFETIME * 2), None);
         let forged = header.replace(&nonce[16..], &"0".repeat(32));
-        assert_eq!(a.check(Some(&forged), "DESCRIBE", now), None);
-        assert_eq!(a.check(Some(&header.replace("eyrie", "x")), "DESCRIBE", now), None);
+        assert_eq!(a.check(Some(&forged), "DESCRIBE", URL, now), None);
+        assert_eq!(a.check(Some(&header.replace("eyrie", "x")), "DESCRIBE", URL, now), None);
         // With qop=auth.
         let cnonce = "abc";
         let response = hex_md5(&[
@@ -219,7 +228,7 @@ mod tests {
         let qop = format!(
             "Digest username=\"admin\", realm=\"eyrie\", nonce=\"{nonce}\", uri=\"{uri}\", qop=auth, nc=00000001, cnonce=\"{cnonce}\", response=\"{response}\""
         );
-        assert_eq!(a.check(Some(&qop), "DESCRIBE", now), Some("admin"));
+        assert_eq!(a.check(Some(&qop), "DESCRIBE", URL, now), Some("admin"));
         assert!(!format!("{:?}", a.users).contains("hunter2"));
     }
 }

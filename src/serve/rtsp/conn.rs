@@ -50,13 +50,14 @@ struct MulticastHold {
 }
 
 impl MulticastHold {
-    fn new(shared: &Arc<Shared>, stream: &str) -> MulticastHold {
+    fn new(shared: &Arc<Shared>, stream: &str, user: Option<String>) -> MulticastHold {
         let mut senders = lock(&shared.multicast);
-        let entry = senders.entry(stream.to_owned()).or_insert_with(|| {
+        let entry = senders.entry(stream.to_owned()).or_insert((0, None));
+        // A sender that ended (its stream changed codec or went away) is started again.
+        if entry.1.as_ref().is_none_or(|task| task.is_finished()) {
             let port = shared.multicast_port(stream);
-            let task = tokio::spawn(multicast(Arc::clone(shared), stream.to_owned(), port));
-            (0, task.abort_handle())
-        });
+            entry.1 = Some(tokio::spawn(multicast(Arc::clone(shared), stream.to_owned(), port, user)).abort_handle());
+        }
         entry.0 += 1;
         MulticastHold {
             shared: Arc::clone(shared),
@@ -71,7 +72,9 @@ impl Drop for MulticastHold {
         if let Some(entry) = senders.get_mut(&self.stream) {
             entry.0 -= 1;
             if entry.0 == 0 {
-                entry.1.abort();
+                if let Some(task) = &entry.1 {
+                    task.abort();
+                }
                 senders.remove(&self.stream);
             }
         }
@@ -198,9 +201,7 @@ async fn write_all_vectored<W: AsyncWrite + Unpin>(wr: &mut W, mut slices: &mut 
 impl Conn {
     fn url_base(&self, request: &Request) -> String {
         let (stream, _) = stream_of(request.path());
-        let url = request.url_for_log();
-        let prefix = url.split(stream).next().unwrap_or(&url).to_owned();
-        format!("{prefix}{stream}/")
+        request.base_url(stream, &self.shared.local.to_string())
     }
 
     /// Answers one request.
@@ -232,7 +233,7 @@ impl Conn {
             match self
                 .shared
                 .auth
-                .check(request.header("authorization"), &request.method, now)
+                .check(request.header("authorization"), &request.method, &request.url, now)
             {
                 Some(u) => Some(u.to_owned()),
                 None => {
@@ -371,8 +372,12 @@ impl Conn {
                 )
             }
         };
+        // A repeated SETUP keeps the session's id.
+        let id = self
+            .session
+            .as_ref()
+            .map_or_else(|| format!("{:016X}", random_u64()), |s| s.id.clone());
         self.end_session();
-        let id = format!("{:016X}", random_u64());
         let counters = Arc::new(ClientCounters {
             id: self.shared.next_id.fetch_add(1, Ordering::Relaxed),
             peer: self.peer,
@@ -390,7 +395,14 @@ impl Conn {
             report: Default::default(),
             seen_ms: Default::default(),
         });
-        lock(&self.shared.clients).insert(counters.id, Arc::clone(&counters));
+        {
+            // Checked again with the slot taken: SETUPs waiting for a format together stay under the limit.
+            let mut clients = lock(&self.shared.clients);
+            if clients.len() >= self.shared.options.max_clients {
+                return Err((Status::UNAVAILABLE, "too many clients".into()));
+            }
+            clients.insert(counters.id, Arc::clone(&counters));
+        }
         if let Offer::Udp { rtcp, .. } = offer {
             lock(&self.shared.rtcp_peers).insert(SocketAddr::new(self.peer.ip(), rtcp), Arc::clone(&counters));
         }
@@ -416,11 +428,21 @@ impl Conn {
         let Some(s) = &mut self.session else {
             return Err((Status::SESSION_NOT_FOUND, "PLAY needs a session (SETUP first)".into()));
         };
+        if s.attached.feed.is_closed() {
+            return Err((
+                Status::UNAVAILABLE,
+                "the stream changed or went away: describe it again".into(),
+            ));
+        }
         let mut info = format!("url={base}trackID=0");
         if s.rx.is_none() {
             if s.offer == Offer::Multicast {
                 if s.multicast.is_none() {
-                    s.multicast = Some(MulticastHold::new(&shared, &s.attached.feed.name));
+                    s.multicast = Some(MulticastHold::new(
+                        &shared,
+                        &s.attached.feed.name,
+                        s.counters.user.clone(),
+                    ));
                 }
             } else {
                 let (gop, rx) = s.attached.feed.join(join_last);
@@ -582,9 +604,14 @@ fn write_seq(info: &mut String, seq: u16) -> std::fmt::Result {
 }
 
 /// Sends `stream` to its multicast group while a session plays it.
-async fn multicast(shared: Arc<Shared>, stream: String, port: u16) {
+async fn multicast(shared: Arc<Shared>, stream: String, port: u16, user: Option<String>) {
     let group = IpAddr::V4(shared.options.multicast_group);
-    let socket = match UdpSocket::bind((shared.local.ip(), 0)) {
+    // From the listener's own IPv4 address (its interface), else any.
+    let from = match shared.local.ip() {
+        IpAddr::V4(ip) if !ip.is_unspecified() => ip,
+        _ => std::net::Ipv4Addr::UNSPECIFIED,
+    };
+    let socket = match UdpSocket::bind((from, 0)) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%stream, "multicast socket: {e}");
@@ -595,7 +622,7 @@ async fn multicast(shared: Arc<Shared>, stream: String, port: u16) {
     let _ = socket.set_multicast_loop_v4(true);
     let _ = socket.set_nonblocking(true);
     let streams = Arc::clone(&shared.streams);
-    let Ok(attached) = shared.feeds.attach(&stream, || streams.open(None, &stream)) else {
+    let Ok(attached) = shared.feeds.attach(&stream, || streams.open(user.as_deref(), &stream)) else {
         return;
     };
     let (_, mut rx) = attached.feed.join(false);

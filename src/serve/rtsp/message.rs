@@ -155,33 +155,50 @@ impl Request {
             .map(|s| s.split(';').next().unwrap_or_default().trim())
     }
 
-    /// The URL's path without a leading `/`, query or userinfo: what names the
-    /// stream (and track). `*` for a request about the server.
+    /// The URL's path without a leading `/`, query or fragment: what names
+    /// the stream (and track). `*` for a request about the server.
     pub fn path(&self) -> &str {
-        let url = self.url.as_str();
-        if url == "*" {
+        if self.url == "*" {
             return "*";
         }
-        let rest = url
-            .strip_prefix("rtsp://")
-            .or_else(|| url.strip_prefix("rtsps://"))
-            .map_or(url, |r| r.find('/').map_or("", |i| &r[i..]));
-        let rest = rest.split(['?', '#']).next().unwrap_or_default();
-        rest.trim_start_matches('/')
+        let path = split_url(&self.url).map_or(self.url.as_str(), |(_, _, path)| path);
+        path.split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('/')
     }
 
-    /// The URL for logs: without credentials.
+    /// The URL for logs and responses: without user information.
     pub fn url_for_log(&self) -> String {
-        match self.url.split_once("://") {
-            Some((scheme, rest)) => {
-                let host_end = rest.find('/').unwrap_or(rest.len());
-                let host = &rest[..host_end];
-                let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-                format!("{scheme}://{host}{}", &rest[host_end..])
-            }
+        match split_url(&self.url) {
+            Some((scheme, host, path)) => format!("{scheme}://{host}{path}"),
             None => self.url.clone(),
         }
     }
+
+    /// The base URL of `stream` as this request reached it
+    /// (`rtsp://host:port/stream/`, without user information); `fallback`
+    /// is the host when the request URL is not absolute.
+    pub fn base_url(&self, stream: &str, fallback: &str) -> String {
+        match split_url(&self.url) {
+            Some((scheme, host, _)) => format!("{scheme}://{host}/{stream}/"),
+            None => format!("rtsp://{fallback}/{stream}/"),
+        }
+    }
+}
+
+/// An absolute URL's scheme, host (with port) and path (from its `/`), its
+/// user information left out. A password may hold an unencoded `/`, so the
+/// user information ends at the last `@` that has a path after it (stream
+/// names never hold `@` or `/`).
+pub(super) fn split_url(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let rest = match rest.rfind('@') {
+        Some(at) if rest[at + 1..].contains('/') || !rest[..at].contains('/') => &rest[at + 1..],
+        _ => rest,
+    };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    Some((scheme, &rest[..host_end], &rest[host_end..]))
 }
 
 /// The stream a path names and whether it names its track: `cam0`,
@@ -228,7 +245,7 @@ pub fn pick_transport(value: &str, peer: IpAddr) -> Option<Offer> {
             "RTP/AVP/TCP" => true,
             _ => return None,
         };
-        let (mut multicast, mut client_port, mut interleaved) = (false, None, None);
+        let (mut multicast, mut client_port, mut interleaved, mut elsewhere) = (false, None, None, false);
         for p in params {
             let (key, v) = p.split_once('=').unwrap_or((p, ""));
             let pair = || -> Option<(u16, u16)> {
@@ -246,13 +263,15 @@ pub fn pick_transport(value: &str, peer: IpAddr) -> Option<Offer> {
                 "unicast" => multicast = false,
                 "client_port" => client_port = Some(pair()?),
                 "interleaved" => interleaved = Some(pair()?),
-                // Media only ever goes to the client's own address.
-                "destination" if !v.is_empty() && v.trim().parse::<IpAddr>().ok()? != peer => return None,
+                "destination" if !v.is_empty() => elsewhere = v.trim().parse::<IpAddr>().ok() != Some(peer),
                 "mode" if !v.trim_matches('"').eq_ignore_ascii_case("play") => return None,
                 _ => {}
             }
         }
         match (tcp, multicast) {
+            // Unicast media only ever goes to the client's own address; the
+            // multicast group is the server's to choose.
+            (_, false) if elsewhere => None,
             (true, _) => {
                 let (rtp, rtcp) = interleaved.unwrap_or((0, 1));
                 let ok = rtp <= 254 && rtp + 1 == rtcp;
@@ -344,7 +363,15 @@ mod tests {
         assert_eq!(stream_of(r.path()), ("cam0", false));
         assert_eq!(stream_of("cam0/trackID=0"), ("cam0", true));
         assert_eq!(r.url_for_log(), "rtsp://127.0.0.1:8554/cam0/?x=1");
+        assert_eq!(r.base_url("cam0", "h:1"), "rtsp://127.0.0.1:8554/cam0/");
         assert_eq!(r.header("accept"), Some("application/sdp"));
+        // The name of the stream in the host, a slash in the password, no host at all.
+        let r = Request::parse(b"DESCRIBE rtsp://1.2.3.1:8554/1 RTSP/1.0\r\n\r\n").unwrap();
+        assert_eq!((r.path(), r.base_url("1", "h")), ("1", "rtsp://1.2.3.1:8554/1/".into()));
+        let r = Request::parse(b"DESCRIBE rtsp://u:a/b@host:1/cam RTSP/1.0\r\n\r\n").unwrap();
+        assert_eq!((r.path(), r.url_for_log()), ("cam", "rtsp://host:1/cam".into()));
+        let r = Request::parse(b"DESCRIBE /cam RTSP/1.0\r\n\r\n").unwrap();
+        assert_eq!((r.path(), r.base_url("cam", "h:2")), ("cam", "rtsp://h:2/cam/".into()));
         for (bad, status) in [
             (&b"DESCRIBE rtsp://x/a\r\n\r\n"[..], 400),
             (b"describe rtsp://x/a RTSP/1.0\r\n\r\n", 400),
@@ -370,6 +397,7 @@ mod tests {
             Some(Offer::Tcp { rtp: 2, rtcp: 3 })
         );
         assert_eq!(pick("RTP/AVP;multicast"), Some(Offer::Multicast));
+        assert_eq!(pick("RTP/AVP;multicast;destination=239.1.1.1"), Some(Offer::Multicast));
         assert_eq!(
             pick("RTP/SAVP;unicast;client_port=1-2,RTP/AVP/TCP;interleaved=0-1"),
             Some(Offer::Tcp { rtp: 0, rtcp: 1 })
