@@ -83,28 +83,37 @@ fn main() {
     let size = (WIDTH * HEIGHT * 3 / 2) as usize;
     for transport in ["tcp", "udp"] {
         encoder_ms.lock().unwrap().clear();
+        let url = format!("rtsp://{addr}/h264");
+        let frames = frames.to_string();
+        // Low delay; every decoded picture written once, as it comes (no rate conversion).
+        let args = [
+            "-nostdin",
+            "-v",
+            "error",
+            "-fflags",
+            "nobuffer",
+            "-flags",
+            "low_delay",
+            "-probesize",
+            "32",
+            "-analyzeduration",
+            "0",
+            "-rtsp_transport",
+            transport,
+            "-i",
+            &url,
+            "-frames:v",
+            &frames,
+            "-vsync",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "nv12",
+            "-",
+        ];
         let mut child = Command::new("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-fflags",
-                "nobuffer",
-                "-flags",
-                "low_delay",
-                "-probesize",
-                "32",
-            ])
-            .args(["-analyzeduration", "0", "-rtsp_transport", transport])
-            .args(["-i", &format!("rtsp://{addr}/h264")])
-            .args([
-                "-frames:v",
-                &frames.to_string(),
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                "nv12",
-                "-",
-            ])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("ffmpeg runs");
@@ -112,12 +121,18 @@ fn main() {
         let mut buf = vec![0u8; size];
         let mut ms = Vec::new();
         let mut unread = 0;
+        let mut last = None;
         while out.read_exact(&mut buf).is_ok() {
             let now = SystemTime::now();
             let Some(s) = stamp::read(&info, &buf) else {
                 unread += 1;
                 continue;
             };
+            // A picture counts once, when it first shows.
+            if last.is_some_and(|l| s.frame <= l) {
+                continue;
+            }
+            last = Some(s.frame);
             if let Some(t) = captured.lock().unwrap().get(&s.frame)
                 && let Ok(d) = now.duration_since(*t)
             {

@@ -64,7 +64,6 @@ pub struct FeedCounters {
 struct GopCache {
     frames: Vec<Arc<RtpFrame>>,
     bytes: usize,
-    last_timestamp: Option<u32>,
 }
 
 /// One stream's packetized pictures.
@@ -116,11 +115,6 @@ impl Feed {
         let gop = lock(&self.gop);
         let rx = self.ring.subscribe();
         (if with_gop { gop.frames.clone() } else { Vec::new() }, rx)
-    }
-
-    /// The RTP timestamp of the newest picture.
-    pub fn last_timestamp(&self) -> Option<u32> {
-        lock(&self.gop).last_timestamp
     }
 
     /// True once its task has ended (its stream went away or changed codec
@@ -182,7 +176,6 @@ impl Feeds {
                     gop: Mutex::new(GopCache {
                         frames: Vec::new(),
                         bytes: 0,
-                        last_timestamp: None,
                     }),
                     format: watch::channel(None).0,
                     counters: FeedCounters::default(),
@@ -265,7 +258,6 @@ async fn run(feeds: Arc<Feeds>, feed: Arc<Feed>, subscription: Subscription) {
             let mut gop = lock(&feed.gop);
             gop.frames.clear();
             gop.bytes = 0;
-            gop.last_timestamp = None;
         }
         match item {
             Item::Format(StreamFormat::Coded(p)) => {
@@ -326,7 +318,6 @@ async fn run(feeds: Arc<Feeds>, feed: Arc<Feed>, subscription: Subscription) {
                         } else {
                             gop.frames.clear();
                         }
-                        gop.last_timestamp = Some(frame.timestamp);
                         // Sent under the GOP lock: a joining client sees each picture once.
                         let _ = feed.ring.send(FeedEvent::Frame(frame));
                     }

@@ -146,16 +146,10 @@ impl Pusher {
         Ok(sdp::describe(name, origin, 1, params, fps, Some(destination)))
     }
 
-    /// Sends one picture (and a sender report when due). Returns the packets sent.
+    /// Sends one picture (after a sender report, when one is due). Returns the packets sent.
     pub fn push(&mut self, packet: &Packet) -> Result<usize, PacketizeError> {
         let Some(p) = &mut self.packetizer else { return Ok(0) };
         let frame = p.push(packet)?;
-        for rtp in &frame.packets {
-            // Unreachable receivers (ICMP errors) and full buffers lose packets, as the network would.
-            let _ = send_parts(&self.socket, &[&rtp.head, &rtp.body], self.to);
-            self.packets = self.packets.wrapping_add(1);
-            self.octets = self.octets.wrapping_add(rtp.payload_len() as u32);
-        }
         if self.last_sr.is_none_or(|t| t.elapsed() >= SR_INTERVAL) {
             self.last_sr = Some(Instant::now());
             let sr = SenderReport {
@@ -167,6 +161,12 @@ impl Pusher {
             };
             let rtcp = SocketAddr::new(self.to.ip(), self.to.port() + 1);
             let _ = self.socket.send_to(&sr.to_bytes("eyrie"), rtcp);
+        }
+        for rtp in &frame.packets {
+            // Unreachable receivers (ICMP errors) and full buffers lose packets, as the network would.
+            let _ = send_parts(&self.socket, &[&rtp.head, &rtp.body], self.to);
+            self.packets = self.packets.wrapping_add(1);
+            self.octets = self.octets.wrapping_add(rtp.payload_len() as u32);
         }
         Ok(frame.packets.len())
     }

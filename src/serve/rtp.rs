@@ -26,8 +26,8 @@
 //! **Work once per stream.** A packet's body is a slice ([`Bytes`]) of the
 //! coded picture: the payload is never copied, and every client gets the same
 //! bodies. Its head (RTP header and payload header, at most 150 bytes) is
-//! small; a client that needs its own sequence numbers patches its copy of
-//! the head ([`RtpPacket::head_with_seq`]).
+//! small; a client that needs its own sequence numbers and timestamps patches its copy of
+//! the head ([`RtpPacket::head_for`]).
 
 use std::time::SystemTime;
 
@@ -91,11 +91,14 @@ impl RtpPacket {
         self.len() - 12
     }
 
-    /// Appends the head with sequence number `seq` to `out`.
-    pub fn head_with_seq(&self, seq: u16, out: &mut Vec<u8>) {
+    /// Appends the head with sequence number `seq` and its timestamp moved
+    /// by `offset` to `out` (a client's own numbering).
+    pub fn head_for(&self, seq: u16, offset: u32, out: &mut Vec<u8>) {
         let at = out.len();
         out.extend_from_slice(&self.head);
         out[at + 2..at + 4].copy_from_slice(&seq.to_be_bytes());
+        let timestamp = u32::from_be_bytes([self.head[4], self.head[5], self.head[6], self.head[7]]);
+        out[at + 4..at + 8].copy_from_slice(&timestamp.wrapping_add(offset).to_be_bytes());
     }
 
     /// The whole packet as one buffer (tests and tools; the servers send

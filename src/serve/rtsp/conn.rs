@@ -34,6 +34,11 @@ struct Session {
     counters: Arc<ClientCounters>,
     /// The next sequence number this client gets.
     seq: u16,
+    /// The RTP time `RTP-Info` announced for the first picture PLAY sends.
+    rtptime: u32,
+    /// What this client's timestamps add to the stream's: set at its first
+    /// picture so that it carries `rtptime`.
+    ts_offset: Option<u32>,
     rx: Option<broadcast::Receiver<FeedEvent>>,
     waiting_key: bool,
     last_sr: Option<Instant>,
@@ -412,6 +417,8 @@ impl Conn {
             offer,
             counters,
             seq: random_u64() as u16,
+            rtptime: random_u64() as u32,
+            ts_offset: None,
             rx: None,
             waiting_key: true,
             last_sr: None,
@@ -448,17 +455,11 @@ impl Conn {
                 let (gop, rx) = s.attached.feed.join(join_last);
                 s.rx = Some(rx);
                 s.waiting_key = true;
-                let _ = write_seq(&mut info, s.seq);
+                // The first picture sent (after a PAUSE too) carries exactly this.
+                s.ts_offset = None;
+                info.push_str(&format!(";seq={};rtptime={}", s.seq, s.rtptime));
                 self.backlog = gop;
             }
-        }
-        let rtptime = self
-            .backlog
-            .first()
-            .map(|f| f.timestamp)
-            .or_else(|| self.session.as_ref().and_then(|s| s.attached.feed.last_timestamp()));
-        if let Some(t) = rtptime {
-            info.push_str(&format!(";rtptime={t}"));
         }
         Ok(Response::new(Status::OK, request.cseq.as_deref())
             .header("Range", "npt=now-")
@@ -511,7 +512,37 @@ impl Conn {
             return Ok(());
         }
         s.waiting_key = false;
+        let offset = *s.ts_offset.get_or_insert(s.rtptime.wrapping_sub(frame.timestamp));
         let payload: usize = frame.packets.iter().map(|p| p.payload_len()).sum();
+        // The sender report goes first, so a client maps even the first
+        // picture's RTP time to its capture time.
+        if s.last_sr.is_none_or(|t| t.elapsed() >= SR_INTERVAL) {
+            s.last_sr = Some(Instant::now());
+            let sr = SenderReport {
+                ssrc: s.attached.feed.ssrc,
+                utc: frame.capture_utc,
+                rtp_time: frame.timestamp.wrapping_add(offset),
+                packets: s.counters.packets.load(Ordering::Relaxed) as u32,
+                octets: s.octets,
+            }
+            .to_bytes("eyrie");
+            match s.offer {
+                Offer::Tcp { rtcp, .. } => {
+                    let mut b = vec![b'$', rtcp];
+                    b.extend_from_slice(&(sr.len() as u16).to_be_bytes());
+                    b.extend_from_slice(&sr);
+                    timed_write(wr, &b, timeout).await?;
+                }
+                Offer::Udp { rtcp, .. } => {
+                    let _ = self
+                        .shared
+                        .udp
+                        .1
+                        .try_send_to(&sr, SocketAddr::new(self.peer.ip(), rtcp));
+                }
+                Offer::Multicast => {}
+            }
+        }
         match s.offer {
             Offer::Tcp { rtp, .. } => {
                 self.staging.clear();
@@ -520,7 +551,7 @@ impl Conn {
                     self.staging.push(b'$');
                     self.staging.push(rtp);
                     self.staging.extend_from_slice(&(p.len() as u16).to_be_bytes());
-                    p.head_with_seq(s.seq, &mut self.staging);
+                    p.head_for(s.seq, offset, &mut self.staging);
                     s.seq = s.seq.wrapping_add(1);
                     ends.push(self.staging.len());
                 }
@@ -547,7 +578,7 @@ impl Conn {
                 let to = SocketAddr::new(self.peer.ip(), rtp);
                 for p in &frame.packets {
                     self.staging.clear();
-                    p.head_with_seq(s.seq, &mut self.staging);
+                    p.head_for(s.seq, offset, &mut self.staging);
                     s.seq = s.seq.wrapping_add(1);
                     // A full socket buffer loses the packet (as the network would): never wait.
                     let _ = send_parts(&self.shared.udp.0, &[&self.staging, &p.body], to);
@@ -560,33 +591,6 @@ impl Conn {
             .fetch_add(frame.packets.len() as u64, Ordering::Relaxed);
         s.counters.bytes.fetch_add(frame.bytes() as u64, Ordering::Relaxed);
         s.octets = s.octets.wrapping_add(payload as u32);
-        if s.last_sr.is_none_or(|t| t.elapsed() >= SR_INTERVAL) {
-            s.last_sr = Some(Instant::now());
-            let sr = SenderReport {
-                ssrc: s.attached.feed.ssrc,
-                utc: frame.capture_utc,
-                rtp_time: frame.timestamp,
-                packets: s.counters.packets.load(Ordering::Relaxed) as u32,
-                octets: s.octets,
-            }
-            .to_bytes("eyrie");
-            match s.offer {
-                Offer::Tcp { rtcp, .. } => {
-                    let mut b = vec![b'$', rtcp];
-                    b.extend_from_slice(&(sr.len() as u16).to_be_bytes());
-                    b.extend_from_slice(&sr);
-                    timed_write(wr, &b, timeout).await?;
-                }
-                Offer::Udp { rtcp, .. } => {
-                    let _ = self
-                        .shared
-                        .udp
-                        .1
-                        .try_send_to(&sr, SocketAddr::new(self.peer.ip(), rtcp));
-                }
-                Offer::Multicast => {}
-            }
-        }
         Ok(())
     }
 
@@ -596,11 +600,6 @@ impl Conn {
             lock(&self.shared.rtcp_peers).retain(|_, c| c.id != s.counters.id);
         }
     }
-}
-
-fn write_seq(info: &mut String, seq: u16) -> std::fmt::Result {
-    use std::fmt::Write;
-    write!(info, ";seq={seq}")
 }
 
 /// Sends `stream` to its multicast group while a session plays it.
@@ -642,11 +641,6 @@ async fn multicast(shared: Arc<Shared>, stream: String, port: u16, user: Option<
             continue;
         }
         waiting_key = false;
-        for p in &frame.packets {
-            let _ = send_parts(&socket, &[&p.head, &p.body], SocketAddr::new(group, port));
-            packets = packets.wrapping_add(1);
-            octets = octets.wrapping_add(p.payload_len() as u32);
-        }
         if last_sr.is_none_or(|t| t.elapsed() >= SR_INTERVAL) {
             last_sr = Some(Instant::now());
             let sr = SenderReport {
@@ -657,6 +651,11 @@ async fn multicast(shared: Arc<Shared>, stream: String, port: u16, user: Option<
                 octets,
             };
             let _ = socket.send_to(&sr.to_bytes("eyrie"), SocketAddr::new(group, port + 1));
+        }
+        for p in &frame.packets {
+            let _ = send_parts(&socket, &[&p.head, &p.body], SocketAddr::new(group, port));
+            packets = packets.wrapping_add(1);
+            octets = octets.wrapping_add(p.payload_len() as u32);
         }
     }
 }
