@@ -66,37 +66,23 @@ fn run(cmd: &mut Command, limit: Duration) -> Output {
     out
 }
 
-/// `ffmpeg` decodes `frames` pictures from `url` with every error fatal and
-/// writes each once, as it comes (`-vsync passthrough`: no rate conversion
-/// that would repeat or drop one), with the stream's own timestamps
-/// (`-copyts`: from `RTP-Info` on); their timestamps and decoded sizes.
-fn ffmpeg_frames(url: &str, transport: &str, frames: usize) -> Result<Vec<(i64, usize)>, String> {
+/// `ffmpeg` decodes `frames` pictures from `input` (its options ending in
+/// `-i …`) with every error fatal and writes each once, as it comes
+/// (`-vsync passthrough`: no rate conversion that would repeat or drop
+/// one), with the stream's own timestamps (`-copyts`: from `RTP-Info` on);
+/// their timestamps and decoded sizes.
+fn ffmpeg_decodes(input: &[&str], frames: usize) -> Result<Vec<(i64, usize)>, String> {
     let out = run(
         ff::tool("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-xerror",
-                "-err_detect",
-                "explode",
-                "-rtsp_transport",
-                transport,
-            ])
-            .args([
-                "-i",
-                url,
-                "-frames:v",
-                &frames.to_string(),
-                "-copyts",
-                "-vsync",
-                "passthrough",
-            ])
+            .args(["-v", "error", "-xerror", "-err_detect", "explode"])
+            .args(input)
+            .args(["-frames:v", &frames.to_string(), "-copyts", "-vsync", "passthrough"])
             .args(["-f", "framecrc", "-"]),
         Duration::from_secs(40),
     );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() || !stderr.is_empty() {
-        return Err(format!("ffmpeg {transport} {url}: {:?} {stderr}", out.status));
+        return Err(format!("ffmpeg {input:?}: {:?} {stderr}", out.status));
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -106,6 +92,11 @@ fn ffmpeg_frames(url: &str, transport: &str, frames: usize) -> Result<Vec<(i64, 
             Some((f.get(2)?.parse().ok()?, f.get(4)?.parse().ok()?))
         })
         .collect())
+}
+
+/// [`ffmpeg_decodes`] from an RTSP URL over `transport`.
+fn ffmpeg_frames(url: &str, transport: &str, frames: usize) -> Result<Vec<(i64, usize)>, String> {
+    ffmpeg_decodes(&["-rtsp_transport", transport, "-i", url], frames)
 }
 
 /// Every picture in the window came: timestamps one frame apart (a lost
@@ -589,30 +580,37 @@ fn an_rtp_node_pushes_a_stream_ffmpeg_plays_from_its_sdp_file() {
             assert!(Instant::now() < deadline, "the SDP file is written");
             std::thread::park_timeout(Duration::from_millis(50));
         }
-        let out = run(
-            ff::tool("ffmpeg")
-                .args([
-                    "-v",
-                    "error",
-                    "-xerror",
-                    "-err_detect",
-                    "explode",
-                    "-protocol_whitelist",
-                    "file,udp,rtp",
-                ])
-                .arg("-i")
-                .arg(&sdp)
-                .args(["-frames:v", "60", "-f", "framecrc", "-"]),
-            Duration::from_secs(40),
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && stderr.is_empty(), "{codec}: {stderr}");
-        let n = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .count();
-        assert_eq!(n, 60, "{codec}");
+        let sdp_path = sdp.to_string_lossy();
+        let frames = ffmpeg_decodes(&["-protocol_whitelist", "file,udp,rtp", "-i", &sdp_path], 60)
+            .unwrap_or_else(|e| panic!("{codec}: {e}"));
+        assert_contiguous(&frames, 60, codec);
         server.shutdown();
         std::fs::remove_file(&sdp).unwrap();
     }
+}
+
+#[test]
+fn receiver_reports_are_kept_per_client() {
+    let dir = ff::Dir::new();
+    let nodes = format!("{CAMERA}{}", encoder("h264", "cam", "h264"));
+    let (server, addr) = serve(&dir.file("media"), &nodes, "");
+    // GStreamer's RTP session answers sender reports over UDP.
+    let url = format!("rtsp://{addr}/h264");
+    let client = std::thread::spawn(move || gst_frames(&url, "udp", "h264", 300));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        let stats = server.stats().rtsp.unwrap();
+        if let Some(r) = stats.clients.iter().find_map(|c| c.report) {
+            break Some(r);
+        }
+        if Instant::now() > deadline || client.is_finished() {
+            break None;
+        }
+        std::thread::park_timeout(Duration::from_millis(100));
+    };
+    let report = report.expect("a receiver report arrives");
+    // Nothing lost (a count below 0 means duplicates by the receiver's reckoning).
+    assert!(report.cumulative_lost <= 0 && report.fraction_lost == 0, "{report:?}");
+    client.join().unwrap().unwrap();
+    server.shutdown();
 }

@@ -926,6 +926,8 @@ impl Server {
     /// final stats. Other handles of the server see no nodes after.
     pub fn shutdown(&self) -> ServerStats {
         let serving = self.inner.serving.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // The listeners' last stats (their clients until the end) go into the final ones.
+        let rtsp = serving.as_ref().and_then(|s| s.rtsp.as_ref()).map(|r| r.stats());
         if let Some(serving) = serving {
             serving.stop();
         }
@@ -936,6 +938,7 @@ impl Server {
         let stopped = self.registry().stats_of(&nodes);
         let stats = ServerStats {
             nodes: stopped,
+            rtsp,
             ..self.stats()
         };
         tracing::info!("server stopped");

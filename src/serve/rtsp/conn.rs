@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::broadcast;
 
 use crate::capture::rtsp::guard::{Deframer, Unit};
@@ -118,6 +119,8 @@ pub(super) async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAd
         close: false,
     };
     let mut last_read = Instant::now();
+    let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result: Result<(), String> = async {
         loop {
             let idle = match &conn.session {
@@ -125,9 +128,9 @@ pub(super) async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAd
                 Some(s) if !matches!(s.offer, Offer::Tcp { .. }) => s.counters.idle().min(last_read.elapsed()),
                 _ => last_read.elapsed(),
             };
-            let Some(left) = session_timeout.checked_sub(idle) else {
+            if idle >= session_timeout {
                 return Err("session timed out".to_owned());
-            };
+            }
             deframer.buffer().reserve(4096);
             let rx = conn.session.as_mut().and_then(|s| s.rx.as_mut());
             tokio::select! {
@@ -164,7 +167,8 @@ pub(super) async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAd
                     }
                 }
                 event = next_event(rx) => conn.event(&mut wr, event, write_timeout).await?,
-                _ = tokio::time::sleep(left) => {}
+                // Looks at the session's age once a second (no timer per picture).
+                _ = watchdog.tick() => {}
                 _ = shutdown.changed() => return Ok(()),
             }
         }
@@ -192,7 +196,7 @@ async fn timed_write<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8], timeout: D
 }
 
 /// Writes every slice, in order (writev, resumed after short writes).
-async fn write_all_vectored<W: AsyncWrite + Unpin>(wr: &mut W, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+async fn write_all_vectored(wr: &mut OwnedWriteHalf, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
     while !slices.is_empty() {
         let n = wr.write_vectored(slices).await?;
         if n == 0 {
@@ -479,9 +483,9 @@ impl Conn {
         }
     }
 
-    async fn event<W: AsyncWrite + Unpin>(
+    async fn event(
         &mut self,
-        wr: &mut W,
+        wr: &mut OwnedWriteHalf,
         event: Result<FeedEvent, broadcast::error::RecvError>,
         timeout: Duration,
     ) -> Result<(), String> {
@@ -500,12 +504,7 @@ impl Conn {
     }
 
     /// Sends one picture to the session's client (and, when due, a sender report).
-    async fn send<W: AsyncWrite + Unpin>(
-        &mut self,
-        wr: &mut W,
-        frame: &RtpFrame,
-        timeout: Duration,
-    ) -> Result<(), String> {
+    async fn send(&mut self, wr: &mut OwnedWriteHalf, frame: &RtpFrame, timeout: Duration) -> Result<(), String> {
         let Some(s) = &mut self.session else { return Ok(()) };
         if s.waiting_key && !frame.keyframe {
             s.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -564,7 +563,17 @@ impl Conn {
                     }
                     start = end;
                 }
-                match tokio::time::timeout(timeout, write_all_vectored(wr, &mut slices)).await {
+                // Most pictures fit the socket at once: a timer only for those that wait.
+                let mut rest = &mut slices[..];
+                if let Ok(n) = wr.try_write_vectored(rest) {
+                    IoSlice::advance_slices(&mut rest, n);
+                }
+                let written = if rest.is_empty() {
+                    Ok(Ok(()))
+                } else {
+                    tokio::time::timeout(timeout, write_all_vectored(wr, rest)).await
+                };
+                match written {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Err(format!("write: {e}")),
                     Err(_) => {
