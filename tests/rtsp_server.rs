@@ -196,16 +196,18 @@ fn multicast_reaches_gstreamer_inside_a_network_namespace() {
     )
     .unwrap();
     let log = dir.file("eyrie.log");
+    let gst = dir.file("gst.log");
     let pipeline = gst_pipeline(&format!("rtsp://127.0.0.1:{port}/h264"), "udp-mcast", "h264", 60).join(" ");
     let script = format!(
         "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo || exit 90
          {eyrie} run -c {config} --for 40 2> {log} & pid=$!
          until grep -q 'RTSP server listening' {log}; do kill -0 $pid || exit 91; sleep 0.1; done
-         gst-launch-1.0 -q {pipeline}; rc=$?
+         gst-launch-1.0 {pipeline} > {gst} 2>&1; grep -q 'Got EOS from element \"pipeline0\"' {gst}; rc=$?
          kill $pid; wait $pid; exit $rc",
         eyrie = env!("CARGO_BIN_EXE_eyrie"),
         config = config.display(),
         log = log.display(),
+        gst = gst.display(),
     );
     let out = run(
         Command::new("unshare").args(["-rn", "sh", "-c", &script]),
@@ -217,7 +219,7 @@ fn multicast_reaches_gstreamer_inside_a_network_namespace() {
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(&log).unwrap_or_default()
+        std::fs::read_to_string(&log).unwrap_or_default() + &std::fs::read_to_string(&gst).unwrap_or_default()
     );
 }
 

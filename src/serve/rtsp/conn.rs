@@ -224,6 +224,7 @@ impl Conn {
         };
         let cseq = request.cseq.clone();
         let cseq = cseq.as_deref();
+
         tracing::debug!(peer = %self.peer, method = %request.method, url = %request.url_for_log(), "RTSP request");
         if let Some(s) = &self.session {
             s.counters.touch();

@@ -27,8 +27,6 @@ impl Status {
     pub const UNSUPPORTED_MEDIA_TYPE: Status = Status(415);
     /// 454.
     pub const SESSION_NOT_FOUND: Status = Status(454);
-    /// 455.
-    pub const NOT_VALID_IN_THIS_STATE: Status = Status(455);
     /// 459.
     pub const AGGREGATE_NOT_ALLOWED: Status = Status(459);
     /// 461.
@@ -51,7 +49,6 @@ impl Status {
             405 => "Method Not Allowed",
             415 => "Unsupported Media Type",
             454 => "Session Not Found",
-            455 => "Method Not Valid in This State",
             459 => "Aggregate Operation Not Allowed",
             461 => "Unsupported Transport",
             500 => "Internal Server Error",
