@@ -239,6 +239,7 @@ async fn run(feeds: Arc<Feeds>, feed: Arc<Feed>, subscription: Subscription) {
     let mut version = 0;
     let mut fps = None;
     let mut params: Option<Result<Arc<CodecParams>, String>> = None;
+    let mut published = None;
     let mut first_seq = random_u32() as u16;
     let timestamp_base = random_u32();
     loop {
@@ -330,14 +331,17 @@ async fn run(feeds: Arc<Feeds>, feed: Arc<Feed>, subscription: Subscription) {
             }
             Item::Frame(_) | Item::Eos | Item::Gap(_) => {}
         }
-        let format = params.clone().map(|params| FeedFormat { params, fps, version });
-        feed.format.send_if_modified(|old| {
-            let changed = old.as_ref().map(|o| (o.version, o.fps)) != format.as_ref().map(|f| (f.version, f.fps));
-            if changed {
-                *old = format.clone();
-            }
-            changed
-        });
+        // Waiters learn a new format or rate; nothing is cloned per packet.
+        if let Some(params) = &params
+            && published != Some((version, fps))
+        {
+            published = Some((version, fps));
+            feed.format.send_replace(Some(FeedFormat {
+                params: params.clone(),
+                fps,
+                version,
+            }));
+        }
         if feed.clients() == 0 && feeds.retire_if_idle(&feed) {
             break;
         }

@@ -393,6 +393,7 @@ impl Conn {
             peer: self.peer,
             user,
             stream: stream.to_owned(),
+            ssrc,
             transport: match offer {
                 Offer::Udp { .. } => "udp",
                 Offer::Tcp { .. } => "tcp",

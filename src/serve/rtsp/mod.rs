@@ -161,6 +161,8 @@ struct ClientCounters {
     peer: SocketAddr,
     user: Option<String>,
     stream: String,
+    /// The SSRC its reports are about (its stream's).
+    ssrc: u32,
     transport: &'static str,
     since: Instant,
     packets: AtomicU64,
@@ -464,13 +466,7 @@ async fn receive_rtcp(shared: Arc<Shared>, socket: Arc<tokio::net::UdpSocket>) {
             continue;
         };
         client.touch();
-        let ssrc = shared
-            .feeds
-            .all()
-            .iter()
-            .find(|f| f.name == client.stream)
-            .map(|f| f.ssrc);
-        if let Some(report) = ssrc.and_then(|s| super::rtcp::reception_report(&buf[..n], s)) {
+        if let Some(report) = super::rtcp::reception_report(&buf[..n], client.ssrc) {
             *lock(&client.report) = Some(report);
         }
     }
