@@ -90,6 +90,7 @@ fn across_threads(c: &mut Criterion) {
 /// Packet `seq` of a stream with 30-packet GOPs (50 kB each, shared bytes).
 fn packet(seq: u64, data: &bytes::Bytes, params: &Arc<CodecParams>) -> Packet {
     Packet {
+        meta: Default::default(),
         codec: Codec::H264,
         data: data.clone(),
         pts: seq as i64 * 33_333_333,

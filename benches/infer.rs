@@ -72,7 +72,7 @@ fn stages(c: &mut Criterion) {
     g.bench_function("tile 4 x 1280x720 -> 1280x720", |b| {
         b.iter(|| tiler.compose(black_box(&tiles), &mut mosaic))
     });
-    let dets = tiler.compose(&tiles, &mut mosaic);
+    let dets = tiler.compose(&tiles, &mut mosaic).detections;
     let info = *tiler.info();
     g.bench_function("osd (the mosaic's boxes and labels)", |b| {
         b.iter(|| {

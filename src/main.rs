@@ -56,6 +56,11 @@ enum Command {
         /// (default 127.0.0.1:8554); `off` serves no RTSP.
         #[arg(long, value_name = "ADDR", env = "EYRIE_RTSP")]
         rtsp: Option<String>,
+        /// Serve HTTP (the page, HLS, WebSocket, MJPEG) on this address
+        /// instead of `[server.http] listen` (default 127.0.0.1:8080); `off`
+        /// serves no HTTP.
+        #[arg(long, value_name = "ADDR", env = "EYRIE_HTTP")]
+        http: Option<String>,
     },
     /// Score the configured detector and tracker on synthetic sequences: JSON with
     /// precision and recall (IoU 0.5), id persistence and speed.
@@ -237,15 +242,22 @@ fn main() -> ExitCode {
             duration,
             stats,
             rtsp,
+            http,
         } => match load(config, &camera) {
             Ok(mut config) => {
-                match rtsp.as_deref() {
-                    Some("off") => config.server.rtsp.enabled = false,
-                    Some(addr) => {
-                        config.server.rtsp.enabled = true;
-                        config.server.rtsp.listen = addr.to_owned();
+                let server = &mut config.server;
+                for (flag, enabled, listen) in [
+                    (rtsp, &mut server.rtsp.enabled, &mut server.rtsp.listen),
+                    (http, &mut server.http.enabled, &mut server.http.listen),
+                ] {
+                    match flag.as_deref() {
+                        Some("off") => *enabled = false,
+                        Some(addr) => {
+                            *enabled = true;
+                            *listen = addr.to_owned();
+                        }
+                        None => {}
                     }
-                    None => {}
                 }
                 run(config, duration, stats)
             }
@@ -570,6 +582,9 @@ fn run(config: Config, duration: Option<f64>, stats_path: Option<PathBuf>) -> Ex
         for name in &coded {
             tracing::info!("watch: ffplay rtsp://{addr}/{name}");
         }
+    }
+    if let Some(addr) = server.http_address() {
+        tracing::info!("open http://{addr}/ in a browser (every stream, with its players and URLs)");
     }
     let start = Instant::now();
     let deadline = duration.map(|d| start + Duration::from_secs_f64(d));

@@ -460,6 +460,7 @@ fn mjpeg_in_matroska() {
             let info = eyrie::codec::jpeg::parse(&data).unwrap();
             let params = eyrie::media::CodecParams::new(Codec::Mjpeg, info.width.into(), info.height.into());
             Packet {
+                meta: Default::default(),
                 codec: Codec::Mjpeg,
                 data,
                 pts: i as i64 * 40_000_000,

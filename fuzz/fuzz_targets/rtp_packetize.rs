@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let options = RtpOptions { mtu, ssrc: 1, first_seq: 65_535, timestamp_base: 0 };
     let Ok(mut p) = Packetizer::new(&params, options) else { return };
     let packet = Packet {
+        meta: Default::default(),
         codec,
         data: Bytes::copy_from_slice(picture),
         pts: i64::from(head) * 1_000_000,

@@ -27,6 +27,7 @@ use crate::output::index::Retention;
 use crate::output::options::{RecordOptions, SmartRecordOptions, SnapshotOptions};
 use crate::process::osd::OsdOptions;
 use crate::process::tile::TileOptions;
+use crate::serve::http::HttpOptions;
 use crate::serve::push::RtpPushOptions;
 use crate::serve::rtsp::RtspServerOptions;
 use crate::serve::rtsp::auth::User;
@@ -53,6 +54,9 @@ pub struct ServerConfig {
     pub retention: Retention,
     /// The RTSP server (`[server.rtsp]`), started by [`crate::server::Server::serve`].
     pub rtsp: RtspServerOptions,
+    /// The HTTP listener (`[server.http]`): the page, HLS, WebSocket, MJPEG
+    /// and snapshots; started by [`crate::server::Server::serve`].
+    pub http: HttpOptions,
     /// Who may sign in (`[[server.users]]`: `name`, `password`). With any
     /// user configured, every request on every listener must sign in.
     pub users: Vec<User>,
@@ -64,6 +68,7 @@ impl Default for ServerConfig {
             media_root: PathBuf::from("eyrie-media"),
             retention: Retention::default(),
             rtsp: RtspServerOptions::default(),
+            http: HttpOptions::default(),
             users: Vec::new(),
         }
     }
@@ -82,7 +87,10 @@ impl ServerConfig {
         }
         self.rtsp
             .check(&self.users)
-            .map_err(|(key, message)| (format!("server.rtsp.{key}"), message))
+            .map_err(|(key, message)| (format!("server.rtsp.{key}"), message))?;
+        self.http
+            .check(&self.users)
+            .map_err(|(key, message)| (format!("server.http.{key}"), message))
     }
 }
 

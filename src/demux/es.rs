@@ -111,6 +111,7 @@ impl Pending {
             let (data, keyframe, params, at) = self.units.pop_front().expect("a front unit");
             let t = |n: i64| n.signum() * fps.frame_time_ns(n.unsigned_abs()) as i64;
             sink(Packet {
+                meta: Default::default(),
                 codec: self.codec,
                 data,
                 pts: t(at.expect("known") as i64),
@@ -236,6 +237,7 @@ fn read_ivf<E: From<CodecError>>(
         let pts = ns(f.pts);
         let next = frames.get(i + 1).map(|n| ns(n.pts));
         sink(Packet {
+            meta: Default::default(),
             codec: Codec::Vp9,
             data: data.slice_ref(f.data),
             pts,

@@ -249,6 +249,7 @@ impl Reader<'_> {
         };
         let pts = cluster_ts.saturating_add(rel).saturating_mul(self.scale);
         self.packets.push(Packet {
+            meta: Default::default(),
             codec: *codec,
             data,
             pts,

@@ -196,6 +196,7 @@ pub fn read(data: &Bytes, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> 
             _ => s.sync,
         };
         out.push(Packet {
+            meta: Default::default(),
             codec: t.codec,
             data: payload,
             pts: to_ns(s.dts.saturating_add(s.cto).saturating_sub(t.media_time), t.timescale),

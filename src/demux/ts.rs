@@ -102,6 +102,7 @@ pub fn read(data: &Bytes, source: &Arc<str>) -> Result<Vec<Packet>, CodecError> 
         last_dts = dts;
         let base = *base.get_or_insert(dts);
         out.push(Packet {
+            meta: Default::default(),
             codec,
             data,
             pts: to_ns(pts - base, 90_000),

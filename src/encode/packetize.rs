@@ -26,6 +26,8 @@ pub struct Stamp {
     pub source: Arc<str>,
     /// When the frame was captured (UTC).
     pub capture_utc: SystemTime,
+    /// Its detections, tracks and ground truth.
+    pub meta: Arc<FrameMeta>,
 }
 
 impl Stamp {
@@ -37,6 +39,7 @@ impl Stamp {
             seq: frame.seq,
             source: Arc::clone(&frame.source),
             capture_utc: frame.capture_utc,
+            meta: Arc::clone(&frame.meta),
         }
     }
 
@@ -48,6 +51,7 @@ impl Stamp {
             seq: packet.seq,
             source: Arc::clone(&packet.source),
             capture_utc: packet.capture_utc,
+            meta: Arc::clone(&packet.meta),
         }
     }
 
@@ -62,7 +66,7 @@ impl Stamp {
             capture_utc: self.capture_utc,
             seq: self.seq,
             source: self.source,
-            meta: Arc::new(FrameMeta::default()),
+            meta: self.meta,
             buffer,
         }
     }
@@ -112,6 +116,7 @@ impl Packetizer {
             source: Arc::clone(&stamp.source),
             seq: stamp.seq,
             capture_utc: stamp.capture_utc,
+            meta: Arc::clone(&stamp.meta),
         })
     }
 }

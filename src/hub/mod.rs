@@ -393,6 +393,12 @@ impl Hub {
         stream.map(|s| s.stats())
     }
 
+    /// The current format of stream `name`, once it has one (the lookup never creates it).
+    pub fn format_of(&self, name: &str) -> Option<StreamFormat> {
+        let stream = lock(&self.streams).get(name).cloned();
+        stream.and_then(|s| lock(&s.state).format.clone())
+    }
+
     /// Counters of every stream, sorted by name.
     pub fn stream_stats(&self) -> Vec<StreamStats> {
         let streams: Vec<Arc<Stream>> = lock(&self.streams).values().cloned().collect();
@@ -632,6 +638,7 @@ mod tests {
     fn packet(seq: u64, gop: u64, size: usize) -> Item {
         let params = Arc::new(CodecParams::new(Codec::H264, 64, 64));
         Item::Packet(Packet {
+            meta: Default::default(),
             codec: Codec::H264,
             data: bytes::Bytes::from(vec![0u8; size]),
             pts: seq as i64,

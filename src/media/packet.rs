@@ -7,6 +7,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::FrameMeta;
+
 /// A video codec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,4 +96,8 @@ pub struct Packet {
     pub source: Arc<str>,
     /// The producer's packet counter.
     pub seq: u64,
+    /// What was known about the picture it encodes (detections, tracks,
+    /// ground truth), carried from the frame; empty for packets that did not
+    /// come from an encoder here.
+    pub meta: Arc<FrameMeta>,
 }

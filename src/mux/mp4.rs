@@ -35,14 +35,14 @@ pub struct Mp4Options {
     pub fragment_ms: u32,
 }
 
-/// A sample's table entry.
+/// A sample's table entry (times in media units).
 #[derive(Clone, Copy, Debug)]
-struct Entry {
-    size: u32,
-    dts: i64,
-    cto: i64,
-    duration: u32,
-    sync: bool,
+pub(crate) struct Entry {
+    pub(crate) size: u32,
+    pub(crate) dts: i64,
+    pub(crate) cto: i64,
+    pub(crate) duration: u32,
+    pub(crate) sync: bool,
 }
 
 /// sample_flags of a sync sample (depends on no other) and of any other sample.
@@ -293,36 +293,57 @@ impl Mp4Muxer {
             return;
         }
         self.sequence += 1;
-        let data: u64 = self.samples.iter().map(|s| s.size as u64).sum();
-        let mut moof = Vec::with_capacity(64 + 16 * self.samples.len());
-        boxed(&mut moof, b"moof", |b| {
-            full(b, b"mfhd", 0, 0, |b| put32(b, &[self.sequence]));
-            boxed(b, b"traf", |b| {
-                full(b, b"tfhd", 0, 0x02_0000, |b| put32(b, &[1])); // default-base-is-moof
-                full(b, b"tfdt", 1, 0, |b| {
-                    b.extend_from_slice(&(self.samples[0].dts as u64).to_be_bytes())
-                });
-                // data offset, duration, size, flags, composition offset (signed).
-                full(b, b"trun", 1, 0x0F01, |b| {
-                    put32(b, &[self.samples.len() as u32, 0]); // data_offset: set below
-                    for s in &self.samples {
-                        let flags = if s.sync { SYNC_FLAGS } else { NON_SYNC_FLAGS };
-                        put32(b, &[s.duration, s.size, flags, s.cto as i32 as u32]);
-                    }
-                });
+        write_fragment(self.sequence, &self.samples, &self.payloads, out);
+        self.samples.clear();
+        self.payloads.clear();
+    }
+
+    /// The init segment (`ftyp` + `moov` with `mvex`) of a fragmented file
+    /// whose first packet is `packet`.
+    pub fn init_segment(packet: &Packet) -> Result<Vec<u8>, MuxError> {
+        let mut muxer = Mp4Muxer::new(Mp4Options {
+            fragmented: true,
+            fragment_ms: 0,
+        });
+        muxer.start(packet)?;
+        let mut init = Vec::new();
+        muxer.ftyp(&mut init);
+        muxer.moov(&mut init, 0);
+        Ok(init)
+    }
+}
+
+/// Writes one fragment, `moof` (numbered `sequence`) + `mdat`, of `samples`
+/// with their `payloads`.
+pub(crate) fn write_fragment(sequence: u32, samples: &[Entry], payloads: &[Sample], out: &mut Output) {
+    let data: u64 = samples.iter().map(|s| s.size as u64).sum();
+    let mut moof = Vec::with_capacity(64 + 16 * samples.len());
+    boxed(&mut moof, b"moof", |b| {
+        full(b, b"mfhd", 0, 0, |b| put32(b, &[sequence]));
+        boxed(b, b"traf", |b| {
+            full(b, b"tfhd", 0, 0x02_0000, |b| put32(b, &[1])); // default-base-is-moof
+            full(b, b"tfdt", 1, 0, |b| {
+                b.extend_from_slice(&(samples[0].dts as u64).to_be_bytes())
+            });
+            // data offset, duration, size, flags, composition offset (signed).
+            full(b, b"trun", 1, 0x0F01, |b| {
+                put32(b, &[samples.len() as u32, 0]); // data_offset: set below
+                for s in samples {
+                    let flags = if s.sync { SYNC_FLAGS } else { NON_SYNC_FLAGS };
+                    put32(b, &[s.duration, s.size, flags, s.cto as i32 as u32]);
+                }
             });
         });
-        // trun is moof's last box: data_offset sits just before its sample entries.
-        let at = moof.len() - 16 * self.samples.len() - 4;
-        let data_offset = moof.len() as u32 + 8;
-        moof[at..at + 4].copy_from_slice(&data_offset.to_be_bytes());
-        out.put(&moof);
-        out.put(&((data + 8) as u32).to_be_bytes());
-        out.put(b"mdat");
-        self.samples.clear();
-        for p in self.payloads.drain(..) {
-            p.put(out);
-        }
+    });
+    // trun is moof's last box: data_offset sits just before its sample entries.
+    let at = moof.len() - 16 * samples.len() - 4;
+    let data_offset = moof.len() as u32 + 8;
+    moof[at..at + 4].copy_from_slice(&data_offset.to_be_bytes());
+    out.put(&moof);
+    out.put(&((data + 8) as u32).to_be_bytes());
+    out.put(b"mdat");
+    for p in payloads {
+        p.put(out);
     }
 }
 

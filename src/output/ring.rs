@@ -110,6 +110,7 @@ mod tests {
 
     fn packet(i: i64, keyframe: bool) -> Packet {
         Packet {
+            meta: Default::default(),
             codec: Codec::H264,
             data: Bytes::from(vec![0u8; 100]),
             pts: i * 10,

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::media::paint::{pixel_at, rgb_to_yuv};
-use crate::media::{Detection, Fps, Frame, PixelFormat, VideoInfo};
+use crate::media::{Detection, Fps, Frame, FrameMeta, PixelFormat, Rect, TruthObject, VideoInfo};
 use crate::process::letterbox::{Fit, Resize};
 
 /// Tiler settings.
@@ -188,33 +188,39 @@ impl Tiler {
     }
 
     /// Composes `tiles` (by cell; `None` leaves a cell black) into `out` (a
-    /// buffer of [`Tiler::info`]'s size); returns the detections of every tile
-    /// mapped into the mosaic.
-    pub fn compose(&mut self, tiles: &[Option<&Frame>], out: &mut [u8]) -> Vec<Detection> {
+    /// buffer of [`Tiler::info`]'s size); returns the metadata of every tile
+    /// (detections and ground truth) mapped into the mosaic.
+    pub fn compose(&mut self, tiles: &[Option<&Frame>], out: &mut [u8]) -> FrameMeta {
         let info = self.info;
         let planes = *info.planes().first().expect("a luma plane");
         let luma_size = planes.stride * planes.rows;
         // Black: Y 16, chroma 128.
         out[..luma_size].fill(16);
         out[luma_size..info.size()].fill(128);
-        let mut detections = Vec::new();
+        let mut meta = FrameMeta::default();
         for (slot, tile) in tiles.iter().enumerate().take(self.options.cells()) {
             let Some(frame) = tile else { continue };
             let map = self.map(slot, &frame.info);
             draw_cell(&info, out, frame, map);
-            detections.extend(frame.meta.detections.iter().map(|d| {
-                let r = map.fit.to_input(&d.bbox);
-                Detection {
-                    bbox: crate::media::Rect {
-                        x: r.x + (map.origin.0 - map.fit.offset.0) as f32,
-                        y: r.y + (map.origin.1 - map.fit.offset.1) as f32,
-                        ..r
-                    },
-                    ..d.clone()
+            let place = |bbox: &Rect| {
+                let r = map.fit.to_input(bbox);
+                Rect {
+                    x: r.x + (map.origin.0 - map.fit.offset.0) as f32,
+                    y: r.y + (map.origin.1 - map.fit.offset.1) as f32,
+                    ..r
                 }
+            };
+            meta.detections.extend(frame.meta.detections.iter().map(|d| Detection {
+                bbox: place(&d.bbox),
+                ..d.clone()
             }));
+            meta.ground_truth
+                .extend(frame.meta.ground_truth.iter().map(|t| TruthObject {
+                    bbox: place(&t.bbox),
+                    ..*t
+                }));
         }
-        detections
+        meta
     }
 }
 
@@ -317,8 +323,8 @@ fn draw_cell_any(info: &VideoInfo, out: &mut [u8], frame: &Frame, map: &CellMap)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::Buffer;
     use crate::media::paint::{Canvas, Rgb};
-    use crate::media::{Buffer, FrameMeta, Rect};
     use std::sync::Arc;
 
     fn solid(format: PixelFormat, w: u32, h: u32, colour: Rgb, detections: Vec<Detection>) -> Frame {
@@ -368,7 +374,9 @@ mod tests {
             let blue = solid(PixelFormat::Rgb24, 640, 480, Rgb(30, 30, 220), vec![]);
             let white = solid(PixelFormat::Nv12, 1280, 720, Rgb(240, 240, 240), vec![det]);
             let mut out = vec![0u8; tiler.info().size()];
-            let dets = tiler.compose(&[Some(&red), Some(&green), Some(&blue), Some(&white)], &mut out);
+            let dets = tiler
+                .compose(&[Some(&red), Some(&green), Some(&blue), Some(&white)], &mut out)
+                .detections;
             let info = *tiler.info();
             let close = |p: Rgb, c: Rgb| {
                 (p.0 as i32 - c.0 as i32).abs() < 20

@@ -8,9 +8,19 @@
 //! - [`feed`]: one stream packetized once for all its clients;
 //! - [`rtsp`]: the RTSP server (RFC 2326);
 //! - [`push`]: RTP/UDP push with an SDP file;
-//! - [`udp`]: datagrams sent from a head and a shared body.
+//! - [`udp`]: datagrams sent from a head and a shared body;
+//! - [`cmaf`]: one stream as CMAF chunks (fMP4), sans-IO;
+//! - [`hls`]: HLS and LL-HLS segments, parts and playlists, sans-IO;
+//! - [`live`]: one stream fragmented once for every HTTP client;
+//! - [`demand`]: per-stream work started on demand and ended when idle;
+//! - [`http`]: the HTTP listener (page, HLS, WebSocket, MJPEG, snapshots).
 
+pub mod cmaf;
+pub mod demand;
 pub mod feed;
+pub mod hls;
+pub mod http;
+pub mod live;
 pub mod push;
 pub mod rtcp;
 pub mod rtp;

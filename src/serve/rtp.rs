@@ -557,6 +557,7 @@ mod tests {
 
     fn packet(codec: Codec, data: Vec<u8>, keyframe: bool, params: &Arc<CodecParams>) -> Packet {
         Packet {
+            meta: Default::default(),
             codec,
             data: Bytes::from(data),
             pts: 1_000_000_000,

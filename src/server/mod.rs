@@ -38,6 +38,7 @@ use crate::output::index::Entry;
 use crate::output::recorder::Closed;
 use crate::output::ring::CacheStats;
 use crate::output::snapshot::Snapshot;
+use crate::serve::http::HttpStats;
 use crate::serve::rtsp::RtspStats;
 pub use node::NodeState;
 use node::{Env, NodeCtx, NodeShared};
@@ -247,6 +248,9 @@ pub struct ServerStats {
     /// The RTSP server's clients and streams, while it serves.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtsp: Option<RtspStats>,
+    /// The HTTP listener's connections and streams, while it serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpStats>,
 }
 
 struct Running {
@@ -851,8 +855,9 @@ impl Server {
         }
     }
 
-    /// Starts the network listeners the configuration enables (today the
-    /// RTSP server, `[server.rtsp]`) on one shared runtime. A server that
+    /// Starts the network listeners the configuration enables (the RTSP
+    /// server, `[server.rtsp]`, and the HTTP listener, `[server.http]`) on
+    /// one shared runtime. A server that
     /// is only embedded opens no port until this is called; `eyrie run`
     /// calls it. Calling it again does nothing.
     pub fn serve(&self) -> Result<(), ServerError> {
@@ -862,6 +867,12 @@ impl Server {
             *serving = Some(serving::Serving::start(&config, Arc::downgrade(&self.inner))?);
         }
         Ok(())
+    }
+
+    /// The address the HTTP listener listens on, while it serves.
+    pub fn http_address(&self) -> Option<std::net::SocketAddr> {
+        let serving = self.inner.serving.lock().unwrap_or_else(|e| e.into_inner());
+        serving.as_ref()?.http.as_ref().map(|h| h.local_addr())
     }
 
     /// The address the RTSP server listens on, while it serves.
@@ -905,19 +916,14 @@ impl Server {
             let registry = self.registry();
             registry.stats_of(&registry.nodes)
         };
+        let serving = self.inner.serving.lock().unwrap_or_else(|e| e.into_inner());
         ServerStats {
             uptime_s: (self.inner.clock.now_ns() - self.inner.started_ns) as f64 / 1e9,
             bytes_copied: bytes_copied(),
             nodes,
             streams: self.inner.hub.stream_stats(),
-            rtsp: self
-                .inner
-                .serving
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-                .and_then(|s| s.rtsp.as_ref())
-                .map(|r| r.stats()),
+            rtsp: serving.as_ref().and_then(|s| s.rtsp.as_ref()).map(|r| r.stats()),
+            http: serving.as_ref().and_then(|s| s.http.as_ref()).map(|h| h.stats()),
         }
     }
 
@@ -928,6 +934,7 @@ impl Server {
         let serving = self.inner.serving.lock().unwrap_or_else(|e| e.into_inner()).take();
         // The listeners' last stats (their clients until the end) go into the final ones.
         let rtsp = serving.as_ref().and_then(|s| s.rtsp.as_ref()).map(|r| r.stats());
+        let http = serving.as_ref().and_then(|s| s.http.as_ref()).map(|h| h.stats());
         if let Some(serving) = serving {
             serving.stop();
         }
@@ -939,6 +946,7 @@ impl Server {
         let stats = ServerStats {
             nodes: stopped,
             rtsp,
+            http,
             ..self.stats()
         };
         tracing::info!("server stopped");

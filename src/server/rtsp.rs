@@ -177,6 +177,7 @@ impl Receiver {
             });
             let (pts, duration) = timeline.place(elapsed);
             self.publisher.publish(Item::Packet(Packet {
+                meta: Default::default(),
                 codec: picture.params.codec,
                 data: picture.data,
                 pts,

@@ -6,7 +6,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::config::ServerConfig;
-use crate::hub::{Join, SubscribeOptions, Subscription};
+use crate::hub::{Join, StreamFormat, SubscribeOptions, Subscription};
+use crate::serve::http::{Backend, HttpServer, SnapshotFuture, StreamInfo};
 use crate::serve::rtsp::{Refusal, RtspServer, Streams};
 
 use super::{Inner, Principal, Protocol, Server, ServerError};
@@ -17,6 +18,7 @@ const FEED_QUEUE: usize = 128;
 pub(super) struct Serving {
     runtime: tokio::runtime::Runtime,
     pub(super) rtsp: Option<RtspServer>,
+    pub(super) http: Option<HttpServer>,
 }
 
 /// The server as the listeners see it (weakly: they do not keep it alive).
@@ -58,6 +60,89 @@ impl Streams for Door {
     }
 }
 
+impl Backend for Door {
+    fn open(
+        &self,
+        user: Option<&str>,
+        stream: &str,
+        protocol: Protocol,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, Refusal> {
+        self.server()?
+            .open_reader(&principal(user), stream, protocol, options)
+            .map_err(refusal)
+    }
+
+    fn check(&self, user: Option<&str>, stream: &str, protocol: Protocol) -> Result<(), Refusal> {
+        self.server()?
+            .check_reader(&principal(user), stream, protocol)
+            .map_err(refusal)
+    }
+
+    fn streams(&self, user: Option<&str>) -> Vec<StreamInfo> {
+        let Ok(server) = self.server() else {
+            return Vec::new();
+        };
+        let who = principal(user);
+        let hub = server.hub();
+        hub.stream_stats()
+            .into_iter()
+            .filter(|s| s.publishers > 0)
+            .filter(|s| server.check_reader(&who, &s.name, Protocol::Api).is_ok())
+            .map(|s| {
+                let mut info = StreamInfo {
+                    name: s.name.clone(),
+                    kind: None,
+                    codec: None,
+                    width: None,
+                    height: None,
+                    fps: None,
+                    subscribers: s.subscribers,
+                };
+                match hub.format_of(&s.name) {
+                    Some(StreamFormat::Video(v)) => {
+                        info.kind = Some("raw");
+                        (info.width, info.height, info.fps) = (Some(v.width), Some(v.height), Some(v.fps.as_f64()));
+                    }
+                    Some(StreamFormat::Coded(p)) => {
+                        info.kind = Some("coded");
+                        info.codec = Some(p.codec.to_string());
+                        (info.width, info.height) = (Some(p.width), Some(p.height));
+                    }
+                    None => {}
+                }
+                info
+            })
+            .collect()
+    }
+
+    fn snapshot(&self, _user: Option<&str>, stream: &str, quality: u8, timeout: Duration) -> SnapshotFuture {
+        let server = match self.server() {
+            Ok(s) => s,
+            Err(_) => return Box::pin(async { Err((503, "the server is stopping".to_owned())) }),
+        };
+        let pending = server.snapshot(stream, None, quality, timeout);
+        Box::pin(async move {
+            pending.await.map_err(|e| {
+                let status = match e.kind() {
+                    super::ErrorKind::InvalidInput => 400,
+                    super::ErrorKind::NotFound => 404,
+                    super::ErrorKind::Conflict => 409,
+                    super::ErrorKind::Unavailable => 503,
+                    super::ErrorKind::Timeout => 504,
+                    super::ErrorKind::Internal => 500,
+                };
+                (status, e.to_string())
+            })
+        })
+    }
+
+    fn rtsp_url(&self, stream: &str) -> Option<String> {
+        let addr = self.server().ok()?.rtsp_address()?;
+        Some(format!("rtsp://{addr}/{stream}"))
+    }
+}
+
 impl Serving {
     pub(super) fn start(config: &ServerConfig, server: Weak<Inner>) -> Result<Serving, ServerError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -74,7 +159,7 @@ impl Serving {
             let server = RtspServer::start(
                 config.rtsp.clone(),
                 config.users.clone(),
-                Arc::new(Door(server)),
+                Arc::new(Door(server.clone())),
                 runtime.handle(),
             )
             .map_err(|source| ServerError::Listen {
@@ -87,22 +172,44 @@ impl Serving {
         } else {
             None
         };
-        Ok(Serving { runtime, rtsp })
+        let http = if config.http.enabled {
+            let http = HttpServer::start(
+                config.http.clone(),
+                config.users.clone(),
+                Arc::new(Door(server)),
+                runtime.handle(),
+            )
+            .map_err(|source| ServerError::Listen {
+                protocol: "HTTP",
+                address: config.http.listen.clone(),
+                source,
+            })?;
+            tracing::info!(address = %http.local_addr(), "HTTP listener listening");
+            Some(http)
+        } else {
+            None
+        };
+        Ok(Serving { runtime, rtsp, http })
+    }
+
+    fn stop_listeners(&self) {
+        if let Some(r) = &self.rtsp {
+            r.stop();
+        }
+        if let Some(h) = &self.http {
+            h.stop();
+        }
     }
 
     /// Closes every connection and waits (briefly) for the tasks to end.
     pub(super) fn stop(self) {
-        if let Some(r) = &self.rtsp {
-            r.stop();
-        }
+        self.stop_listeners();
         self.runtime.shutdown_timeout(Duration::from_secs(2));
     }
 
     /// The same, from any thread (even one of the runtime's own), without waiting.
     pub(super) fn stop_in_background(self) {
-        if let Some(r) = &self.rtsp {
-            r.stop();
-        }
+        self.stop_listeners();
         self.runtime.shutdown_background();
     }
 }

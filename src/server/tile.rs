@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::hub::{Item, RecvError, StreamFormat, SubscribeOptions, SubscriptionControl};
-use crate::media::{BufferPool, Frame, FrameMeta};
+use crate::media::{BufferPool, Frame};
 use crate::process::tile::{TileOptions, Tiler};
 
 use super::node::{Every, NodeCtx, NodeState};
@@ -69,16 +69,12 @@ pub(super) fn spawn(
                 };
                 let started = Instant::now();
                 let tiles: Vec<Option<&Frame>> = latest.iter().map(Option::as_ref).collect();
-                let detections = tiler.compose(&tiles, &mut buffer);
+                let meta = tiler.compose(&tiles, &mut buffer);
                 shared.time_stage("tile", started);
                 let newest = latest.iter().flatten().max_by_key(|f| f.pts).expect("a fresh tile");
                 // The mosaic's own time on the pipeline clock: its tiles' times can repeat or step back.
                 let pts = now.max(last_pts + 1);
                 last_pts = pts;
-                let meta = FrameMeta {
-                    detections,
-                    ..FrameMeta::default()
-                };
                 let mosaic = Frame {
                     info,
                     pts,

@@ -218,6 +218,7 @@ impl Capture<'_> {
                     };
                     announced.update(self.publisher, &p);
                     Item::Packet(Packet {
+                        meta: Default::default(),
                         codec: p.codec,
                         data,
                         pts,

@@ -1,0 +1,421 @@
+//! The one HTTP listener of Eyrie (`[server.http]`): the page, HLS and
+//! LL-HLS, fMP4 over WebSocket, `live.mp4`, MJPEG and snapshots, and later
+//! the control API — routes added to one [`axum::Router`], served by our own
+//! accept loop over hyper (HTTP/1.1, RFC 9112) so that the header size, the
+//! number of connections, stalled writers and shutdown are bounded here.
+//!
+//! - [`routes`]: the router and its handlers;
+//! - [`mjpeg`]: one JPEG encoder per raw stream for all its MJPEG viewers.
+
+pub mod mjpeg;
+pub mod routes;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+use super::hls::HlsOptions;
+use super::rtsp::Refusal;
+use super::rtsp::auth::User;
+use crate::hub::{SubscribeOptions, Subscription};
+use crate::output::snapshot::Snapshot;
+use crate::server::Protocol;
+
+/// The `[server.http]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpOptions {
+    /// Serve HTTP at all.
+    pub enabled: bool,
+    /// Address and port to listen on. Anything but a loopback address needs
+    /// `[[server.users]]`.
+    pub listen: String,
+    /// Most connections at once (more are answered 503 and closed).
+    pub max_connections: usize,
+    /// Largest request head (request line and headers), bytes; larger is
+    /// answered 431.
+    pub max_header_bytes: usize,
+    /// Seconds a client may take to send its request head.
+    pub header_timeout: f64,
+    /// Seconds a client may leave what it was sent unread before it is
+    /// disconnected (stuck viewers).
+    pub write_timeout: f64,
+    /// Most MJPEG pictures per second of a raw stream (encoded once for all viewers).
+    pub mjpeg_fps: f64,
+    /// JPEG quality of MJPEG and snapshots, 1–100.
+    pub jpeg_quality: u8,
+    /// HLS and LL-HLS (`[server.http.hls]`).
+    pub hls: HlsOptions,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            enabled: true,
+            listen: "127.0.0.1:8080".into(),
+            max_connections: 2048,
+            max_header_bytes: 16 << 10,
+            header_timeout: 10.0,
+            write_timeout: 10.0,
+            mjpeg_fps: 10.0,
+            jpeg_quality: 80,
+            hls: HlsOptions::default(),
+        }
+    }
+}
+
+impl HttpOptions {
+    /// Checks values beyond their types: (key, message).
+    pub fn check(&self, users: &[User]) -> Result<(), (String, String)> {
+        let err = |k: &str, m: String| Err((k.to_owned(), m));
+        if !self.enabled {
+            return Ok(());
+        }
+        let Ok(addr) = self.listen.parse::<SocketAddr>() else {
+            return err(
+                "listen",
+                format!("`{}` is not an address and port like 127.0.0.1:8080", self.listen),
+            );
+        };
+        if !addr.ip().is_loopback() && users.is_empty() {
+            return err(
+                "listen",
+                format!("{addr} is reachable from other machines: add [[server.users]] first (or listen on 127.0.0.1)"),
+            );
+        }
+        if self.max_connections == 0 {
+            return err("max_connections", "must be at least 1".into());
+        }
+        if !(8192..=1 << 20).contains(&self.max_header_bytes) {
+            return err(
+                "max_header_bytes",
+                format!("{} is outside 8192..=1048576", self.max_header_bytes),
+            );
+        }
+        for (key, v) in [
+            ("header_timeout", self.header_timeout),
+            ("write_timeout", self.write_timeout),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
+                return err(key, format!("{v} is not a number of seconds in (0, 3600]"));
+            }
+        }
+        if !(self.mjpeg_fps.is_finite() && self.mjpeg_fps > 0.0 && self.mjpeg_fps <= 120.0) {
+            return err("mjpeg_fps", format!("{} is outside (0, 120]", self.mjpeg_fps));
+        }
+        if !(1..=100).contains(&self.jpeg_quality) {
+            return err("jpeg_quality", format!("{} is outside 1..=100", self.jpeg_quality));
+        }
+        self.hls.check().map_err(|(k, m)| (format!("hls.{k}"), m))
+    }
+}
+
+/// What the page lists about a stream.
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamInfo {
+    /// Its name.
+    pub name: String,
+    /// `raw` or `coded` (`null` before its first format).
+    pub kind: Option<&'static str>,
+    /// The codec of a coded stream.
+    pub codec: Option<String>,
+    /// Picture width.
+    pub width: Option<u32>,
+    /// Picture height.
+    pub height: Option<u32>,
+    /// Frames per second, when known.
+    pub fps: Option<f64>,
+    /// Readers now (every protocol and node).
+    pub subscribers: usize,
+}
+
+/// A snapshot being taken; its error is an HTTP status and why.
+pub type SnapshotFuture = Pin<Box<dyn Future<Output = Result<Snapshot, (u16, String)>> + Send>>;
+
+/// The server as the HTTP listener reads it: the one door to its streams.
+pub trait Backend: Send + Sync + 'static {
+    /// A reader of `stream` for `user` (`None`: anonymous) over `protocol`.
+    fn open(
+        &self,
+        user: Option<&str>,
+        stream: &str,
+        protocol: Protocol,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, Refusal>;
+    /// Whether `user` may read `stream` over `protocol` (and it is published).
+    fn check(&self, user: Option<&str>, stream: &str, protocol: Protocol) -> Result<(), Refusal>;
+    /// The streams `user` may read, by name.
+    fn streams(&self, user: Option<&str>) -> Vec<StreamInfo>;
+    /// A JPEG of the next picture of `stream`.
+    fn snapshot(&self, user: Option<&str>, stream: &str, quality: u8, timeout: Duration) -> SnapshotFuture;
+    /// The RTSP URL of `stream`, when the RTSP server runs.
+    fn rtsp_url(&self, stream: &str) -> Option<String>;
+}
+
+/// Counters of the listener.
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Connections refused (over `max_connections`).
+    pub refused: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicUsize,
+    /// Connections closed because the client stopped reading.
+    pub stalled: AtomicU64,
+}
+
+/// Stats of the HTTP listener.
+#[derive(Clone, Debug, Serialize)]
+pub struct HttpStats {
+    /// Its address.
+    pub address: String,
+    /// Connections accepted so far.
+    pub connections: u64,
+    /// Connections open now.
+    pub open: usize,
+    /// Connections refused for being over the limit.
+    pub refused: u64,
+    /// Connections dropped because the client stopped reading.
+    pub stalled: u64,
+    /// Streams fragmented now (fMP4, HLS, WebSocket, `live.mp4`), with their viewers.
+    pub live: Vec<LiveStats>,
+    /// Raw streams encoded to JPEG now, with their viewers.
+    pub mjpeg: Vec<MjpegStats>,
+}
+
+/// One stream fragmented for HTTP clients.
+#[derive(Clone, Debug, Serialize)]
+pub struct LiveStats {
+    /// The stream.
+    pub stream: String,
+    /// Clients holding it.
+    pub clients: usize,
+    /// Pictures fragmented.
+    pub pictures: u64,
+    /// Bytes of HLS segments held.
+    pub hls_bytes: usize,
+}
+
+/// One raw stream encoded to JPEG.
+#[derive(Clone, Debug, Serialize)]
+pub struct MjpegStats {
+    /// The stream.
+    pub stream: String,
+    /// Viewers.
+    pub viewers: usize,
+    /// JPEGs encoded (or passed through).
+    pub pictures: u64,
+}
+
+/// The running listener.
+pub struct HttpServer {
+    address: SocketAddr,
+    stop: watch::Sender<bool>,
+    state: Arc<routes::State>,
+}
+
+impl HttpServer {
+    /// Binds `options.listen` and serves on `runtime`.
+    pub fn start(
+        options: HttpOptions,
+        users: Vec<User>,
+        backend: Arc<dyn Backend>,
+        runtime: &tokio::runtime::Handle,
+    ) -> io::Result<HttpServer> {
+        let std_listener = std::net::TcpListener::bind(&options.listen)?;
+        std_listener.set_nonblocking(true)?;
+        let address = std_listener.local_addr()?;
+        let state = routes::State::new(options.clone(), users, backend);
+        let (stop, stopped) = watch::channel(false);
+        let listener = {
+            let _guard = runtime.enter();
+            TcpListener::from_std(std_listener)?
+        };
+        runtime.spawn(accept_loop(listener, Arc::clone(&state), stopped));
+        Ok(HttpServer { address, stop, state })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops accepting and ends every connection.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Its counters now.
+    pub fn stats(&self) -> HttpStats {
+        self.state.stats(self.address)
+    }
+}
+
+/// A plain answer for a connection over the limit (no request is read).
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 38\r\nretry-after: 5\r\nconnection: close\r\n\r\ntoo many connections; try again later\n";
+
+async fn accept_loop(listener: TcpListener, state: Arc<routes::State>, mut stopped: watch::Receiver<bool>) {
+    let options = &state.options;
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.max_buf_size(options.max_header_bytes.max(8192))
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs_f64(options.header_timeout));
+    let write_timeout = Duration::from_secs_f64(options.write_timeout);
+    let router = routes::router(Arc::clone(&state));
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors or the like: wait rather than spin.
+                    tracing::warn!("HTTP accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let counters = &state.counters;
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut stream = stream;
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(BUSY)).await;
+            });
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        counters.connections.fetch_add(1, Ordering::Relaxed);
+        counters.open.fetch_add(1, Ordering::Relaxed);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            let router = router.clone();
+            async move {
+                use tower::ServiceExt;
+                router.oneshot(request.map(axum::body::Body::new)).await
+            }
+        });
+        let io = hyper_util::rt::TokioIo::new(TimedIo::new(stream, write_timeout));
+        let mut connection = http.serve_connection(io, service).with_upgrades();
+        let (state, mut stopping) = (Arc::clone(&state), stopped.clone());
+        tokio::spawn(async move {
+            let ended = tokio::select! {
+                ended = &mut connection => ended,
+                _ = async { drop(stopping.wait_for(|stop| *stop).await) } => {
+                    // A request in progress gets a moment; endless streams are cut after it.
+                    std::pin::Pin::new(&mut connection).graceful_shutdown();
+                    tokio::time::timeout(Duration::from_secs(1), connection).await.unwrap_or(Ok(()))
+                }
+            };
+            if let Err(e) = ended
+                && io_timed_out(&e)
+            {
+                state.counters.stalled.fetch_add(1, Ordering::Relaxed);
+            }
+            state.counters.open.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+}
+
+fn io_timed_out(e: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return io.kind() == io::ErrorKind::TimedOut;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A socket whose writes fail once they have waited `timeout` for the
+/// client to read: a viewer that stops reading is dropped, whatever it
+/// watches (HTTP bodies and WebSockets alike).
+pub struct TimedIo {
+    inner: TcpStream,
+    timeout: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl TimedIo {
+    /// `inner` with writes bounded by `timeout`.
+    pub fn new(inner: TcpStream, timeout: Duration) -> Self {
+        TimedIo {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    fn wait<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match poll {
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let sleep = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl AsyncRead for TimedIo {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TimedIo {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wait(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wait(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.wait(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

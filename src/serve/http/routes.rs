@@ -1,0 +1,659 @@
+//! The HTTP routes: the page, the stream list, and per stream
+//! `/<stream>/…`: `ws` (fMP4 over WebSocket for MSE, with detection
+//! metadata), `index.m3u8` / `media.m3u8` / `ts.m3u8` with `init/`, `seg/`
+//! and `part/` (HLS and LL-HLS), `live.mp4`, `mjpeg` and `snapshot.jpg`.
+//! Every route signs the client in first when users are configured.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, RawQuery, Request, State as Axum};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::mjpeg::{self, MjpegSettings, Producers};
+use super::{Backend, HttpCounters, HttpOptions, HttpStats, LiveStats, MjpegStats};
+use crate::hub::{Join, SubscribeOptions};
+use crate::serve::cmaf::InitSegment;
+use crate::serve::demand::{Hold, lock};
+use crate::serve::hls::{Name, Ready, blocking_query};
+use crate::serve::live::{self, LIVE_IDLE, Live, LiveFormat, Lives, Picture};
+use crate::serve::rtsp::Refusal;
+use crate::serve::rtsp::auth::{Authenticator, User};
+use crate::server::Protocol;
+
+/// Packets a served stream's hub queue holds before it skips to a keyframe.
+const QUEUE: usize = 128;
+/// How long a request waits for a stream's first picture.
+const FIRST_PICTURE: Duration = Duration::from_secs(5);
+
+const PAGE: &str = include_str!("page/index.html");
+const APP: &str = include_str!("page/app.js");
+const STYLE: &str = include_str!("page/style.css");
+
+type Snapshots = Mutex<HashMap<String, watch::Receiver<Option<Result<Bytes, (u16, String)>>>>>;
+
+/// What every handler shares.
+pub struct State {
+    pub(super) options: HttpOptions,
+    auth: Authenticator,
+    backend: Arc<dyn Backend>,
+    lives: Arc<Lives>,
+    producers: Arc<Producers>,
+    snapshots: Snapshots,
+    pub(super) counters: HttpCounters,
+}
+
+impl State {
+    pub(super) fn new(options: HttpOptions, users: Vec<User>, backend: Arc<dyn Backend>) -> Arc<State> {
+        Arc::new(State {
+            options,
+            auth: Authenticator::new(users),
+            backend,
+            lives: Lives::new(LIVE_IDLE),
+            producers: Producers::new(mjpeg::MJPEG_IDLE),
+            snapshots: Mutex::new(HashMap::new()),
+            counters: HttpCounters::default(),
+        })
+    }
+
+    pub(super) fn stats(&self, address: SocketAddr) -> HttpStats {
+        let c = &self.counters;
+        HttpStats {
+            address: address.to_string(),
+            connections: c.connections.load(Ordering::Relaxed),
+            open: c.open.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            stalled: c.stalled.load(Ordering::Relaxed),
+            live: self
+                .lives
+                .all()
+                .iter()
+                .map(|e| LiveStats {
+                    stream: e.name.clone(),
+                    clients: e.clients(),
+                    pictures: e.state.counters.pictures.load(Ordering::Relaxed),
+                    hls_bytes: lock(&e.state.window).bytes(),
+                })
+                .collect(),
+            mjpeg: self
+                .producers
+                .all()
+                .iter()
+                .map(|e| MjpegStats {
+                    stream: e.name.clone(),
+                    viewers: e.clients(),
+                    pictures: e.state.pictures.load(Ordering::Relaxed),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Who signed in (`None`: no users are configured).
+#[derive(Clone, Debug)]
+struct Signed(Option<String>);
+
+/// The router of every route.
+pub(super) fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { text(StatusCode::OK, "text/html; charset=utf-8", PAGE) }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { text(StatusCode::OK, "text/javascript; charset=utf-8", APP) }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { text(StatusCode::OK, "text/css; charset=utf-8", STYLE) }),
+        )
+        .route("/api/streams", get(streams))
+        .route("/{stream}/ws", get(websocket))
+        .route("/{stream}/index.m3u8", get(multivariant))
+        .route("/{stream}/media.m3u8", get(media_playlist))
+        .route("/{stream}/ts.m3u8", get(ts_playlist))
+        .route("/{stream}/{dir}/{file}", get(hls_file))
+        .route("/{stream}/live.mp4", get(live_mp4))
+        .route("/{stream}/mjpeg", get(mjpeg_stream))
+        .route("/{stream}/snapshot.jpg", get(snapshot))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page".into()) })
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), sign_in))
+        .with_state(state)
+}
+
+fn text(status: StatusCode, kind: &'static str, body: impl Into<Body>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")],
+        body.into(),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    text(status, "text/plain; charset=utf-8", message + "\n")
+}
+
+fn refused(r: Refusal) -> Response {
+    match r {
+        Refusal::NotFound(m) => error(StatusCode::NOT_FOUND, m),
+        Refusal::Forbidden(m) => error(StatusCode::FORBIDDEN, m),
+    }
+}
+
+async fn sign_in(Axum(state): Axum<Arc<State>>, mut request: Request, next: Next) -> Response {
+    let user = if state.auth.required() {
+        let authorization = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        match state
+            .auth
+            .check(authorization, request.method().as_str(), target, SystemTime::now())
+        {
+            Some(user) => Some(user.to_owned()),
+            None => {
+                let mut response = error(StatusCode::UNAUTHORIZED, "sign in first".into());
+                for challenge in state.auth.challenges(SystemTime::now()) {
+                    if let Ok(v) = HeaderValue::from_str(&challenge) {
+                        response.headers_mut().append(header::WWW_AUTHENTICATE, v);
+                    }
+                }
+                return response;
+            }
+        }
+    } else {
+        None
+    };
+    request.extensions_mut().insert(Signed(user));
+    next.run(request).await
+}
+
+fn user(request_user: &axum::Extension<Signed>) -> Option<&str> {
+    request_user.0.0.as_deref()
+}
+
+type Who = axum::Extension<Signed>;
+
+async fn streams(Axum(state): Axum<Arc<State>>, who: Who) -> Response {
+    let list: Vec<serde_json::Value> = state
+        .backend
+        .streams(user(&who))
+        .into_iter()
+        .map(|s| {
+            let fmp4 = matches!(s.codec.as_deref(), Some("h264" | "h265"));
+            let jpeg = s.kind == Some("raw") || s.codec.as_deref() == Some("mjpeg");
+            let url = |on: bool, tail: &str| on.then(|| format!("/{}/{tail}", s.name));
+            json!({
+                "name": s.name,
+                "kind": s.kind,
+                "codec": s.codec,
+                "width": s.width,
+                "height": s.height,
+                "fps": s.fps,
+                "subscribers": s.subscribers,
+                "urls": {
+                    "ws": url(fmp4, "ws"),
+                    "hls": url(fmp4, "index.m3u8"),
+                    "ts": url(fmp4 && state.options.hls.ts, "ts.m3u8"),
+                    "mp4": url(fmp4, "live.mp4"),
+                    "mjpeg": url(jpeg, "mjpeg"),
+                    "snapshot": url(s.kind.is_some(), "snapshot.jpg"),
+                    "rtsp": if s.kind == Some("coded") { state.backend.rtsp_url(&s.name) } else { None },
+                }
+            })
+        })
+        .collect();
+    text(
+        StatusCode::OK,
+        "application/json",
+        json!({ "streams": list }).to_string(),
+    )
+}
+
+/// Holds `stream`'s fragmenting for `who` and waits for its format.
+async fn live_stream(
+    state: &Arc<State>,
+    who: &Who,
+    stream: &str,
+    protocol: Protocol,
+) -> Result<(Hold<Live>, Arc<InitSegment>), Response> {
+    let options = SubscribeOptions::leaky(QUEUE).join(Join::LastKeyframe);
+    // Access is checked for every client, not only the one that starts the work.
+    state.backend.check(user(who), stream, protocol).map_err(refused)?;
+    let hold = live::attach(&state.lives, stream, &state.options.hls, || {
+        state.backend.open(user(who), stream, protocol, options)
+    })
+    .map_err(refused)?;
+    match hold.entry.state.format(FIRST_PICTURE).await {
+        Some(LiveFormat::Ready(init)) => Ok((hold, init)),
+        Some(LiveFormat::Refused(why)) => Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, why)),
+        None => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("stream `{stream}` has sent no picture yet; try again"),
+        )),
+    }
+}
+
+/// What a client following a stream gets, in order.
+enum Out {
+    Init(Arc<InitSegment>),
+    Picture(Arc<Picture>),
+    Gap(u64),
+}
+
+/// Follows a stream for one client from its last keyframe: pictures go out
+/// through `tx` (small and bounded: a client that does not take them makes
+/// this fall behind the stream's ring, and skip to the next keyframe).
+async fn follow(hold: Hold<Live>, init: Arc<InitSegment>, tx: mpsc::Sender<Out>) {
+    let live = &hold.entry.state;
+    let (gop, mut ring) = live.join();
+    let mut version = init.version;
+    if tx.send(Out::Init(init)).await.is_err() {
+        return;
+    }
+    let mut skipping = false;
+    let mut backlog: VecDeque<Arc<Picture>> = gop.into();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let picture = match backlog.pop_front() {
+            Some(p) => p,
+            None => tokio::select! {
+                got = ring.recv() => match got {
+                    Ok(p) => p,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        skipping = true;
+                        if tx.send(Out::Gap(n)).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick() => {
+                    if hold.entry.is_closed() || tx.is_closed() {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        if picture.chunk.init.version != version {
+            // A new format: only its own keyframe can follow its init.
+            version = picture.chunk.init.version;
+            skipping = true;
+            if tx.send(Out::Init(Arc::clone(&picture.chunk.init))).await.is_err() {
+                return;
+            }
+        }
+        if skipping && !picture.chunk.keyframe {
+            continue;
+        }
+        skipping = false;
+        if tx.send(Out::Picture(picture)).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn init_message(init: &InitSegment) -> Utf8Bytes {
+    json!({"type": "init", "mime": init.mime(), "width": init.width, "height": init.height})
+        .to_string()
+        .into()
+}
+
+async fn websocket(
+    Axum(state): Axum<Arc<State>>,
+    Path(stream): Path<String>,
+    who: Who,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let (hold, init) = match live_stream(&state, &who, &stream, Protocol::WebSocket).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    // Clients send nothing but control frames: their messages stay small.
+    upgrade
+        .max_message_size(64 << 10)
+        .max_frame_size(64 << 10)
+        .on_upgrade(move |socket| ws_client(socket, hold, init))
+}
+
+async fn ws_client(socket: WebSocket, hold: Hold<Live>, init: Arc<InitSegment>) {
+    let (mut sink, mut incoming) = socket.split();
+    let (tx, mut rx) = mpsc::channel(2);
+    let follower = tokio::spawn(follow(hold, init, tx));
+    let send = async {
+        while let Some(out) = rx.recv().await {
+            let messages = match out {
+                Out::Init(init) => vec![Message::Text(init_message(&init)), Message::Binary(init.bytes.clone())],
+                Out::Gap(n) => vec![Message::Text(json!({"type": "gap", "skipped": n}).to_string().into())],
+                Out::Picture(p) => {
+                    let mut m = Vec::with_capacity(2);
+                    if let Some(meta) = &p.meta {
+                        m.push(Message::Text(meta.as_str().into()));
+                    }
+                    m.push(Message::Binary(p.chunk.bytes.clone()));
+                    m
+                }
+            };
+            for m in messages {
+                if sink.send(m).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    // The client's own messages are read (and dropped) so its pings and close are seen.
+    let read = async {
+        while let Some(Ok(m)) = incoming.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = send => {}
+        _ = read => {}
+    }
+    follower.abort();
+}
+
+async fn live_mp4(Axum(state): Axum<Arc<State>>, Path(stream): Path<String>, who: Who) -> Response {
+    let (hold, init) = match live_stream(&state, &who, &stream, Protocol::Api).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let (tx, rx) = mpsc::channel(2);
+    tokio::spawn(follow(hold, init, tx));
+    // A new format cannot continue one MP4 file: the download ends there.
+    let body = futures_util::stream::unfold((rx, 0u64), |(mut rx, mut version)| async move {
+        loop {
+            match rx.recv().await? {
+                Out::Init(init) if version == 0 => {
+                    version = init.version;
+                    return Some((Ok::<_, Infallible>(init.bytes.clone()), (rx, version)));
+                }
+                Out::Init(_) => return None,
+                Out::Gap(_) => continue,
+                Out::Picture(p) => return Some((Ok(p.chunk.bytes.clone()), (rx, version))),
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "video/mp4"), (header::CACHE_CONTROL, "no-store")],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+
+async fn multivariant(Axum(state): Axum<Arc<State>>, Path(stream): Path<String>, who: Who) -> Response {
+    let (hold, _) = match live_stream(&state, &who, &stream, Protocol::Hls).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let live = &hold.entry.state;
+    let playlist = lock(&live.window).multivariant(live.fps());
+    match playlist {
+        Some(p) => text(StatusCode::OK, PLAYLIST, p),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "no picture yet".into()),
+    }
+}
+
+/// Waits until `ready` says the window can answer, at most three target
+/// durations (§6.2.5.2); then the answer, or the status to give.
+async fn wait_for(live: &Live, ready: impl Fn(&Live) -> Ready) -> Result<(), Response> {
+    let target = lock(&live.window).options().target_duration();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3 * target as u64);
+    let mut progress = live.progress.subscribe();
+    loop {
+        match ready(live) {
+            Ready::Now => return Ok(()),
+            Ready::TooFar => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "that is too far ahead of the stream".into(),
+                ));
+            }
+            Ready::Wait => {}
+        }
+        match tokio::time::timeout_at(deadline, progress.changed()).await {
+            Ok(Ok(())) => {}
+            _ => {
+                return Err(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the stream did not get there in time".into(),
+                ));
+            }
+        }
+    }
+}
+
+async fn media_playlist(
+    Axum(state): Axum<Arc<State>>,
+    Path(stream): Path<String>,
+    RawQuery(query): RawQuery,
+    who: Who,
+) -> Response {
+    let (msn, part) = match blocking_query(query.as_deref()) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let (hold, _) = match live_stream(&state, &who, &stream, Protocol::Hls).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let live = &hold.entry.state;
+    if let Some(msn) = msn
+        && let Err(r) = wait_for(live, |l| lock(&l.window).playlist_ready(msn, part)).await
+    {
+        return r;
+    }
+    let playlist = lock(&live.window).media_playlist();
+    text(StatusCode::OK, PLAYLIST, playlist)
+}
+
+async fn ts_playlist(Axum(state): Axum<Arc<State>>, Path(stream): Path<String>, who: Who) -> Response {
+    let (hold, _) = match live_stream(&state, &who, &stream, Protocol::Hls).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let playlist = lock(&hold.entry.state.window).ts_playlist();
+    match playlist {
+        Some(p) => text(StatusCode::OK, PLAYLIST, p),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("stream `{stream}` has no MPEG-TS variant (off in [server.http.hls], or its codec has none)"),
+        ),
+    }
+}
+
+fn media(kind: &'static str, parts: Vec<Bytes>) -> Response {
+    let len: usize = parts.iter().map(Bytes::len).sum();
+    let body = futures_util::stream::iter(parts.into_iter().map(Ok::<_, Infallible>));
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("max-age=60")),
+            (header::CONTENT_LENGTH, HeaderValue::from(len)),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+async fn hls_file(
+    Axum(state): Axum<Arc<State>>,
+    Path((stream, dir, file)): Path<(String, String, String)>,
+    who: Who,
+) -> Response {
+    let Some(name) = Name::parse(&dir, &file) else {
+        return error(StatusCode::NOT_FOUND, format!("no file {dir}/{file} in an HLS stream"));
+    };
+    let (hold, _) = match live_stream(&state, &who, &stream, Protocol::Hls).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let live = &hold.entry.state;
+    if let Name::Part(msn, part) = name
+        && let Err(r) = wait_for(live, |l| lock(&l.window).part_ready(msn, part)).await
+    {
+        return r;
+    }
+    let window = lock(&live.window);
+    let found = match name {
+        Name::Init(v) => window
+            .init()
+            .filter(|i| i.version == v)
+            .map(|i| ("video/mp4", vec![i.bytes.clone()])),
+        Name::Segment(m) => window
+            .segment(m)
+            .filter(|s| s.complete)
+            .map(|s| ("video/mp4", s.chunks().cloned().collect())),
+        Name::TsSegment(m) => window
+            .segment(m)
+            .and_then(|s| s.ts.clone())
+            .map(|ts| ("video/mp2t", vec![ts])),
+        Name::Part(m, p) => window.part(m, p).map(|p| ("video/mp4", p.chunks.clone())),
+    };
+    drop(window);
+    match found {
+        Some((kind, parts)) => media(kind, parts),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("{dir}/{file} of stream `{stream}` is not (or no longer) held"),
+        ),
+    }
+}
+
+const BOUNDARY: &str = "eyrie-mjpeg";
+
+async fn mjpeg_stream(Axum(state): Axum<Arc<State>>, Path(stream): Path<String>, who: Who) -> Response {
+    let options = SubscribeOptions::leaky(2).join(Join::LastKeyframe);
+    if let Err(r) = state.backend.check(user(&who), &stream, Protocol::Mjpeg) {
+        return refused(r);
+    }
+    let settings = MjpegSettings {
+        fps: state.options.mjpeg_fps,
+        quality: state.options.jpeg_quality,
+    };
+    let hold = match mjpeg::attach(&state.producers, &stream, settings, || {
+        state.backend.open(user(&who), &stream, Protocol::Mjpeg, options)
+    }) {
+        Ok(h) => h,
+        Err(r) => return refused(r),
+    };
+    let mut latest = hold.entry.state.subscribe();
+    match tokio::time::timeout(FIRST_PICTURE, latest.wait_for(Option::is_some)).await {
+        Ok(Ok(got)) => {
+            if let Some(Err(why)) = &*got {
+                return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, why.clone());
+            }
+        }
+        _ => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("stream `{stream}` has sent no picture yet; try again"),
+            );
+        }
+    }
+    latest.mark_changed();
+    // Each viewer takes the latest picture when it is ready for one: a
+    // slow viewer skips pictures, it never queues them.
+    let body = futures_util::stream::unfold(
+        (latest, hold, VecDeque::<Bytes>::new()),
+        |(mut latest, hold, mut pending)| async move {
+            loop {
+                if let Some(b) = pending.pop_front() {
+                    return Some((Ok::<_, Infallible>(b), (latest, hold, pending)));
+                }
+                latest.changed().await.ok()?;
+                let jpeg = match &*latest.borrow_and_update() {
+                    Some(Ok(j)) => j.clone(),
+                    _ => return None,
+                };
+                let head = format!(
+                    "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                    jpeg.len()
+                );
+                pending.extend([Bytes::from(head), jpeg, Bytes::from_static(b"\r\n")]);
+            }
+        },
+    );
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("multipart/x-mixed-replace; boundary=eyrie-mjpeg"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+async fn snapshot(Axum(state): Axum<Arc<State>>, Path(stream): Path<String>, who: Who) -> Response {
+    if let Err(r) = state.backend.check(user(&who), &stream, Protocol::Api) {
+        return refused(r);
+    }
+    // Concurrent requests share one picture (one decode of a keyframe).
+    let mut result = {
+        let mut map = lock(&state.snapshots);
+        match map.get(&stream).filter(|rx| rx.borrow().is_none()) {
+            Some(rx) => rx.clone(),
+            None => {
+                let (tx, rx) = watch::channel(None);
+                map.insert(stream.clone(), rx.clone());
+                let taking = state
+                    .backend
+                    .snapshot(user(&who), &stream, state.options.jpeg_quality, FIRST_PICTURE);
+                let (state, stream) = (Arc::clone(&state), stream.clone());
+                tokio::spawn(async move {
+                    let _ = tx.send(Some(taking.await.map(|s| s.jpeg)));
+                    let mut map = lock(&state.snapshots);
+                    if map.get(&stream).is_some_and(|rx| rx.same_channel(&tx.subscribe())) {
+                        map.remove(&stream);
+                    }
+                });
+                rx
+            }
+        }
+    };
+    let outcome = match result.wait_for(Option::is_some).await {
+        Ok(got) => got.clone().expect("waited for it"),
+        Err(_) => Err((500, "the snapshot was abandoned".into())),
+    };
+    match outcome {
+        Ok(jpeg) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            jpeg,
+        )
+            .into_response(),
+        Err((status, why)) => error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            why,
+        ),
+    }
+}
