@@ -49,7 +49,7 @@ fn main() {
         .unwrap_or(300);
     let root = std::env::temp_dir().join(format!("eyrie-latency-{}", std::process::id()));
     let text = format!(
-        "[server]\nmedia_root = \"{}\"\n[server.rtsp]\nlisten = \"127.0.0.1:0\"\n\
+        "[server]\nmedia_root = \"{}\"\n[server.http]\nenabled = false\n[server.rtsp]\nlisten = \"127.0.0.1:0\"\n\
          [[node]]\nname = \"cam\"\nkind = \"testsrc\"\nwidth = {WIDTH}\nheight = {HEIGHT}\n\
          [[node]]\nname = \"h264\"\nkind = \"encode\"\nlisten_to = \"cam\"\ncodec = \"h264\"\nkeyint = 30\n",
         root.display()

@@ -17,7 +17,11 @@
 #      encode with libx264, libx265 and libvpx; the default paths are the
 #      same code: `auto` still picks OpenH264 and tract),
 #   4. the acceptance run: the release binary's default pipeline for 10 s must
-#      keep every camera input at >= 29 fps with 0 drops and copy 0 bytes.
+#      keep every camera input at >= 29 fps with 0 drops and copy 0 bytes,
+#   5. the browser acceptance (tests/browser/accept.sh): the release binary's
+#      page in Debian's Chromium through Playwright (npm playwright-core, with
+#      hls.js as the LL-HLS judge) plays the mosaic over MSE with its boxes
+#      and over LL-HLS, and a camera over MJPEG; screenshots in target/browser.
 # Each step's time is printed as it ends, and all of them at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +66,10 @@ command -v tsinfo >/dev/null || need+=(tstools)
 command -v cvlc >/dev/null || need+=(vlc-bin vlc-plugin-base)
 # GStreamer's avdec_h264/avdec_h265: tests/rtsp_server.rs decodes what Eyrie serves through rtspsrc.
 gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 || need+=(gstreamer1.0-libav)
+# The page in real Chromium (tests/browser: playwright-core and hls.js from npm).
+command -v chromium >/dev/null || need+=(chromium)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
@@ -81,6 +89,9 @@ if ! ls "$ort_dir"/onnxruntime/capi/libonnxruntime.so.* >/dev/null 2>&1; then
 fi
 ORT_DYLIB_PATH=$(ls "$PWD/$ort_dir"/onnxruntime/capi/libonnxruntime.so.* | head -1)
 export ORT_DYLIB_PATH
+
+step "browser test tools (npm ci in tests/browser: playwright-core, hls.js)"
+(cd tests/browser && npm ci --no-audit --no-fund --silent)
 
 step "format"
 cargo fmt --all -- --check
@@ -114,6 +125,9 @@ if stats["bytes_copied"] != 0:
 if bad:
     sys.exit(f"acceptance failed for: {', '.join(bad)}")
 PY
+
+step "browser: the page in Chromium against the release binary (tests/browser/accept.sh)"
+tests/browser/accept.sh target/release/eyrie target/browser
 
 step_end
 printf '\n== all tests passed in %d s\n' "$SECONDS"

@@ -12,8 +12,9 @@ mod common;
 fn eyrie() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_eyrie"));
     c.env("EYRIE_LOG", "warn");
-    // Tests run side by side: each server's RTSP listener takes a free port.
+    // Tests run side by side: each server's RTSP and HTTP listeners take a free port.
     c.env("EYRIE_RTSP", "127.0.0.1:0");
+    c.env("EYRIE_HTTP", "127.0.0.1:0");
     c
 }
 

@@ -386,6 +386,7 @@ fn eyrie_run_takes_camera_uris_and_never_logs_a_password() {
     let out = Command::new(env!("CARGO_BIN_EXE_eyrie"))
         .args(["run", "--for", "3", "--stats"])
         .env("EYRIE_RTSP", "127.0.0.1:0")
+        .env("EYRIE_HTTP", "127.0.0.1:0")
         .arg(&stats_path)
         .args(["--camera", &server.url("h264", "tcp")])
         .args(["--camera", "testsrc://?size=320x240&fps=15&seed=7"])

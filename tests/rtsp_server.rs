@@ -35,7 +35,7 @@ fn encoder(name: &str, from: &str, codec: &str) -> String {
 /// A server of `nodes` with RTSP on a free port and `rtsp` keys added.
 fn serve(root: &Path, nodes: &str, rtsp: &str) -> (Server, SocketAddr) {
     let text = format!(
-        "[server]\nmedia_root = \"{}\"\n[server.rtsp]\nlisten = \"127.0.0.1:0\"\n{rtsp}\n{nodes}",
+        "[server]\nmedia_root = \"{}\"\n[server.http]\nenabled = false\n[server.rtsp]\nlisten = \"127.0.0.1:0\"\n{rtsp}\n{nodes}",
         root.display()
     );
     let config = Config::parse(&text, "rtsp-server.toml").unwrap_or_else(|e| panic!("{e}"));
@@ -189,7 +189,7 @@ fn multicast_reaches_gstreamer_inside_a_network_namespace() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nmedia_root = \"{}\"\n[server.rtsp]\nlisten = \"127.0.0.1:{port}\"\nmulticast_group = \"239.255.7.7\"\n{CAMERA}{}",
+            "[server]\nmedia_root = \"{}\"\n[server.http]\nenabled = false\n[server.rtsp]\nlisten = \"127.0.0.1:{port}\"\nmulticast_group = \"239.255.7.7\"\n{CAMERA}{}",
             dir.file("media").display(),
             encoder("h264", "cam", "h264")
         ),
@@ -385,7 +385,7 @@ fn users_sign_in_with_digest_or_basic_and_strangers_are_refused() {
     let nodes = format!("{CAMERA}{}", encoder("h264", "cam", "h264"));
     let root = dir.file("media");
     let text = format!(
-        "[server]\nmedia_root = \"{}\"\n[server.rtsp]\nlisten = \"127.0.0.1:0\"\n[[server.users]]\nname = \"admin\"\npassword = \"hunter2\"\n{nodes}",
+        "[server]\nmedia_root = \"{}\"\n[server.http]\nenabled = false\n[server.rtsp]\nlisten = \"127.0.0.1:0\"\n[[server.users]]\nname = \"admin\"\npassword = \"hunter2\"\n{nodes}",
         root.display()
     );
     let server = Server::start(Config::parse(&text, "auth.toml").unwrap()).unwrap();

@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use crate::media::{Codec, CodecParams, FrameMeta, Packet};
+use crate::media::{Codec, CodecParams, Packet};
 use crate::mux::mp4::{Entry, Mp4Muxer, TIMESCALE, write_fragment};
 use crate::mux::{MuxError, Output, Sample, to_units};
 
@@ -58,14 +58,6 @@ pub struct Chunk {
     pub packet: Packet,
     /// The init segment it needs.
     pub init: Arc<InitSegment>,
-}
-
-impl Chunk {
-    /// Its detections and ground truth, when it has any.
-    pub fn meta(&self) -> Option<&FrameMeta> {
-        let m = &*self.packet.meta;
-        (!m.detections.is_empty() || !m.ground_truth.is_empty()).then_some(m)
-    }
 }
 
 /// Why a packet makes no chunk.

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
@@ -30,8 +31,8 @@ const GOP_BYTES: usize = 16 << 20;
 pub struct Picture {
     /// Its CMAF chunk.
     pub chunk: Chunk,
-    /// Its metadata message (JSON), for streams that carry detections.
-    pub meta: Option<String>,
+    /// Its metadata message (JSON): times, detections, tracks, ground truth.
+    pub meta: Utf8Bytes,
 }
 
 /// What the stream is, for clients that wait for it.
@@ -125,7 +126,6 @@ struct Meta<'a> {
     width: u32,
     height: u32,
     detections: Vec<MetaBox<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     truth: Vec<MetaBox<'a>>,
 }
 
@@ -140,6 +140,11 @@ struct MetaBox<'a> {
     confidence: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     track_id: Option<u64>,
+    /// Ground truth: the share of the object not hidden, and inside the frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    visible: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    in_frame: Option<f32>,
 }
 
 fn detection(d: &Detection) -> MetaBox<'_> {
@@ -151,6 +156,8 @@ fn detection(d: &Detection) -> MetaBox<'_> {
         label: &d.label,
         confidence: Some(d.confidence),
         track_id: d.track_id,
+        visible: None,
+        in_frame: None,
     }
 }
 
@@ -163,6 +170,8 @@ fn truth(t: &TruthObject) -> MetaBox<'_> {
         label: t.class.label(),
         confidence: None,
         track_id: None,
+        visible: Some(t.visible),
+        in_frame: Some(t.in_frame),
     }
 }
 
@@ -185,7 +194,6 @@ fn meta_message(chunk: &Chunk) -> String {
 async fn run(lives: Arc<Lives>, entry: Arc<Entry<Live>>, subscription: Subscription) {
     let live = &entry.state;
     let mut fragmenter = Fragmenter::new();
-    let mut with_meta = false;
     let mut init_version = 0;
     loop {
         let item = match tokio::time::timeout(Duration::from_secs(1), subscription.recv_async()).await {
@@ -230,8 +238,7 @@ async fn run(lives: Arc<Lives>, entry: Arc<Entry<Live>>, subscription: Subscript
                     live.format
                         .send_replace(Some(LiveFormat::Ready(Arc::clone(&chunk.init))));
                 }
-                with_meta |= chunk.meta().is_some();
-                let meta = with_meta.then(|| meta_message(&chunk));
+                let meta = meta_message(&chunk).into();
                 let c = &live.counters;
                 c.pictures.fetch_add(1, Ordering::Relaxed);
                 c.bytes.fetch_add(chunk.bytes.len() as u64, Ordering::Relaxed);

@@ -100,13 +100,19 @@ function iou(a, b) {
   return union > 0 ? inter / union : 0;
 }
 
-// Each truth object's best IoU with a drawn box of the same label.
+// Each truth object's best IoU with a drawn box of the same label. Objects mostly
+// hidden or mostly outside the frame (visible or in_frame < 0.5) are "don't care",
+// as in Eyrie's own detector scoring (src/infer/score.rs): counted apart, not judged.
 function matchTruth(drawn) {
-  let objects = 0, matched = 0, framesWithTruth = 0, iouSum = 0;
+  let objects = 0, matched = 0, framesWithTruth = 0, iouSum = 0, ignored = 0;
   for (const f of drawn) {
     if (!f.truth?.length) continue;
     framesWithTruth++;
     for (const t of f.truth) {
+      if ((t.visible ?? 1) < 0.5 || (t.in_frame ?? 1) < 0.5) {
+        ignored++;
+        continue;
+      }
       objects++;
       let best = 0;
       for (const b of f.boxes || []) if (b.label === t.label) best = Math.max(best, iou(t, b));
@@ -115,7 +121,7 @@ function matchTruth(drawn) {
     }
   }
   return {
-    framesWithTruth, truthObjects: objects, matched, iouThreshold: IOU_MIN,
+    framesWithTruth, truthObjects: objects, ignored, matched, iouThreshold: IOU_MIN,
     fraction: objects ? matched / objects : null, meanBestIou: objects ? iouSum / objects : null,
   };
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::hls::HlsOptions;
 use super::rtsp::Refusal;
@@ -298,11 +298,19 @@ async fn accept_loop(listener: TcpListener, state: Arc<routes::State>, mut stopp
             continue;
         };
         let _ = stream.set_nodelay(true);
+        bound_send_buffer(&stream);
         counters.connections.fetch_add(1, Ordering::Relaxed);
         counters.open.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(Slot {
+            _permit: permit,
+            state: Arc::clone(&state),
+        });
         let router = router.clone();
+        let held = Arc::clone(&slot);
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            // A WebSocket keeps its connection's slot after the upgrade.
+            request.extensions_mut().insert(Arc::clone(&held));
             let router = router.clone();
             async move {
                 use tower::ServiceExt;
@@ -322,17 +330,53 @@ async fn accept_loop(listener: TcpListener, state: Arc<routes::State>, mut stopp
                 }
             };
             if let Err(e) = ended
-                && io_timed_out(&e)
+                && timed_out(&e)
             {
                 state.counters.stalled.fetch_add(1, Ordering::Relaxed);
             }
-            state.counters.open.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
+            drop(slot);
         });
     }
 }
 
-fn io_timed_out(e: &hyper::Error) -> bool {
+/// A connection's place among the `max_connections`, held by its task and
+/// by a WebSocket it became.
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    state: Arc<routes::State>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.state.counters.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Kernel memory a connection may fill with unread bytes: a stuck viewer
+/// holds at most this (and stalls, to be dropped after `write_timeout`);
+/// enough for 40 Mbit/s at 100 ms round trip.
+const SEND_BUFFER: libc::c_int = 512 << 10;
+
+fn bound_send_buffer(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket and an int option of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&SEND_BUFFER as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!("SO_SNDBUF not set: {}", io::Error::last_os_error());
+    }
+}
+
+/// True when `e` (or what caused it) is a write that timed out: a client
+/// that stopped reading.
+pub fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<io::Error>() {

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, Request, State as Axum};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -25,7 +26,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::mjpeg::{self, MjpegSettings, Producers};
-use super::{Backend, HttpCounters, HttpOptions, HttpStats, LiveStats, MjpegStats};
+use super::{Backend, HttpCounters, HttpOptions, HttpStats, LiveStats, MjpegStats, Slot};
 use crate::hub::{Join, SubscribeOptions};
 use crate::serve::cmaf::InitSegment;
 use crate::serve::demand::{Hold, lock};
@@ -322,20 +323,31 @@ async fn websocket(
     Axum(state): Axum<Arc<State>>,
     Path(stream): Path<String>,
     who: Who,
-    upgrade: WebSocketUpgrade,
+    slot: axum::Extension<Arc<Slot>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let (hold, init) = match live_stream(&state, &who, &stream, Protocol::WebSocket).await {
         Ok(x) => x,
         Err(r) => return r,
     };
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(why) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("/{stream}/ws is a WebSocket (fMP4 for MSE): {}", why.body_text()),
+            );
+        }
+    };
+    let slot = slot.0;
     // Clients send nothing but control frames: their messages stay small.
     upgrade
         .max_message_size(64 << 10)
         .max_frame_size(64 << 10)
-        .on_upgrade(move |socket| ws_client(socket, hold, init))
+        .on_upgrade(move |socket| ws_client(socket, hold, init, state, slot))
 }
 
-async fn ws_client(socket: WebSocket, hold: Hold<Live>, init: Arc<InitSegment>) {
+async fn ws_client(socket: WebSocket, hold: Hold<Live>, init: Arc<InitSegment>, state: Arc<State>, _slot: Arc<Slot>) {
     let (mut sink, mut incoming) = socket.split();
     let (tx, mut rx) = mpsc::channel(2);
     let follower = tokio::spawn(follow(hold, init, tx));
@@ -345,16 +357,14 @@ async fn ws_client(socket: WebSocket, hold: Hold<Live>, init: Arc<InitSegment>) 
                 Out::Init(init) => vec![Message::Text(init_message(&init)), Message::Binary(init.bytes.clone())],
                 Out::Gap(n) => vec![Message::Text(json!({"type": "gap", "skipped": n}).to_string().into())],
                 Out::Picture(p) => {
-                    let mut m = Vec::with_capacity(2);
-                    if let Some(meta) = &p.meta {
-                        m.push(Message::Text(meta.as_str().into()));
-                    }
-                    m.push(Message::Binary(p.chunk.bytes.clone()));
-                    m
+                    vec![Message::Text(p.meta.clone()), Message::Binary(p.chunk.bytes.clone())]
                 }
             };
             for m in messages {
-                if sink.send(m).await.is_err() {
+                if let Err(e) = sink.send(m).await {
+                    if super::timed_out(&e) {
+                        state.counters.stalled.fetch_add(1, Ordering::Relaxed);
+                    }
                     return;
                 }
             }

@@ -13,7 +13,9 @@ const LINKS = [
 const KEEP = 2000;          // entries kept in eyrie.drawn and eyrie.latency
 const META_KEEP = 600;      // metadata messages kept while waiting for their frame
 const PTS_TOLERANCE = 0.001;
-const IDLE_SNAPSHOT_MS = 5000;
+// Cards not being watched show one snapshot (a click plays them): a page left
+// open costs the server nothing per stream.
+const IDLE_SNAPSHOT_MS = 0;
 const SNAPSHOT_MS = 1000;
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -638,7 +640,8 @@ function snapshotPlayer(card, path, period) {
   const img = el('img', { 'data-player': 'snapshot', alt: `${name}, snapshot` });
   card.stage.replaceChildren(img);
   const p = { mode: 'snapshot', stream: name, img, loads: 0, stop };
-  let stopped = false, timer = 0, backoff = period, objectUrl = null, failed = false;
+  // A period of 0 takes one picture (retried only while it fails).
+  let stopped = false, timer = 0, backoff = period || 2000, objectUrl = null, failed = false;
   const ctrl = new AbortController();
   load();
   return p;
@@ -659,7 +662,7 @@ function snapshotPlayer(card, path, period) {
       if (objectUrl) URL.revokeObjectURL(objectUrl);
       objectUrl = next;
       p.loads++;
-      backoff = period;
+      backoff = period || 2000;
       if (failed) card.setError(null);
       failed = false;
       card.setStats(`snapshot ${img.naturalWidth}×${img.naturalHeight} at ${new Date().toLocaleTimeString()}`);
@@ -669,7 +672,7 @@ function snapshotPlayer(card, path, period) {
       failed = true;
       card.setError(`Snapshot ${path}: ${e.message}; retrying in ${Math.round(wait / 1000)} s`);
     }
-    if (!stopped) timer = setTimeout(load, wait);
+    if (!stopped && (period > 0 || failed)) timer = setTimeout(load, wait);
   }
 
   function stop() {
