@@ -490,3 +490,52 @@ fn connections_over_the_limit_get_503_and_stuck_readers_are_dropped() {
     }
     server.shutdown();
 }
+
+#[test]
+fn a_recorded_range_downloads_as_one_mp4_across_files_from_the_keyframe_before_it() {
+    let dir = Dir::new();
+    let rec = "[[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"h264\"\nsegment = 2\n";
+    let text = format!(
+        "[server]\nmedia_root = \"{}\"\n[server.rtsp]\nenabled = false\n[server.http]\nlisten = \"127.0.0.1:0\"\n{CAMERA}{ENCODE}{rec}",
+        dir.file("media").display()
+    );
+    let server = Server::start(Config::parse(&text, "clip.toml").unwrap()).unwrap();
+    let events = server.events();
+    server.serve().unwrap();
+    let addr = server.http_address().unwrap();
+    let mut closed = 0;
+    while closed < 2 {
+        if let eyrie::events::Event::Closed(_) = events.recv_timeout(Duration::from_secs(20)).expect("a file closes") {
+            closed += 1;
+        }
+    }
+    let entries = server.recordings(None).unwrap();
+    let (first, second) = (&entries[0], &entries[1]);
+    let secs = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    // From the middle of the first file to the middle of the second.
+    let (from, to) = (secs(first.start) + 1.3, secs(second.start) + 1.0);
+    let url = format!("/recordings/{}/{from:.3}/{to:.3}.mp4", first.camera);
+    let r = get(addr, &url);
+    assert_eq!(r.status, 200, "{url}: {}", r.text());
+    let file = dir.file("range.mp4");
+    std::fs::write(&file, &r.body).unwrap();
+    decode_strict(&file).unwrap();
+    // It starts at the keyframe at or before `from` (one a second), ends before `to`.
+    let frames = count_frames(&file) as f64;
+    let wanted = (to - from) * 30.0;
+    assert!(
+        frames >= wanted - 2.0 && frames <= wanted + 31.0,
+        "{frames} frames for {wanted}"
+    );
+    for (path, status) in [
+        (format!("/recordings/{}/946684800/946684810.mp4", first.camera), 404),
+        (format!("/recordings/{}/{to:.3}/{from:.3}.mp4", first.camera), 400),
+        (format!("/recordings/{}/yesterday/{to:.3}.mp4", first.camera), 400),
+        (format!("/recordings/{}/0/999999.mp4", first.camera), 400),
+        ("/recordings/nosuch/1/2.mp4".to_owned(), 404),
+        (format!("/recordings/{}/1/2.mkv", first.camera), 404),
+    ] {
+        assert_eq!(get(addr, &path).status, status, "{path}");
+    }
+    server.shutdown();
+}

@@ -1,6 +1,6 @@
-//! What a hostile HLS client asks, and what an odd stream feeds the window:
-//! the blocking-reload query and the file names of `init/`, `seg/` and
-//! `part/` parse strictly or are refused, and a window fed pictures of any
+//! What a hostile HTTP client asks, and what an odd stream feeds the window:
+//! the blocking-reload query, the file names of `init/`, `seg/` and `part/`
+//! and the times of a recorded range parse strictly or are refused, and a window fed pictures of any
 //! durations and keyframe pattern keeps every segment within the target
 //! duration and every part within the part target, and answers any request
 //! without a panic.
@@ -19,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     if let Ok((msn, part)) = blocking_query(Some(&text)) {
         assert!(part.is_none() || msn.is_some());
+    }
+    if let Ok(t) = eyrie::serve::clip::parse_time(&text) {
+        assert!(t >= std::time::UNIX_EPOCH);
     }
     for dir in ["init", "seg", "part"] {
         if let Some(name) = Name::parse(dir, &text) {

@@ -10,11 +10,13 @@
 //! - [`push`]: RTP/UDP push with an SDP file;
 //! - [`udp`]: datagrams sent from a head and a shared body;
 //! - [`cmaf`]: one stream as CMAF chunks (fMP4), sans-IO;
+//! - [`clip`]: a time range of recordings as one MP4, remuxed;
 //! - [`hls`]: HLS and LL-HLS segments, parts and playlists, sans-IO;
 //! - [`live`]: one stream fragmented once for every HTTP client;
 //! - [`demand`]: per-stream work started on demand and ended when idle;
 //! - [`http`]: the HTTP listener (page, HLS, WebSocket, MJPEG, snapshots).
 
+pub mod clip;
 pub mod cmaf;
 pub mod demand;
 pub mod feed;

@@ -2,11 +2,13 @@
 //! reading streams through the server's one door
 //! ([`Server::open_reader`](super::Server::open_reader)).
 
+use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::config::ServerConfig;
 use crate::hub::{Join, StreamFormat, SubscribeOptions, Subscription};
+use crate::output::index::Entry;
 use crate::serve::http::{Backend, HttpServer, SnapshotFuture, StreamInfo};
 use crate::serve::rtsp::{Refusal, RtspServer, Streams};
 
@@ -135,6 +137,12 @@ impl Backend for Door {
                 (status, e.to_string())
             })
         })
+    }
+
+    fn recordings(&self, _user: Option<&str>, camera: &str) -> Result<(PathBuf, Vec<Entry>), (u16, String)> {
+        let server = self.server().map_err(|_| (503, "the server is stopping".to_owned()))?;
+        let entries = server.recordings(Some(camera)).map_err(|e| (503, e.to_string()))?;
+        Ok((server.config().server.media_root, entries))
     }
 
     fn rtsp_url(&self, stream: &str) -> Option<String> {

@@ -4,7 +4,7 @@
 //! accept loop over hyper (HTTP/1.1, RFC 9112) so that the header size, the
 //! number of connections, stalled writers and shutdown are bounded here.
 //!
-//! - [`routes`]: the router and its handlers;
+//! - [`routes`]: the router and its handlers (recorded ranges through [`crate::serve::clip`]);
 //! - [`mjpeg`]: one JPEG encoder per raw stream for all its MJPEG viewers.
 
 pub mod mjpeg;
@@ -13,6 +13,7 @@ pub mod routes;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,6 +29,7 @@ use super::hls::HlsOptions;
 use super::rtsp::Refusal;
 use super::rtsp::auth::User;
 use crate::hub::{SubscribeOptions, Subscription};
+use crate::output::index::Entry;
 use crate::output::snapshot::Snapshot;
 use crate::server::Protocol;
 
@@ -160,6 +162,9 @@ pub trait Backend: Send + Sync + 'static {
     fn snapshot(&self, user: Option<&str>, stream: &str, quality: u8, timeout: Duration) -> SnapshotFuture;
     /// The RTSP URL of `stream`, when the RTSP server runs.
     fn rtsp_url(&self, stream: &str) -> Option<String>;
+    /// The media root and the recordings of `camera` `user` may read; the
+    /// error is an HTTP status and why.
+    fn recordings(&self, user: Option<&str>, camera: &str) -> Result<(PathBuf, Vec<Entry>), (u16, String)>;
 }
 
 /// Counters of the listener.

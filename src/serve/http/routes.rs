@@ -1,7 +1,8 @@
 //! The HTTP routes: the page, the stream list, and per stream
 //! `/<stream>/…`: `ws` (fMP4 over WebSocket for MSE, with detection
 //! metadata), `index.m3u8` / `media.m3u8` / `ts.m3u8` with `init/`, `seg/`
-//! and `part/` (HLS and LL-HLS), `live.mp4`, `mjpeg` and `snapshot.jpg`.
+//! and `part/` (HLS and LL-HLS), `live.mp4`, `mjpeg` and `snapshot.jpg`;
+//! and `/recordings/<camera>/<from>/<to>.mp4`, a recorded range as one MP4.
 //! Every route signs the client in first when users are configured.
 
 use std::collections::{HashMap, VecDeque};
@@ -28,6 +29,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 use super::mjpeg::{self, MjpegSettings, Producers};
 use super::{Backend, HttpCounters, HttpOptions, HttpStats, LiveStats, MjpegStats, Slot};
 use crate::hub::{Join, SubscribeOptions};
+use crate::output::name::rfc3339;
+use crate::serve::clip;
 use crate::serve::cmaf::InitSegment;
 use crate::serve::demand::{Hold, lock};
 use crate::serve::hls::{Name, Ready, blocking_query};
@@ -132,6 +135,7 @@ pub(super) fn router(state: Arc<State>) -> Router {
         .route("/{stream}/live.mp4", get(live_mp4))
         .route("/{stream}/mjpeg", get(mjpeg_stream))
         .route("/{stream}/snapshot.jpg", get(snapshot))
+        .route("/recordings/{camera}/{from}/{to}", get(recording))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page".into()) })
         .layer(middleware::from_fn_with_state(Arc::clone(&state), sign_in))
         .with_state(state)
@@ -666,4 +670,94 @@ async fn snapshot(Axum(state): Axum<Arc<State>>, Path(stream): Path<String>, who
             why,
         ),
     }
+}
+
+async fn recording(
+    Axum(state): Axum<Arc<State>>,
+    Path((camera, from, to)): Path<(String, String, String)>,
+    who: Who,
+) -> Response {
+    let Some(to) = to.strip_suffix(".mp4") else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "a recorded range is /recordings/<camera>/<from>/<to>.mp4".into(),
+        );
+    };
+    let (from, to) = match (clip::parse_time(&from), clip::parse_time(to)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match to.duration_since(from) {
+        Ok(d) if d > Duration::ZERO && d <= clip::MAX_RANGE => {}
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the range must end after it starts, and span at most {} h",
+                    clip::MAX_RANGE.as_secs() / 3600
+                ),
+            );
+        }
+    }
+    let (root, entries) = match state.backend.recordings(user(&who), &camera) {
+        Ok(r) => r,
+        Err((status, why)) => {
+            return error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                why,
+            );
+        }
+    };
+    let files = clip::overlapping(&entries, from, to);
+    if files.is_empty() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no recording of `{camera}` between {} and {}",
+                rfc3339(from),
+                rfc3339(to)
+            ),
+        );
+    }
+    // Files are read and remuxed on a blocking thread, one at a time, as
+    // fast as the client takes them.
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, String>>(2);
+    tokio::task::spawn_blocking(move || {
+        let mut clip = clip::Clip::new(from, to);
+        for file in &files {
+            let part = clip::read(&root, file).and_then(|packets| clip.push_file(file.start, &packets));
+            let failed = part.is_err();
+            if tx.blocking_send(part).is_err() || failed || clip.ended() {
+                break;
+            }
+        }
+        let _ = tx.blocking_send(clip.finish());
+    });
+    // The first part decides the status.
+    let first = loop {
+        match rx.recv().await {
+            Some(Ok(b)) if b.is_empty() => continue,
+            Some(Ok(b)) => break b,
+            Some(Err(e)) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("recording of `{camera}`: {e}"),
+                );
+            }
+            None => return error(StatusCode::NOT_FOUND, format!("no picture of `{camera}` in that range")),
+        }
+    };
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await? {
+            Ok(b) => Some((Ok::<_, std::io::Error>(b), rx)),
+            // Mid-file there is no status left to change: the download stops short.
+            Err(e) => Some((Err(std::io::Error::other(e)), rx)),
+        }
+    });
+    let body = futures_util::stream::once(async move { Ok(first) }).chain(rest);
+    (
+        [(header::CONTENT_TYPE, "video/mp4"), (header::CACHE_CONTROL, "no-store")],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
