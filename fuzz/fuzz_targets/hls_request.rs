@@ -41,9 +41,8 @@ fuzz_target!(|data: &[u8]| {
         ts: true,
     };
     let target = options.target_duration() as f64;
-    let part_target = options.part_ms as f64 / 1000.0;
-    let mut window = Window::new(options);
-    let mut fragmenter = Fragmenter::new();
+    let mut window = Window::new(options, 0);
+    let mut fragmenter = Fragmenter::new(0);
     let mut t = 0i64;
     for (i, b) in data.iter().enumerate().skip(2) {
         let duration = i64::from(b & 0x7F) % 50 + 1;
@@ -74,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
             if let Some(seg) = window.segment(msn) {
                 assert!(seg.duration.round() <= target, "segment {} s", seg.duration);
                 for part in seg.complete_parts() {
-                    assert!(part.duration <= part_target + 1e-3, "part {} s", part.duration);
+                    assert!(part.duration <= window.part_target() + 1e-3, "part {} s", part.duration);
                 }
             }
         }

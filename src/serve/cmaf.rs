@@ -67,10 +67,12 @@ pub enum CmafError {
     #[error(transparent)]
     Mux(#[from] MuxError),
     /// Its decode time does not increase.
-    #[error("packet {seq}: decode time does not increase; dropped")]
+    #[error("packet {seq}: decode time does not increase (back {back_ns} ns); dropped")]
     Backwards {
         /// The packet's sequence number.
         seq: u64,
+        /// How far back it is, ns.
+        back_ns: i64,
     },
 }
 
@@ -91,14 +93,14 @@ pub struct Fragmenter {
 }
 
 impl Fragmenter {
-    /// A fragmenter that has seen nothing.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The current init segment, once a packet made one.
-    pub fn init(&self) -> Option<&Arc<InitSegment>> {
-        self.init.as_ref()
+    /// A fragmenter that has seen nothing; its first init segment is
+    /// version `first_version` + 1 (a fresh number per fragmenter keeps
+    /// cached URLs of an earlier one from being taken for its own).
+    pub fn new(first_version: u64) -> Self {
+        Fragmenter {
+            version: first_version,
+            ..Self::default()
+        }
     }
 
     /// The chunk of `packet`; a packet in a new format starts a new init
@@ -122,8 +124,11 @@ impl Fragmenter {
             self.base = packet.dts;
             self.last_dts = None;
         }
-        if self.last_dts.is_some_and(|last| packet.dts <= last) {
-            return Err(CmafError::Backwards { seq: packet.seq });
+        if let Some(last) = self.last_dts.filter(|last| packet.dts <= *last) {
+            return Err(CmafError::Backwards {
+                seq: packet.seq,
+                back_ns: last - packet.dts,
+            });
         }
         if let Some(last) = self.last_dts {
             self.last_delta = packet.dts - last;

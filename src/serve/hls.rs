@@ -84,10 +84,6 @@ impl HlsOptions {
     pub fn target_duration(&self) -> u32 {
         self.segment_ms.div_ceil(1000)
     }
-
-    fn part_target(&self) -> f64 {
-        self.part_ms as f64 / 1000.0
-    }
 }
 
 /// An LL-HLS part: consecutive chunks.
@@ -161,22 +157,34 @@ pub struct Window {
     bytes: usize,
     /// Highest bitrate a segment had, bits per second.
     peak_bps: f64,
+    /// The part target: whole pictures, as close to `part_ms` as they come
+    /// (so every part but a segment's last is the same length, never
+    /// under 85 % of the target, §4.4.3.7), once the picture rate is known.
+    part_target: Option<f64>,
 }
 
 const EPSILON: f64 = 1e-4;
 
 impl Window {
-    /// An empty window.
-    pub fn new(opts: HlsOptions) -> Self {
+    /// An empty window whose first segment is number `first_msn` (a fresh
+    /// number per window keeps cached URLs of an earlier one from being
+    /// taken for its own).
+    pub fn new(opts: HlsOptions, first_msn: u64) -> Self {
         Window {
             ts: opts.ts.then(TsMuxer::new),
             opts,
             segments: VecDeque::new(),
-            next_msn: 0,
+            next_msn: first_msn,
             init: None,
             bytes: 0,
             peak_bps: 0.0,
+            part_target: None,
         }
+    }
+
+    /// The longest part, seconds.
+    pub fn part_target(&self) -> f64 {
+        self.part_target.unwrap_or(self.opts.part_ms as f64 / 1000.0)
     }
 
     /// The options.
@@ -187,11 +195,6 @@ impl Window {
     /// The current init segment.
     pub fn init(&self) -> Option<&Arc<InitSegment>> {
         self.init.as_ref()
-    }
-
-    /// Highest segment bitrate seen, bits per second.
-    pub fn peak_bps(&self) -> f64 {
-        self.peak_bps
     }
 
     /// Bytes held.
@@ -232,7 +235,10 @@ impl Window {
             });
             self.next_msn += 1;
         }
-        let part_target = self.opts.part_target();
+        let part_target = *self.part_target.get_or_insert_with(|| {
+            let pictures = (self.opts.part_ms as f64 / 1000.0 / d).round().max(1.0);
+            pictures * d
+        });
         let seg = self.segments.back_mut().expect("an open segment");
         if seg
             .parts
@@ -331,7 +337,14 @@ impl Window {
     /// can be answered (§6.2.5.2): it waits until segment `msn` is complete,
     /// or with a part, until that part or a later one exists.
     pub fn playlist_ready(&self, msn: u64, part: Option<usize>) -> Ready {
-        let newest = self.segments.back().map_or(self.next_msn, |s| s.msn);
+        // The last segment the playlist lists whole (or the one filling at the start).
+        let newest = self
+            .segments
+            .iter()
+            .rev()
+            .find(|s| s.complete)
+            .or(self.segments.back())
+            .map_or(self.next_msn, |s| s.msn);
         if msn > newest + 2 {
             return Ready::TooFar;
         }
@@ -367,8 +380,8 @@ impl Window {
              #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3}\n\
              #EXT-X-PART-INF:PART-TARGET={:.3}\n#EXT-X-MEDIA-SEQUENCE:{first}\n",
             o.target_duration(),
-            3.0 * o.part_target(),
-            o.part_target(),
+            3.0 * self.part_target(),
+            self.part_target(),
         );
         if let Some(init) = &self.init {
             let _ = writeln!(s, "#EXT-X-MAP:URI=\"init/{}.mp4\"", init.version);
@@ -385,8 +398,11 @@ impl Window {
             listed_from = i;
         }
         for (i, seg) in self.segments.iter().enumerate() {
-            let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", rfc3339(seg.utc));
-            if i >= listed_from {
+            let listed = i >= listed_from && !seg.complete_parts().is_empty();
+            if seg.complete || listed {
+                let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", rfc3339(seg.utc));
+            }
+            if listed {
                 for (p, part) in seg.complete_parts().iter().enumerate() {
                     let _ = writeln!(
                         s,
@@ -432,7 +448,7 @@ impl Window {
         Some(s)
     }
 
-    /// The multivariant playlist naming the fMP4 media playlist (and the TS one).
+    /// The multivariant playlist naming the fMP4 media playlist.
     pub fn multivariant(&self, fps: Option<f64>) -> Option<String> {
         let init = self.init.as_ref()?;
         let bandwidth = (self.peak_bps.max(1.0) * 1.1).ceil() as u64;
@@ -523,7 +539,7 @@ mod tests {
         let pps = [0x68, 0xce, 0x3c, 0x80];
         let avcc = crate::codec::h264::avcc(&[&sps], &[&pps]).expect("an avcC");
         let params = Arc::new(CodecParams::new(Codec::H264, 640, 480).with_extradata(Bytes::from(avcc)));
-        let mut f = Fragmenter::new();
+        let mut f = Fragmenter::new(0);
         (0..n)
             .map(|i| {
                 let key = i % gop == 0;
@@ -551,7 +567,7 @@ mod tests {
     #[test]
     fn segments_and_parts_stay_within_their_targets_and_numbers_only_grow() {
         for gop in [15, 60, 45, 200] {
-            let mut w = Window::new(HlsOptions::default());
+            let mut w = Window::new(HlsOptions::default(), 0);
             let mut last_msn = None;
             for c in chunks(900, gop) {
                 w.push(&c);
@@ -564,7 +580,7 @@ mod tests {
                     );
                     for p in seg.complete_parts() {
                         assert!(
-                            p.duration <= o.part_target() + EPSILON,
+                            p.duration <= w.part_target() + EPSILON,
                             "gop {gop}: part {}",
                             p.duration
                         );
@@ -586,7 +602,7 @@ mod tests {
 
     #[test]
     fn a_keyframe_gop_gives_independent_two_second_segments_of_ten_parts() {
-        let mut w = Window::new(HlsOptions::default());
+        let mut w = Window::new(HlsOptions::default(), 0);
         for c in chunks(181, 60) {
             w.push(&c);
         }
@@ -617,7 +633,7 @@ mod tests {
 
     #[test]
     fn blocking_requests_wait_for_their_part_and_refuse_what_is_too_far() {
-        let mut w = Window::new(HlsOptions::default());
+        let mut w = Window::new(HlsOptions::default(), 0);
         let all = chunks(200, 60);
         let mut it = all.iter();
         for c in it.by_ref().take(7) {
@@ -702,7 +718,7 @@ mod tests {
             max_bytes: 1 << 20,
             ..HlsOptions::default()
         };
-        let mut w = Window::new(opts);
+        let mut w = Window::new(opts, 0);
         for c in chunks(3000, 30) {
             w.push(&c);
             assert!(w.segments.iter().filter(|s| s.complete).count() <= 3);

@@ -12,7 +12,7 @@ use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
-use super::cmaf::{Chunk, Fragmenter, InitSegment};
+use super::cmaf::{Chunk, CmafError, Fragmenter, InitSegment};
 use super::demand::{Entry, Registry, lock};
 use super::hls::{HlsOptions, Window};
 use crate::hub::{Item, StreamFormat, Subscription};
@@ -106,7 +106,7 @@ pub fn attach<E>(
             let live = Live {
                 ring: broadcast::channel(RING_PICTURES).0,
                 gop: Mutex::new(Vec::new()),
-                window: Mutex::new(Window::new(hls.clone())),
+                window: Mutex::new(Window::new(hls.clone(), fresh_number())),
                 progress: watch::channel(0).0,
                 format: watch::channel(None).0,
                 fps: Mutex::new(None),
@@ -190,11 +190,18 @@ fn meta_message(chunk: &Chunk) -> String {
     serde_json::to_string(&message).expect("metadata serializes")
 }
 
+/// A number no earlier window or fragmenter of this server used: the
+/// wall clock in ms (HLS URLs stay unique across restarts of a stream).
+fn fresh_number() -> u64 {
+    unix_ms(std::time::SystemTime::now()).max(0) as u64
+}
+
 /// The task: hub items in, pictures out.
 async fn run(lives: Arc<Lives>, entry: Arc<Entry<Live>>, subscription: Subscription) {
     let live = &entry.state;
-    let mut fragmenter = Fragmenter::new();
+    let mut fragmenter = Fragmenter::new(fresh_number());
     let mut init_version = 0;
+    let mut refused = false;
     loop {
         let item = match tokio::time::timeout(Duration::from_secs(1), subscription.recv_async()).await {
             Ok(Some(item)) => item,
@@ -208,12 +215,14 @@ async fn run(lives: Arc<Lives>, entry: Arc<Entry<Live>>, subscription: Subscript
         };
         match item {
             Item::Format(StreamFormat::Coded(p)) if !matches!(p.codec, Codec::H264 | Codec::H265) => {
+                refused = true;
                 live.format.send_replace(Some(LiveFormat::Refused(format!(
                     "stream `{}` is {}: fMP4 and HLS carry h264 and h265 here",
                     entry.name, p.codec
                 ))));
             }
             Item::Format(StreamFormat::Video(info)) => {
+                refused = true;
                 live.format.send_replace(Some(LiveFormat::Refused(format!(
                     "stream `{}` carries raw {}×{} frames: serve an `encode` node that listens to it (or use its mjpeg and snapshot.jpg)",
                     entry.name, info.width, info.height
@@ -224,7 +233,16 @@ async fn run(lives: Arc<Lives>, entry: Arc<Entry<Live>>, subscription: Subscript
                 if p.duration > 0 {
                     *lock(&live.fps) = Some(1e9 / p.duration as f64);
                 }
-                let chunk = match fragmenter.push(&p) {
+                let pushed = match fragmenter.push(&p) {
+                    // The stream's time started again (a source restarted with
+                    // the same parameters): so does the fMP4 timeline, with a new init.
+                    Err(CmafError::Backwards { back_ns, .. }) if back_ns > 1_000_000_000 => {
+                        fragmenter = Fragmenter::new(fresh_number());
+                        fragmenter.push(&p)
+                    }
+                    other => other,
+                };
+                let chunk = match pushed {
                     Ok(c) => c,
                     Err(e) => {
                         if live.counters.errors.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -233,8 +251,9 @@ async fn run(lives: Arc<Lives>, entry: Arc<Entry<Live>>, subscription: Subscript
                         continue;
                     }
                 };
-                if chunk.init.version != init_version {
+                if chunk.init.version != init_version || refused {
                     init_version = chunk.init.version;
+                    refused = false;
                     live.format
                         .send_replace(Some(LiveFormat::Ready(Arc::clone(&chunk.init))));
                 }
@@ -261,6 +280,8 @@ async fn run(lives: Arc<Lives>, entry: Arc<Entry<Live>>, subscription: Subscript
                 live.progress.send_modify(|n| *n += 1);
             }
             Item::Eos => {
+                // Whatever comes next starts a timeline of its own.
+                fragmenter = Fragmenter::new(fresh_number());
                 lock(&live.window).close_segment();
                 live.progress.send_modify(|n| *n += 1);
             }

@@ -29,3 +29,22 @@ pub mod rtp;
 pub mod rtsp;
 pub mod sdp;
 pub mod udp;
+
+/// Asks for a send buffer of `bytes` on `socket` (the kernel caps it at `wmem_max`).
+pub(crate) fn set_send_buffer(socket: &impl std::os::fd::AsRawFd, bytes: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: a valid socket and a c_int option value that lives for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -124,19 +124,7 @@ impl Backend for Door {
             Err(_) => return Box::pin(async { Err((503, "the server is stopping".to_owned())) }),
         };
         let pending = server.snapshot(stream, None, quality, timeout);
-        Box::pin(async move {
-            pending.await.map_err(|e| {
-                let status = match e.kind() {
-                    super::ErrorKind::InvalidInput => 400,
-                    super::ErrorKind::NotFound => 404,
-                    super::ErrorKind::Conflict => 409,
-                    super::ErrorKind::Unavailable => 503,
-                    super::ErrorKind::Timeout => 504,
-                    super::ErrorKind::Internal => 500,
-                };
-                (status, e.to_string())
-            })
-        })
+        Box::pin(async move { pending.await.map_err(|e| (e.kind().http_status(), e.to_string())) })
     }
 
     fn recordings(&self, _user: Option<&str>, camera: &str) -> Result<(PathBuf, Vec<Entry>), (u16, String)> {

@@ -66,7 +66,17 @@ pub fn attach<E>(
         },
         move |producers, entry, subscription| async move {
             // Encoding is CPU work: it runs on a blocking thread, not the runtime's workers.
-            let _ = tokio::task::spawn_blocking(move || produce(&producers, &entry, &subscription, settings)).await;
+            let state = Arc::clone(&entry);
+            let ended = tokio::task::spawn_blocking(move || produce(&producers, &entry, &subscription, settings)).await;
+            // However it ended, its viewers are told (their responses end).
+            let why = match ended {
+                Ok(()) => "the stream ended",
+                Err(_) => "the MJPEG encoder failed",
+            };
+            state
+                .state
+                .latest
+                .send_replace(Some(Err(format!("stream `{}`: {why}", state.name))));
         },
     )
 }
@@ -98,7 +108,7 @@ fn produce(producers: &Producers, entry: &Entry<Jpegs>, subscription: &Subscript
                 return false;
             }
             // The next one is due a period after this one was (or now, after a pause).
-            *due = (*due + period).max(now - period / 2);
+            *due = (*due + period).max(now.checked_sub(period / 2).unwrap_or(now));
             true
         };
         match item {

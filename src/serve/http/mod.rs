@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
@@ -208,6 +208,8 @@ pub struct LiveStats {
     pub clients: usize,
     /// Pictures fragmented.
     pub pictures: u64,
+    /// Bytes of chunks made (once for all clients).
+    pub bytes: u64,
     /// Bytes of HLS segments held.
     pub hls_bytes: usize,
 }
@@ -238,6 +240,7 @@ impl HttpServer {
         backend: Arc<dyn Backend>,
         runtime: &tokio::runtime::Handle,
     ) -> io::Result<HttpServer> {
+        raise_open_files(options.max_connections);
         let std_listener = std::net::TcpListener::bind(&options.listen)?;
         std_listener.set_nonblocking(true)?;
         let address = std_listener.local_addr()?;
@@ -256,7 +259,7 @@ impl HttpServer {
         self.address
     }
 
-    /// Stops accepting and ends every connection.
+    /// Stops accepting and ends every HTTP connection (WebSockets end with the runtime).
     pub fn stop(&self) {
         let _ = self.stop.send(true);
     }
@@ -267,12 +270,42 @@ impl HttpServer {
     }
 }
 
+/// Raises the soft limit of open files to fit `connections` and what the
+/// rest of the server opens (as far as the hard limit allows), or says
+/// that accepting will fail first.
+fn raise_open_files(connections: usize) {
+    let want = connections as libc::rlim_t + 512;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a struct of the right type.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= want {
+            return;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: want.min(limit.rlim_max),
+            rlim_max: limit.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 && raised.rlim_cur >= want {
+            return;
+        }
+    }
+    tracing::warn!(
+        max_connections = connections,
+        open_files = limit.rlim_max,
+        "the open-files limit is below max_connections: connections beyond it fail to be accepted"
+    );
+}
+
 /// A plain answer for a connection over the limit (no request is read).
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 38\r\nretry-after: 5\r\nconnection: close\r\n\r\ntoo many connections; try again later\n";
 
 async fn accept_loop(listener: TcpListener, state: Arc<routes::State>, mut stopped: watch::Receiver<bool>) {
     let options = &state.options;
     let slots = Arc::new(Semaphore::new(options.max_connections));
+    let refusals = Arc::new(Semaphore::new(64));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.max_buf_size(options.max_header_bytes.max(8192))
         .timer(hyper_util::rt::TokioTimer::new())
@@ -295,15 +328,30 @@ async fn accept_loop(listener: TcpListener, state: Arc<routes::State>, mut stopp
         let counters = &state.counters;
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             counters.refused.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                let mut stream = stream;
-                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(BUSY)).await;
-            });
+            // A few are told why (the rest of a flood is just closed): the
+            // answer, the end of what we send, then what they sent is read
+            // away so the close is not a reset that hides the answer.
+            if let Ok(telling) = Arc::clone(&refusals).try_acquire_owned() {
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let mut stream = stream;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                        stream.write_all(BUSY).await?;
+                        stream.shutdown().await?;
+                        let mut sink = [0u8; 4096];
+                        while stream.read(&mut sink).await? > 0 {}
+                        Ok::<_, io::Error>(())
+                    })
+                    .await;
+                    drop(telling);
+                });
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
-        bound_send_buffer(&stream);
+        if let Err(e) = super::set_send_buffer(&stream, SEND_BUFFER) {
+            tracing::debug!("SO_SNDBUF not set: {e}");
+        }
         counters.connections.fetch_add(1, Ordering::Relaxed);
         counters.open.fetch_add(1, Ordering::Relaxed);
         let slot = Arc::new(Slot {
@@ -361,23 +409,6 @@ impl Drop for Slot {
 /// holds at most this (and stalls, to be dropped after `write_timeout`);
 /// enough for 40 Mbit/s at 100 ms round trip.
 const SEND_BUFFER: libc::c_int = 512 << 10;
-
-fn bound_send_buffer(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid socket and an int option of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&SEND_BUFFER as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        tracing::debug!("SO_SNDBUF not set: {}", io::Error::last_os_error());
-    }
-}
 
 /// True when `e` (or what caused it) is a write that timed out: a client
 /// that stopped reading.

@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, Request, State as Axum};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -90,6 +90,7 @@ impl State {
                     stream: e.name.clone(),
                     clients: e.clients(),
                     pictures: e.state.counters.pictures.load(Ordering::Relaxed),
+                    bytes: e.state.counters.bytes.load(Ordering::Relaxed),
                     hls_bytes: lock(&e.state.window).bytes(),
                 })
                 .collect(),
@@ -184,10 +185,31 @@ async fn sign_in(Axum(state): Axum<Arc<State>>, mut request: Request, next: Next
             }
         }
     } else {
+        // Without users the listener is on loopback; a page of another site
+        // whose name was made to point here (DNS rebinding) names its own host.
+        let host = request.headers().get(header::HOST).map(|h| h.to_str().unwrap_or("?"));
+        if let Some(host) = host.filter(|h| !loopback_host(h)) {
+            let shown: String = host.chars().take(60).collect();
+            return error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Host `{shown}` is not this machine: without [[server.users]] only 127.0.0.1, [::1] and localhost are served"
+                ),
+            );
+        }
         None
     };
     request.extensions_mut().insert(Signed(user));
     next.run(request).await
+}
+
+/// `localhost`, `127.0.0.1`, `[::1]` (with or without a port).
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn user(request_user: &axum::Extension<Signed>) -> Option<&str> {
@@ -273,8 +295,10 @@ async fn follow(hold: Hold<Live>, init: Arc<InitSegment>, tx: mpsc::Sender<Out>)
     if tx.send(Out::Init(init)).await.is_err() {
         return;
     }
-    let mut skipping = false;
-    let mut backlog: VecDeque<Arc<Picture>> = gop.into();
+    // Pictures kept from an older format cannot follow this init; without
+    // a kept keyframe, the client waits for the next one.
+    let mut backlog: VecDeque<Arc<Picture>> = gop.into_iter().filter(|p| p.chunk.init.version == version).collect();
+    let mut skipping = backlog.front().is_none_or(|p| !p.chunk.keyframe);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let picture = match backlog.pop_front() {
@@ -328,12 +352,24 @@ async fn websocket(
     Path(stream): Path<String>,
     who: Who,
     slot: axum::Extension<Arc<Slot>>,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let (hold, init) = match live_stream(&state, &who, &stream, Protocol::WebSocket).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    if let Err(r) = state.backend.check(user(&who), &stream, Protocol::WebSocket) {
+        return refused(r);
+    }
+    // Browsers let any page open a WebSocket anywhere: only this server's own pages may.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        let from = origin.to_str().unwrap_or("");
+        let same = from.strip_prefix("http://").or_else(|| from.strip_prefix("https://")) == Some(host);
+        if !same {
+            return error(
+                StatusCode::FORBIDDEN,
+                "a WebSocket from another site's page is refused (its Origin is not this server)".into(),
+            );
+        }
+    }
     let upgrade = match upgrade {
         Ok(u) => u,
         Err(why) => {
@@ -342,6 +378,10 @@ async fn websocket(
                 format!("/{stream}/ws is a WebSocket (fMP4 for MSE): {}", why.body_text()),
             );
         }
+    };
+    let (hold, init) = match live_stream(&state, &who, &stream, Protocol::WebSocket).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let slot = slot.0;
     // Clients send nothing but control frames: their messages stay small.
@@ -625,6 +665,25 @@ async fn mjpeg_stream(Axum(state): Axum<Arc<State>>, Path(stream): Path<String>,
         .into_response()
 }
 
+/// A snapshot taken (or abandoned, even by a panic): the next request takes a new one.
+struct Taken {
+    state: Arc<State>,
+    stream: String,
+    tx: watch::Sender<Option<Result<Bytes, (u16, String)>>>,
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        let mut map = lock(&self.state.snapshots);
+        if map
+            .get(&self.stream)
+            .is_some_and(|rx| rx.same_channel(&self.tx.subscribe()))
+        {
+            map.remove(&self.stream);
+        }
+    }
+}
+
 async fn snapshot(Axum(state): Axum<Arc<State>>, Path(stream): Path<String>, who: Who) -> Response {
     if let Err(r) = state.backend.check(user(&who), &stream, Protocol::Api) {
         return refused(r);
@@ -640,13 +699,14 @@ async fn snapshot(Axum(state): Axum<Arc<State>>, Path(stream): Path<String>, who
                 let taking = state
                     .backend
                     .snapshot(user(&who), &stream, state.options.jpeg_quality, FIRST_PICTURE);
-                let (state, stream) = (Arc::clone(&state), stream.clone());
+                let done = Taken {
+                    state: Arc::clone(&state),
+                    stream: stream.clone(),
+                    tx,
+                };
                 tokio::spawn(async move {
-                    let _ = tx.send(Some(taking.await.map(|s| s.jpeg)));
-                    let mut map = lock(&state.snapshots);
-                    if map.get(&stream).is_some_and(|rx| rx.same_channel(&tx.subscribe())) {
-                        map.remove(&stream);
-                    }
+                    let _ = done.tx.send(Some(taking.await.map(|s| s.jpeg)));
+                    drop(done);
                 });
                 rx
             }

@@ -325,21 +325,6 @@ pub struct RtspServer {
     stop: watch::Sender<bool>,
 }
 
-/// Asks for a send buffer of `bytes` (the kernel caps it at `wmem_max`).
-fn set_send_buffer(socket: &UdpSocket, bytes: libc::c_int) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid socket and a c_int option value that lives for the call.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&bytes as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
 /// Binds an even/odd UDP port pair on `ip` (`port` 0: any free pair).
 fn bind_pair(ip: IpAddr, port: u16) -> std::io::Result<(UdpSocket, UdpSocket)> {
     if port != 0 {
@@ -379,7 +364,7 @@ impl RtspServer {
         let (rtp, rtcp) = bind_pair(local.ip(), options.udp_port)?;
         // Every UDP client shares this socket: room for a keyframe (or a
         // joining client's GOP) to many clients at once.
-        set_send_buffer(&rtp, 8 << 20);
+        let _ = super::set_send_buffer(&rtp, 8 << 20);
         rtp.set_nonblocking(true)?;
         rtcp.set_nonblocking(true)?;
         let _guard = runtime.enter();
