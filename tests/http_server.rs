@@ -107,7 +107,7 @@ fn until(server: &Server, what: impl Fn(&Value) -> bool) -> Value {
 }
 
 #[test]
-fn ffmpeg_reads_the_fmp4_and_ts_playlists_with_a_clean_decode_of_every_frame() {
+fn ffmpeg_reads_the_fmp4_and_ts_playlists_and_live_mp4_with_a_clean_decode_of_every_frame() {
     let dir = Dir::new();
     let (server, addr) = serve(&dir.file("media"), "[server.http.hls]\nsegment_ms = 1000\n", "");
     // The fragmenting starts with the first request; three whole segments
@@ -138,6 +138,19 @@ fn ffmpeg_reads_the_fmp4_and_ts_playlists_with_a_clean_decode_of_every_frame() {
         // Three seconds at 30 fps, give or take the frame FFmpeg cuts at.
         assert!((88..=92).contains(&frames), "{playlist}: {frames} frames");
     }
+    // The progressive download: one fMP4 from the last keyframe on.
+    let out = dir.file("live.mkv");
+    let status = tool("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(format!("http://{addr}/h264/live.mp4"))
+        .args(["-t", "2", "-c", "copy"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "live.mp4");
+    decode_strict(&out).unwrap_or_else(|e| panic!("live.mp4: {e}"));
+    let frames = count_frames(&out);
+    assert!((58..=62).contains(&frames), "live.mp4: {frames} frames");
     server.shutdown();
 }
 
