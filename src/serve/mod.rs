@@ -30,6 +30,21 @@ pub mod rtsp;
 pub mod sdp;
 pub mod udp;
 
+/// Checks a listener's `listen` address (an address and port like
+/// `example`): anything but loopback needs `users`, so that no stream is
+/// reachable from other machines without signing in.
+pub(crate) fn check_listen(listen: &str, users: &[rtsp::auth::User], example: &str) -> Result<(), String> {
+    let Ok(addr) = listen.parse::<std::net::SocketAddr>() else {
+        return Err(format!("`{listen}` is not an address and port like {example}"));
+    };
+    if !addr.ip().is_loopback() && users.is_empty() {
+        return Err(format!(
+            "{addr} is reachable from other machines: add [[server.users]] first (or listen on 127.0.0.1)"
+        ));
+    }
+    Ok(())
+}
+
 /// Asks for a send buffer of `bytes` on `socket` (the kernel caps it at `wmem_max`).
 pub(crate) fn set_send_buffer(socket: &impl std::os::fd::AsRawFd, bytes: libc::c_int) -> std::io::Result<()> {
     // SAFETY: a valid socket and a c_int option value that lives for the call.

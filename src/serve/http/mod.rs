@@ -83,18 +83,7 @@ impl HttpOptions {
         if !self.enabled {
             return Ok(());
         }
-        let Ok(addr) = self.listen.parse::<SocketAddr>() else {
-            return err(
-                "listen",
-                format!("`{}` is not an address and port like 127.0.0.1:8080", self.listen),
-            );
-        };
-        if !addr.ip().is_loopback() && users.is_empty() {
-            return err(
-                "listen",
-                format!("{addr} is reachable from other machines: add [[server.users]] first (or listen on 127.0.0.1)"),
-            );
-        }
+        super::check_listen(&self.listen, users, "127.0.0.1:8080").map_err(|m| ("listen".to_owned(), m))?;
         if self.max_connections == 0 {
             return err("max_connections", "must be at least 1".into());
         }

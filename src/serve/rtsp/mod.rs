@@ -98,18 +98,7 @@ impl RtspServerOptions {
         if !self.enabled {
             return Ok(());
         }
-        let Ok(addr) = self.listen.parse::<SocketAddr>() else {
-            return err(
-                "listen",
-                format!("`{}` is not an address and port like 127.0.0.1:8554", self.listen),
-            );
-        };
-        if !addr.ip().is_loopback() && users.is_empty() {
-            return err(
-                "listen",
-                format!("{addr} is reachable from other machines: add [[server.users]] first (or listen on 127.0.0.1)"),
-            );
-        }
+        super::check_listen(&self.listen, users, "127.0.0.1:8554").map_err(|m| ("listen".to_owned(), m))?;
         if self.mtu < MIN_MTU || self.mtu > 65_000 {
             return err("mtu", format!("{} is outside {MIN_MTU}..=65000", self.mtu));
         }
