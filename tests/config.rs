@@ -319,3 +319,58 @@ fn json_and_toml_node_descriptions_give_the_same_node_and_the_same_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn http_keys_are_checked_and_a_reachable_listener_needs_users() {
+    let node = "[[node]]\nname = \"cam\"\nkind = \"testsrc\"\n";
+    let error = |server: &str| {
+        Config::parse(&format!("{server}\n{node}"), "http.toml")
+            .expect_err("must be refused")
+            .to_string()
+    };
+    for (server, key, says) in [
+        (
+            "[server.http]\nlisten = \"0.0.0.0:8080\"",
+            "server.http.listen",
+            "add [[server.users]]",
+        ),
+        (
+            "[server.http]\nlisten = \"nope\"",
+            "server.http.listen",
+            "`nope` is not an address",
+        ),
+        (
+            "[server.http]\nmax_header_bytes = 100",
+            "server.http.max_header_bytes",
+            "8192",
+        ),
+        (
+            "[server.http]\nwrite_timeout = 0",
+            "server.http.write_timeout",
+            "seconds",
+        ),
+        ("[server.http]\nmjpeg_fps = 0", "server.http.mjpeg_fps", "(0, 120]"),
+        ("[server.http]\njpeg_quality = 0", "server.http.jpeg_quality", "1..=100"),
+        (
+            "[server.http.hls]\npart_ms = 10",
+            "server.http.hls.part_ms",
+            "50..=2000",
+        ),
+        (
+            "[server.http.hls]\nsegment_ms = 100",
+            "server.http.hls.segment_ms",
+            "at least part_ms",
+        ),
+        ("[server.http.hls]\nsegments = 1", "server.http.hls.segments", "3..=100"),
+    ] {
+        let e = error(server);
+        assert!(e.contains(&format!("key `{key}`")) && e.contains(says), "{server}: {e}");
+    }
+    let e = error("[server.http]\nlisten_on = \"x\"");
+    assert!(
+        e.starts_with("http.toml:2:1: unknown key `listen_on`") && e.contains("`listen`"),
+        "{e}"
+    );
+    let users = "[[server.users]]\nname = \"admin\"\npassword = \"x\"\n[server.http]\nlisten = \"0.0.0.0:8080\"\n[server.rtsp]\nlisten = \"0.0.0.0:8554\"";
+    assert!(Config::parse(&format!("{users}\n{node}"), "http.toml").is_ok());
+}
