@@ -58,7 +58,8 @@ pub struct LiveCounters {
 /// A stream's shared state.
 pub struct Live {
     ring: broadcast::Sender<Arc<Picture>>,
-    gop: Mutex<Vec<Arc<Picture>>>,
+    /// The pictures from the last keyframe, and their bytes.
+    gop: Mutex<(Vec<Arc<Picture>>, usize)>,
     /// Its HLS segments and parts.
     pub window: Mutex<Window>,
     /// Bumped whenever the window changes (blocking HLS requests wait on it).
@@ -81,7 +82,7 @@ impl Live {
     /// next; nothing is lost or repeated between the two.
     pub fn join(&self) -> (Vec<Arc<Picture>>, broadcast::Receiver<Arc<Picture>>) {
         let gop = lock(&self.gop);
-        (gop.clone(), self.ring.subscribe())
+        (gop.0.clone(), self.ring.subscribe())
     }
 
     /// Frames per second, once known.
@@ -105,7 +106,7 @@ pub fn attach<E>(
         || {
             let live = Live {
                 ring: broadcast::channel(RING_PICTURES).0,
-                gop: Mutex::new(Vec::new()),
+                gop: Mutex::new((Vec::new(), 0)),
                 window: Mutex::new(Window::new(hls.clone(), fresh_number())),
                 progress: watch::channel(0).0,
                 format: watch::channel(None).0,
@@ -264,15 +265,18 @@ async fn run(lives: Arc<Lives>, entry: Arc<Entry<Live>>, subscription: Subscript
                 lock(&live.window).push(&chunk);
                 let picture = Arc::new(Picture { chunk, meta });
                 {
-                    let mut gop = lock(&live.gop);
-                    if picture.chunk.keyframe {
-                        gop.clear();
-                    }
-                    let bytes: usize = gop.iter().map(|p| p.chunk.bytes.len()).sum();
-                    if picture.chunk.keyframe || (!gop.is_empty() && bytes < GOP_BYTES) {
-                        gop.push(Arc::clone(&picture));
+                    // The kept bytes are counted as pictures come, not summed per picture.
+                    let (pictures, bytes) = &mut *lock(&live.gop);
+                    if picture.chunk.keyframe || (!pictures.is_empty() && *bytes < GOP_BYTES) {
+                        if picture.chunk.keyframe {
+                            pictures.clear();
+                            *bytes = 0;
+                        }
+                        *bytes += picture.chunk.bytes.len();
+                        pictures.push(Arc::clone(&picture));
                     } else {
-                        gop.clear();
+                        pictures.clear();
+                        *bytes = 0;
                     }
                     // Sent under the GOP lock: a joining client sees each picture once.
                     let _ = live.ring.send(picture);
