@@ -66,6 +66,8 @@ command -v tsinfo >/dev/null || need+=(tstools)
 command -v cvlc >/dev/null || need+=(vlc-bin vlc-plugin-base)
 # GStreamer's avdec_h264/avdec_h265: tests/rtsp_server.rs decodes what Eyrie serves through rtspsrc.
 gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 || need+=(gstreamer1.0-libav)
+# promtool checks /metrics (tests/control_api.rs); wrk drives benches/api_load.sh.
+command -v promtool >/dev/null || need+=(prometheus)
 # The page in real Chromium (tests/browser: playwright-core and hls.js from npm).
 command -v chromium >/dev/null || need+=(chromium)
 command -v node >/dev/null || need+=(nodejs)

@@ -47,6 +47,7 @@
 pub mod capture;
 pub mod codec;
 pub mod config;
+pub mod control;
 pub mod demux;
 pub mod encode;
 pub mod events;

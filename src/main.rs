@@ -187,6 +187,14 @@ enum Command {
         /// Device node, e.g. `/dev/video0`.
         device: Option<PathBuf>,
     },
+    /// Print an argon2id hash of a password for `[[server.users]]`
+    /// `password_hash` (the password is read from standard input; from a
+    /// terminal, twice and without echo).
+    Passwd {
+        /// The user name, to print a whole `[[server.users]]` table.
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Validate a config file and exit.
     Check {
         /// Config file (TOML).
@@ -216,6 +224,7 @@ fn main() -> ExitCode {
         .with(filter)
         .init();
     match cli.command {
+        Command::Passwd { user } => passwd(user),
         Command::Check { config } => match Config::from_file(&config) {
             Ok(c) => {
                 let names: Vec<String> = c
@@ -649,4 +658,68 @@ fn progress(stats: &ServerStats) {
         uptime_s = format_args!("{:.1}", stats.uptime_s),
         bytes_copied = stats.bytes_copied
     );
+}
+
+/// `eyrie passwd`: a password from standard input, hashed.
+fn passwd(user: Option<String>) -> ExitCode {
+    let read = |prompt: &str| -> Result<String, String> {
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+        if tty {
+            eprint!("{prompt}");
+        }
+        let echo = tty.then(no_echo);
+        let mut line = String::new();
+        let read = std::io::stdin().read_line(&mut line);
+        if let Some(Some(saved)) = echo {
+            // SAFETY: restores the terminal settings read from the same descriptor.
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
+            eprintln!();
+        }
+        read.map_err(|e| format!("cannot read the password: {e}"))?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+    };
+    let result = read("password: ").and_then(|password| {
+        if password.is_empty() {
+            return Err("the password is empty".into());
+        }
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) && read("again: ")? != password {
+            return Err("the two passwords differ".into());
+        }
+        eyrie::serve::auth::hash_password(&password)
+    });
+    match result {
+        Ok(hash) => {
+            match user {
+                Some(name) => println!(
+                    "[[server.users]]\nname = {}\npassword_hash = \"{hash}\"\nrole = \"viewer\"\nstreams = [\"*\"]",
+                    toml_string(&name)
+                ),
+                None => println!("{hash}"),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("eyrie passwd: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Turns off echo on standard input; the settings to restore.
+fn no_echo() -> Option<libc::termios> {
+    // SAFETY: termios is plain data; tcgetattr fills it for descriptor 0.
+    unsafe {
+        let mut saved: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(0, &mut saved) != 0 {
+            return None;
+        }
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        (libc::tcsetattr(0, libc::TCSANOW, &quiet) == 0).then_some(saved)
+    }
+}
+
+/// `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::ff::{Dir, count_frames, decode_strict, tool};
+use common::http::{Response, exchange, get, json};
 use eyrie::config::Config;
 use eyrie::server::Server;
 use futures_util::{SinkExt, StreamExt};
@@ -32,65 +33,6 @@ fn serve(root: &Path, http: &str, extra: &str) -> (Server, SocketAddr) {
     server.serve().unwrap();
     let addr = server.http_address().unwrap();
     (server, addr)
-}
-
-/// A response: status, head, body (chunked bodies decoded).
-struct Response {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(std::str::from_utf8(&raw[..eol]).unwrap().trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
-        raw = &raw[eol + 4 + size..];
-    }
-    out
-}
-
-/// Sends `raw` as it is and reads the answer to the end of the connection.
-fn exchange(addr: SocketAddr, raw: &[u8]) -> Response {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(raw).unwrap();
-    let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
-    let end = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&all)));
-    let head = String::from_utf8_lossy(&all[..end]).into_owned();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let rest = &all[end + 4..];
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        dechunk(rest)
-    } else {
-        rest.to_vec()
-    };
-    Response { status, head, body }
-}
-
-fn get(addr: SocketAddr, path: &str) -> Response {
-    exchange(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-}
-
-fn json(r: &Response) -> Value {
-    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.text()))
 }
 
 /// Waits (up to 20 s) until `what` is true of the server's HTTP stats.
@@ -348,7 +290,7 @@ fn bad_requests_get_clear_answers_and_never_a_file() {
     assert_eq!(exchange(addr, huge.as_bytes()).status, 431);
     let post = exchange(
         addr,
-        b"POST /api/streams HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+        b"POST /api/v1/streams HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
     );
     assert_eq!(post.status, 405);
     let garbage = exchange(addr, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n");
@@ -361,13 +303,13 @@ fn bad_requests_get_clear_answers_and_never_a_file() {
     assert_eq!(foreign.status, 403, "{}", foreign.text());
     let rebound = exchange(
         addr,
-        b"GET /api/streams HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+        b"GET /api/v1/streams HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(rebound.status, 403, "{}", rebound.text());
     assert_eq!(
         exchange(
             addr,
-            b"GET /api/streams HTTP/1.1\r\nHost: localhost:1\r\nConnection: close\r\n\r\n"
+            b"GET /api/v1/streams HTTP/1.1\r\nHost: localhost:1\r\nConnection: close\r\n\r\n"
         )
         .status,
         200
@@ -415,7 +357,7 @@ fn every_route_needs_a_user_once_users_exist() {
     for path in [
         "/",
         "/app.js",
-        "/api/streams",
+        "/api/v1/streams",
         "/h264/ws",
         "/h264/index.m3u8",
         "/cam/mjpeg",
@@ -439,10 +381,10 @@ fn every_route_needs_a_user_once_users_exist() {
             .as_bytes(),
         )
     };
-    let wrong = with("admin:hunter3", "/api/streams");
+    let wrong = with("admin:hunter3", "/api/v1/streams");
     assert_eq!(wrong.status, 401);
     assert!(!wrong.text().contains("hunter"));
-    let right = with("admin:hunter2", "/api/streams");
+    let right = with("admin:hunter2", "/api/v1/streams");
     assert_eq!(right.status, 200);
     assert!(
         json(&right)["streams"]
@@ -494,7 +436,7 @@ fn connections_over_the_limit_get_503_and_stuck_readers_are_dropped() {
     // Two idle connections fill the six slots.
     let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
     until(&server, |h| h["open"] == 6);
-    let over = get(addr, "/api/streams");
+    let over = get(addr, "/api/v1/streams");
     assert_eq!(over.status, 503, "{}", over.text());
     assert!(over.text().contains("too many connections"));
     // Within the write timeout of their send buffers filling, the stuck ones are gone.
@@ -503,7 +445,7 @@ fn connections_over_the_limit_get_503_and_stuck_readers_are_dropped() {
     drop(idle);
     drop(stuck);
     until(&server, |h| h["open"] == 0);
-    assert_eq!(get(addr, "/api/streams").status, 200);
+    assert_eq!(get(addr, "/api/v1/streams").status, 200);
     server.shutdown();
 }
 

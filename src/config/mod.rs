@@ -27,10 +27,10 @@ use crate::output::index::Retention;
 use crate::output::options::{RecordOptions, SmartRecordOptions, SnapshotOptions};
 use crate::process::osd::OsdOptions;
 use crate::process::tile::TileOptions;
+use crate::serve::auth::User;
 use crate::serve::http::HttpOptions;
 use crate::serve::push::RtpPushOptions;
 use crate::serve::rtsp::RtspServerOptions;
-use crate::serve::rtsp::auth::User;
 use crate::track::TrackerOptions;
 
 /// A whole configuration.
@@ -57,8 +57,9 @@ pub struct ServerConfig {
     /// The HTTP listener (`[server.http]`): the page, HLS, WebSocket, MJPEG
     /// and snapshots; started by [`crate::server::Server::serve`].
     pub http: HttpOptions,
-    /// Who may sign in (`[[server.users]]`: `name`, `password`). With any
-    /// user configured, every request on every listener must sign in.
+    /// Who may sign in (`[[server.users]]`: `name`, `password_hash` or
+    /// `password`, `role`, `streams`). With any user configured, every
+    /// request on every listener must sign in.
     pub users: Vec<User>,
 }
 
@@ -79,11 +80,12 @@ impl ServerConfig {
     fn check(&self) -> Result<(), (String, String)> {
         crate::output::options::check_retention(&self.retention)
             .map_err(|(key, message)| (format!("server.retention.{key}"), message))?;
-        if let Some(u) = self.users.iter().find(|u| u.name.is_empty() || u.name.contains(':')) {
-            return Err((
-                "server.users.name".into(),
-                format!("`{}` is empty or has a colon", u.name),
-            ));
+        for (i, u) in self.users.iter().enumerate() {
+            u.check()
+                .map_err(|(key, message)| (format!("server.users.{key}"), message))?;
+            if self.users[..i].iter().any(|v| v.name == u.name) {
+                return Err(("server.users.name".into(), format!("user `{}` is listed twice", u.name)));
+            }
         }
         self.rtsp
             .check(&self.users)
@@ -487,13 +489,17 @@ fn check_graph(nodes: &[NodeSpec], origin: &str, locate: &Locate<'_>) -> Result<
         message,
     };
     for (i, n) in nodes.iter().enumerate() {
-        if n.name.is_empty() || !n.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        if n.name.is_empty()
+            || n.name.starts_with('.')
+            || n.name.len() > 64
+            || !n.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
             return Err(err(
                 i,
                 "name",
                 format!(
-                    "`{}` is not a valid name (expected letters, digits, `_`, `-`, `.`)",
-                    n.name
+                    "`{}` is not a valid name (expected up to 64 letters, digits, `_`, `-`, `.`, not starting with `.`)",
+                    n.name.escape_debug()
                 ),
             ));
         }

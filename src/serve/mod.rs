@@ -14,8 +14,10 @@
 //! - [`hls`]: HLS and LL-HLS segments, parts and playlists, sans-IO;
 //! - [`live`]: one stream fragmented once for every HTTP client;
 //! - [`demand`]: per-stream work started on demand and ended when idle;
-//! - [`http`]: the HTTP listener (page, HLS, WebSocket, MJPEG, snapshots).
+//! - [`http`]: the HTTP listener (page, HLS, WebSocket, MJPEG, snapshots);
+//! - [`auth`]: users, roles, grants, passwords and tokens, for every listener.
 
+pub mod auth;
 pub mod clip;
 pub mod cmaf;
 pub mod demand;
@@ -33,7 +35,7 @@ pub mod udp;
 /// Checks a listener's `listen` address (an address and port like
 /// `example`): anything but loopback needs `users`, so that no stream is
 /// reachable from other machines without signing in.
-pub(crate) fn check_listen(listen: &str, users: &[rtsp::auth::User], example: &str) -> Result<(), String> {
+pub(crate) fn check_listen(listen: &str, users: &[auth::User], example: &str) -> Result<(), String> {
     let Ok(addr) = listen.parse::<std::net::SocketAddr>() else {
         return Err(format!("`{listen}` is not an address and port like {example}"));
     };

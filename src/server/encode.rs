@@ -42,6 +42,7 @@ pub(super) fn spawn(
             publisher,
             announced: Announced::default(),
             packets: Vec::new(),
+            last_pts: None,
         };
         let result = (|| {
             while let Some(item) = input.recv() {
@@ -80,6 +81,8 @@ struct EncodeNode<'a> {
     publisher: Publisher,
     announced: Announced,
     packets: Vec<Packet>,
+    /// Pipeline time of the last frame encoded.
+    last_pts: Option<i64>,
 }
 
 impl EncodeNode<'_> {
@@ -99,6 +102,18 @@ impl EncodeNode<'_> {
 
     fn encode(&mut self, frame: &Frame) -> Result<(), String> {
         self.shared.count_in();
+        // After a relink the new camera's frames are out of phase with the
+        // old one's: a frame less than half a period after the last encoded
+        // (or before it) is skipped, so the stream keeps its cadence and its
+        // times increase by close to a frame each (a 7 ms step at 30 fps is
+        // no picture a 30 fps timeline can hold).
+        if let Some(last) = self.last_pts
+            && frame.pts < last + frame.duration / 2
+        {
+            self.shared.count_dropped();
+            return Ok(());
+        }
+        self.last_pts = Some(frame.pts);
         let fits = self.encoder.is_some() && self.opened.is_some_and(|i| i.same_layout(&frame.info));
         if !fits {
             self.flush()?;

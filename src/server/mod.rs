@@ -2,6 +2,7 @@
 //! and stats, relinks them at run time, and shuts them down in order (producers
 //! first, so every consumer drains its input to the end of stream and finalizes).
 
+mod api;
 mod encode;
 mod file;
 mod infer;
@@ -38,6 +39,7 @@ use crate::output::index::Entry;
 use crate::output::recorder::Closed;
 use crate::output::ring::CacheStats;
 use crate::output::snapshot::Snapshot;
+use crate::serve::auth::{Authenticator, random_key};
 use crate::serve::http::HttpStats;
 use crate::serve::rtsp::RtspStats;
 pub use node::NodeState;
@@ -57,6 +59,8 @@ pub enum ErrorKind {
     InvalidInput,
     /// No such node, stream or file (404).
     NotFound,
+    /// Signed in, but not allowed: a role or a grant is missing (403).
+    Forbidden,
     /// The request clashes with the server's state (409).
     Conflict,
     /// A node, device, camera or the storage cannot serve it now (503).
@@ -73,6 +77,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidInput => 400,
             ErrorKind::NotFound => 404,
+            ErrorKind::Forbidden => 403,
             ErrorKind::Conflict => 409,
             ErrorKind::Unavailable => 503,
             ErrorKind::Timeout => 504,
@@ -104,6 +109,14 @@ pub enum ServerError {
     /// No stream of this name is published.
     #[error("no stream `{0}` is published")]
     NoSuchStream(String),
+    /// The user's grants do not cover the stream or node.
+    #[error("user `{user}` may not use `{name}`")]
+    Forbidden {
+        /// The user.
+        user: String,
+        /// The stream or node.
+        name: String,
+    },
     /// A listener could not start.
     #[error("cannot serve {protocol} on {address}: {source}")]
     Listen {
@@ -183,6 +196,7 @@ impl ServerError {
             | ServerError::WrongKind { .. }
             | ServerError::Invalid { .. } => ErrorKind::InvalidInput,
             ServerError::NoSuchNode(_) | ServerError::NoSuchStream(_) => ErrorKind::NotFound,
+            ServerError::Forbidden { .. } => ErrorKind::Forbidden,
             ServerError::Exists(_) | ServerError::InUse { .. } => ErrorKind::Conflict,
             ServerError::Start { .. } | ServerError::Storage { .. } | ServerError::Listen { .. } => {
                 ErrorKind::Unavailable
@@ -337,6 +351,8 @@ struct Inner {
     started_ns: i64,
     /// How long a request waits for a node's answer.
     timeout: Duration,
+    /// Who may sign in, on every listener.
+    auth: Arc<Authenticator>,
     registry: Mutex<Registry>,
     /// The network listeners, once [`Server::serve`] started them.
     serving: Mutex<Option<serving::Serving>>,
@@ -417,6 +433,12 @@ impl Server {
     /// cannot start, those already started are shut down and the error returned.
     pub fn start_with(config: Config, hub: Hub, clock: Arc<dyn Clock>) -> Result<Server, ServerError> {
         config.validate()?;
+        let key = if config.server.users.is_empty() {
+            random_key()
+        } else {
+            load_key(&config.server.media_root)?
+        };
+        let auth = Arc::new(Authenticator::new(config.server.users.clone(), key));
         let started_ns = clock.now_ns();
         let env = Arc::new(Env::new(
             Arc::clone(&clock),
@@ -430,6 +452,7 @@ impl Server {
                 env,
                 started_ns,
                 timeout: REQUEST_TIMEOUT,
+                auth,
                 registry: Mutex::new(Registry {
                     config: Config {
                         server: config.server.clone(),
@@ -532,6 +555,18 @@ impl Server {
     /// removed nodes included).
     pub fn config(&self) -> Config {
         self.registry().config.clone()
+    }
+
+    /// The configuration as it stands now as TOML, as a config file would
+    /// say it; passwords, hashes and camera credentials are shown as `***`.
+    pub fn config_toml(&self) -> Result<String, String> {
+        let mut config = self.config();
+        for user in &mut config.server.users {
+            for secret in [&mut user.password, &mut user.password_hash].into_iter().flatten() {
+                *secret = "***".into();
+            }
+        }
+        toml::to_string(&config).map_err(|e| format!("cannot write the configuration as TOML: {e}"))
     }
 
     /// Starts a new node described by `spec`, checked like the config file's
@@ -859,10 +894,26 @@ impl Server {
         Ok(self.inner.hub.subscribe(stream, options))
     }
 
-    /// Whether `who` may read `stream` over `protocol` (today everyone may
-    /// read every stream). Refused with [`ErrorKind::NotFound`] unless the
-    /// stream is published.
-    pub fn check_reader(&self, _who: &Principal, stream: &str, _protocol: Protocol) -> Result<(), ServerError> {
+    /// Whether `who` may read `stream` over `protocol`: a user needs a
+    /// grant covering it ([`ErrorKind::Forbidden`], whether or not it
+    /// exists); anonymous readers only when no users are configured. Refused
+    /// with [`ErrorKind::NotFound`] unless the stream is published.
+    pub fn check_reader(&self, who: &Principal, stream: &str, _protocol: Protocol) -> Result<(), ServerError> {
+        let auth = &self.inner.auth;
+        let allowed = match who {
+            Principal::Internal | Principal::Embedded => true,
+            Principal::Anonymous => !auth.required(),
+            Principal::User(name) => auth.identity(name).is_some_and(|id| id.may_see(stream)),
+        };
+        if !allowed {
+            return Err(ServerError::Forbidden {
+                user: match who {
+                    Principal::User(name) => name.clone(),
+                    _ => "anonymous".into(),
+                },
+                name: stream.to_owned(),
+            });
+        }
         match self.inner.hub.stream_stats_of(stream) {
             Some(s) if s.publishers > 0 => Ok(()),
             _ => Err(ServerError::NoSuchStream(stream.to_owned())),
@@ -878,7 +929,11 @@ impl Server {
         let mut serving = self.inner.serving.lock().unwrap_or_else(|e| e.into_inner());
         if serving.is_none() {
             let config = self.registry().config.server.clone();
-            *serving = Some(serving::Serving::start(&config, Arc::downgrade(&self.inner))?);
+            *serving = Some(serving::Serving::start(
+                &config,
+                Arc::clone(&self.inner.auth),
+                Arc::downgrade(&self.inner),
+            )?);
         }
         Ok(())
     }
@@ -998,6 +1053,55 @@ fn node_stats(n: &Running, spec: &NodeSpec) -> NodeStats {
             .map(|p| p.stats()),
         stages_us: n.shared.stages_us(),
         cache: n.shared.cache(),
+    }
+}
+
+/// The key tokens are signed with: `secret.key` in the media root, made on
+/// first start (32 random bytes, mode 0600) so tokens outlive a restart.
+fn load_key(media_root: &std::path::Path) -> Result<[u8; 32], ServerError> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let path = media_root.join("secret.key");
+    let fail = |what: &str, e: std::io::Error| ServerError::Storage {
+        message: format!("cannot {what} the token key {}: {e}", path.display()),
+        source: Some(Box::new(e)),
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let mode = std::fs::metadata(&path)
+                .map_err(|e| fail("read", e))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(ServerError::storage(format!(
+                    "the token key {} may be read by others (mode {:o}): chmod 600 it",
+                    path.display(),
+                    mode & 0o777
+                )));
+            }
+            bytes.try_into().map_err(|_| {
+                ServerError::storage(format!(
+                    "the token key {} is not 32 bytes: delete it to make a new one (signed-in tokens end)",
+                    path.display()
+                ))
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(media_root).map_err(|e| fail("make the media root for", e))?;
+            let key = random_key();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| fail("create", e))?;
+            file.write_all(&key)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| fail("write", e))?;
+            tracing::info!(path = %path.display(), "made the token key");
+            Ok(key)
+        }
+        Err(e) => Err(fail("read", e)),
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::config::ServerConfig;
 use crate::hub::{Join, StreamFormat, SubscribeOptions, Subscription};
 use crate::output::index::Entry;
+use crate::serve::auth::Authenticator;
 use crate::serve::http::{Backend, HttpServer, SnapshotFuture, StreamInfo};
 use crate::serve::rtsp::{Refusal, RtspServer, Streams};
 
@@ -140,7 +141,11 @@ impl Backend for Door {
 }
 
 impl Serving {
-    pub(super) fn start(config: &ServerConfig, server: Weak<Inner>) -> Result<Serving, ServerError> {
+    pub(super) fn start(
+        config: &ServerConfig,
+        auth: Arc<Authenticator>,
+        server: Weak<Inner>,
+    ) -> Result<Serving, ServerError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("eyrie-serve")
@@ -154,7 +159,7 @@ impl Serving {
         let rtsp = if config.rtsp.enabled {
             let server = RtspServer::start(
                 config.rtsp.clone(),
-                config.users.clone(),
+                Arc::clone(&auth),
                 Arc::new(Door(server.clone())),
                 runtime.handle(),
             )
@@ -171,8 +176,9 @@ impl Serving {
         let http = if config.http.enabled {
             let http = HttpServer::start(
                 config.http.clone(),
-                config.users.clone(),
-                Arc::new(Door(server)),
+                auth,
+                Arc::new(Door(server.clone())),
+                super::api::router(server),
                 runtime.handle(),
             )
             .map_err(|source| ServerError::Listen {

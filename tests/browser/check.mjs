@@ -3,7 +3,7 @@
 //
 //   node tests/browser/check.mjs <baseURL> <outDir> <stream> [seconds]
 //
-// Phases (each only when /api/streams offers its URL for the stream):
+// Phases (each only when /api/v1/streams offers its URL for the stream):
 //   mse   ?play=<stream>&mode=mse: decoded frames, currentTime, the overlay's drawn frames
 //         (truth boxes matched by a drawn box of the same label with IoU >= 0.5) and latency
 //   hls   ?play=<stream>&mode=hls with hls.js injected before the page loads: frames, currentTime,
@@ -339,15 +339,15 @@ async function main() {
   fs.mkdirSync(outDir, { recursive: true });
   let info;
   try {
-    const r = await fetch(`${base}/api/streams`, { signal: AbortSignal.timeout(10_000) });
+    const r = await fetch(`${base}/api/v1/streams`, { signal: AbortSignal.timeout(10_000) });
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
     info = (await r.json()).streams?.find((s) => s.name === stream);
   } catch (e) {
-    result.failures.push(`GET ${base}/api/streams failed: ${e.message}`);
+    result.failures.push(`GET ${base}/api/v1/streams failed: ${e.message}`);
     return 1;
   }
   if (!info) {
-    result.failures.push(`stream ${stream} is not in ${base}/api/streams`);
+    result.failures.push(`stream ${stream} is not in ${base}/api/v1/streams`);
     return 1;
   }
   result.streamInfo = info;

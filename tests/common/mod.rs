@@ -3,6 +3,7 @@
 
 pub mod ff;
 pub mod gst;
+pub mod http;
 
 use std::sync::Arc;
 use std::time::SystemTime;

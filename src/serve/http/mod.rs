@@ -25,9 +25,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+use super::auth::{Authenticator, User};
 use super::hls::HlsOptions;
 use super::rtsp::Refusal;
-use super::rtsp::auth::User;
 use crate::hub::{SubscribeOptions, Subscription};
 use crate::output::index::Entry;
 use crate::output::snapshot::Snapshot;
@@ -222,24 +222,27 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `options.listen` and serves on `runtime`.
+    /// Binds `options.listen` and serves on `runtime`: the media routes and
+    /// `api`'s, every one signed in through `auth`.
     pub fn start(
         options: HttpOptions,
-        users: Vec<User>,
+        auth: Arc<Authenticator>,
         backend: Arc<dyn Backend>,
+        api: axum::Router,
         runtime: &tokio::runtime::Handle,
     ) -> io::Result<HttpServer> {
         raise_open_files(options.max_connections);
         let std_listener = std::net::TcpListener::bind(&options.listen)?;
         std_listener.set_nonblocking(true)?;
         let address = std_listener.local_addr()?;
-        let state = routes::State::new(options.clone(), users, backend);
+        let state = routes::State::new(options.clone(), auth, backend);
         let (stop, stopped) = watch::channel(false);
         let listener = {
             let _guard = runtime.enter();
             TcpListener::from_std(std_listener)?
         };
-        runtime.spawn(accept_loop(listener, Arc::clone(&state), stopped));
+        let router = routes::router(Arc::clone(&state), api);
+        runtime.spawn(accept_loop(listener, Arc::clone(&state), router, stopped));
         Ok(HttpServer { address, stop, state })
     }
 
@@ -291,7 +294,12 @@ fn raise_open_files(connections: usize) {
 /// A plain answer for a connection over the limit (no request is read).
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 38\r\nretry-after: 5\r\nconnection: close\r\n\r\ntoo many connections; try again later\n";
 
-async fn accept_loop(listener: TcpListener, state: Arc<routes::State>, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<routes::State>,
+    router: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) {
     let options = &state.options;
     let slots = Arc::new(Semaphore::new(options.max_connections));
     let refusals = Arc::new(Semaphore::new(64));
@@ -300,7 +308,6 @@ async fn accept_loop(listener: TcpListener, state: Arc<routes::State>, mut stopp
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs_f64(options.header_timeout));
     let write_timeout = Duration::from_secs_f64(options.write_timeout);
-    let router = routes::router(Arc::clone(&state));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -30,13 +30,13 @@ use super::mjpeg::{self, MjpegSettings, Producers};
 use super::{Backend, HttpCounters, HttpOptions, HttpStats, LiveStats, MjpegStats, Slot};
 use crate::hub::{Join, SubscribeOptions};
 use crate::output::name::rfc3339;
+use crate::serve::auth::{Authenticator, Identity, Refused};
 use crate::serve::clip;
 use crate::serve::cmaf::InitSegment;
 use crate::serve::demand::{Hold, lock};
 use crate::serve::hls::{Name, Ready, blocking_query};
 use crate::serve::live::{self, LIVE_IDLE, Live, LiveFormat, Lives, Picture};
 use crate::serve::rtsp::Refusal;
-use crate::serve::rtsp::auth::{Authenticator, User};
 use crate::server::Protocol;
 
 /// Packets a served stream's hub queue holds before it skips to a keyframe.
@@ -53,7 +53,7 @@ type Snapshots = Mutex<HashMap<String, watch::Receiver<Option<Result<Bytes, (u16
 /// What every handler shares.
 pub struct State {
     pub(super) options: HttpOptions,
-    auth: Authenticator,
+    auth: Arc<Authenticator>,
     backend: Arc<dyn Backend>,
     lives: Arc<Lives>,
     producers: Arc<Producers>,
@@ -62,10 +62,10 @@ pub struct State {
 }
 
 impl State {
-    pub(super) fn new(options: HttpOptions, users: Vec<User>, backend: Arc<dyn Backend>) -> Arc<State> {
+    pub(super) fn new(options: HttpOptions, auth: Arc<Authenticator>, backend: Arc<dyn Backend>) -> Arc<State> {
         Arc::new(State {
             options,
-            auth: Authenticator::new(users),
+            auth,
             backend,
             lives: Lives::new(LIVE_IDLE),
             producers: Producers::new(mjpeg::MJPEG_IDLE),
@@ -108,12 +108,13 @@ impl State {
     }
 }
 
-/// Who signed in (`None`: no users are configured).
+/// Who signed in (`None`: no users are configured), in every request's
+/// extensions once [`sign_in`] has let it through.
 #[derive(Clone, Debug)]
-struct Signed(Option<String>);
+pub struct Signed(pub Option<Identity>);
 
-/// The router of every route.
-pub(super) fn router(state: Arc<State>) -> Router {
+/// The router of every route, `api`'s included (signed in the same way).
+pub(super) fn router(state: Arc<State>, api: Router) -> Router {
     Router::new()
         .route(
             "/",
@@ -127,7 +128,7 @@ pub(super) fn router(state: Arc<State>) -> Router {
             "/style.css",
             get(|| async { text(StatusCode::OK, "text/css; charset=utf-8", STYLE) }),
         )
-        .route("/api/streams", get(streams))
+        .route("/api/v1/streams", get(streams))
         .route("/{stream}/ws", get(websocket))
         .route("/{stream}/index.m3u8", get(multivariant))
         .route("/{stream}/media.m3u8", get(media_playlist))
@@ -138,8 +139,9 @@ pub(super) fn router(state: Arc<State>) -> Router {
         .route("/{stream}/snapshot.jpg", get(snapshot))
         .route("/recordings/{camera}/{from}/{to}", get(recording))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page".into()) })
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), sign_in))
-        .with_state(state)
+        .with_state(Arc::clone(&state))
+        .merge(api)
+        .layer(middleware::from_fn_with_state(state, sign_in))
 }
 
 fn text(status: StatusCode, kind: &'static str, body: impl Into<Body>) -> Response {
@@ -162,21 +164,36 @@ fn refused(r: Refusal) -> Response {
     }
 }
 
+/// The one route served before signing in: signing in.
+const LOGIN: &str = "/api/v1/login";
+
 async fn sign_in(Axum(state): Axum<Arc<State>>, mut request: Request, next: Next) -> Response {
-    let user = if state.auth.required() {
+    let login = request.method() == axum::http::Method::POST && request.uri().path() == LOGIN;
+    let user = if state.auth.required() && !login {
         let authorization = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        match state
-            .auth
-            .check(authorization, request.method().as_str(), target, SystemTime::now())
-        {
-            Some(user) => Some(user.to_owned()),
-            None => {
-                let mut response = error(StatusCode::UNAUTHORIZED, "sign in first".into());
-                for challenge in state.auth.challenges(SystemTime::now()) {
+        let from = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
+        match state.auth.check(
+            authorization,
+            request.method().as_str(),
+            target,
+            from,
+            SystemTime::now(),
+        ) {
+            Ok(who) => Some(who),
+            Err(why) => {
+                let status = match why {
+                    Refused::Throttled => StatusCode::TOO_MANY_REQUESTS,
+                    _ => StatusCode::UNAUTHORIZED,
+                };
+                let mut response = error(status, why.message().into());
+                for challenge in state.auth.challenges(SystemTime::now(), true) {
                     if let Ok(v) = HeaderValue::from_str(&challenge) {
                         response.headers_mut().append(header::WWW_AUTHENTICATE, v);
                     }
@@ -213,7 +230,7 @@ fn loopback_host(host: &str) -> bool {
 }
 
 fn user(request_user: &axum::Extension<Signed>) -> Option<&str> {
-    request_user.0.0.as_deref()
+    request_user.0.0.as_ref().map(|who| who.name.as_str())
 }
 
 type Who = axum::Extension<Signed>;

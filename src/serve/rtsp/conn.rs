@@ -240,18 +240,21 @@ impl Conn {
         }
         let now = SystemTime::now();
         let user = if self.shared.auth.required() {
-            match self
-                .shared
-                .auth
-                .check(request.header("authorization"), &request.method, &request.url, now)
-            {
-                Some(u) => Some(u.to_owned()),
-                None => {
+            match self.shared.auth.check(
+                request.header("authorization"),
+                &request.method,
+                &request.url,
+                self.peer.ip(),
+                now,
+            ) {
+                Ok(who) => Some(who.name),
+                Err(why) => {
                     self.shared.auth_failures.fetch_add(1, Ordering::Relaxed);
-                    let [digest, basic] = self.shared.auth.challenges(now);
-                    return Response::error(Status::UNAUTHORIZED, cseq, "sign in (Digest or Basic)")
-                        .header("WWW-Authenticate", digest)
-                        .header("WWW-Authenticate", basic);
+                    let mut response = Response::error(Status::UNAUTHORIZED, cseq, why.message());
+                    for challenge in self.shared.auth.challenges(now, false) {
+                        response = response.header("WWW-Authenticate", challenge);
+                    }
+                    return response;
                 }
             }
         } else {

@@ -188,7 +188,7 @@ impl Request {
 /// user information left out. A password may hold an unencoded `/`, so the
 /// user information ends at the last `@` that has a path after it (stream
 /// names never hold `@` or `/`).
-pub(super) fn split_url(url: &str) -> Option<(&str, &str, &str)> {
+pub(crate) fn split_url(url: &str) -> Option<(&str, &str, &str)> {
     let (scheme, rest) = url.split_once("://")?;
     let rest = match rest.rfind('@') {
         Some(at) if rest[at + 1..].contains('/') || !rest[..at].contains('/') => &rest[at + 1..],

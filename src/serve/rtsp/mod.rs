@@ -8,7 +8,6 @@
 //! stream's ring. The sans-IO parts ([`message`], [`auth`], the packetizers
 //! and SDP) are apart from the tokio adapter ([`conn`]).
 
-pub mod auth;
 mod conn;
 pub mod message;
 
@@ -23,10 +22,10 @@ use tokio::sync::watch;
 
 use crate::hub::Subscription;
 
+use super::auth::{Authenticator, User};
 use super::feed::{FeedOptions, Feeds};
 use super::rtcp::ReceptionReport;
 use super::rtp::{DEFAULT_MTU, MIN_MTU};
-use auth::{Authenticator, User};
 
 /// Where a client joins a stream.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,7 +236,7 @@ pub struct RtspStats {
 
 struct Shared {
     options: RtspServerOptions,
-    auth: Authenticator,
+    auth: Arc<Authenticator>,
     streams: Arc<dyn Streams>,
     feeds: Arc<Feeds>,
     local: SocketAddr,
@@ -339,7 +338,7 @@ impl RtspServer {
     /// Binds the listener and its UDP ports and starts serving on `runtime`.
     pub fn start(
         options: RtspServerOptions,
-        users: Vec<User>,
+        auth: Arc<Authenticator>,
         streams: Arc<dyn Streams>,
         runtime: &tokio::runtime::Handle,
     ) -> std::io::Result<RtspServer> {
@@ -363,7 +362,7 @@ impl RtspServer {
         let shared = Arc::new(Shared {
             feeds: Feeds::new(FeedOptions { mtu: options.mtu }),
             options,
-            auth: Authenticator::new(users),
+            auth,
             streams,
             local,
             udp: (rtp, Arc::clone(&rtcp)),

@@ -1,7 +1,7 @@
 // Eyrie's web page: lists the streams and plays one of them at a time per card.
 // Plain ES module, no dependencies. Untrusted text only ever goes through textContent.
 
-const API = '/api/streams';
+const API = '/api/v1/streams';
 const REFRESH_MS = 3000;
 const MODES = ['mse', 'hls', 'mjpeg', 'snapshot'];
 const MODE_URL = { mse: 'ws', hls: 'hls', mjpeg: 'mjpeg', snapshot: 'snapshot' };

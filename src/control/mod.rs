@@ -1,0 +1,7 @@
+//! Run-time control, the parts that need no running server: the Prometheus
+//! text writer ([`metrics`]). The
+//! HTTP API's handlers adapt [`crate::server::Server`]'s methods and live
+//! beside them (`server::api`); users, roles and tokens serve every
+//! listener and live in [`crate::serve::auth`].
+
+pub mod metrics;

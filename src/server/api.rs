@@ -1,0 +1,1038 @@
+//! The control API: JSON under `/api/v1` and `/metrics` on the HTTP
+//! listener, every handler a thin adapter over a [`Server`] method (what a
+//! product embedding the crate calls too). Requests are signed in by the
+//! listener ([`crate::serve::auth`]); each handler then checks the role it
+//! needs (viewer: read; operator: record, clip, relink, change; admin:
+//! create, delete, configuration) and the user's grants on the node or
+//! stream it names (refused with 403 whether or not it exists).
+//!
+//! Errors are JSON, `{"error": {"status", "kind", "message", "key"?,
+//! "path"?}}`, with the status of their [`ErrorKind`]; a body is at most
+//! [`MAX_BODY`] bytes and must be a JSON object; unknown keys are named.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Weak;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{ClipRequest, Inner, NodeStats, Server, ServerError};
+use crate::config::{ConfigError, NodeProps, NodeSpec};
+use crate::control::metrics::{self, Type, Writer};
+use crate::encode::Change;
+use crate::events::Event;
+use crate::serve::auth::{Identity, Role};
+use crate::serve::http::routes::Signed;
+
+/// The most bytes a request body may have.
+pub const MAX_BODY: usize = 1 << 20;
+/// How long a token from `POST /api/v1/login` lasts by default.
+pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// The longest a token may be asked to last.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+/// The API's routes, for the HTTP listener to serve beside its media routes.
+pub(super) fn router(server: Weak<Inner>) -> Router {
+    Router::new()
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/nodes", get(nodes).post(create))
+        .route("/api/v1/nodes/{name}", get(node).patch(patch).delete(delete))
+        .route("/api/v1/nodes/{name}/record/{action}", post(record))
+        .route("/api/v1/nodes/{name}/clip", post(clip))
+        .route("/api/v1/nodes/{name}/clip/stop", post(clip_stop))
+        .route("/api/v1/nodes/{name}/snapshot.jpg", get(latest_snapshot))
+        .route("/api/v1/recordings", get(recordings))
+        .route("/api/v1/recordings/{id}", get(download))
+        .route("/api/v1/sensor/list", get(sensors))
+        .route("/api/v1/config", get(config))
+        .route("/api/v1/events", get(events))
+        .route("/metrics", get(prometheus))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Api(server))
+}
+
+#[derive(Clone)]
+struct Api(Weak<Inner>);
+
+impl Api {
+    fn server(&self) -> Result<Server, ApiError> {
+        self.0
+            .upgrade()
+            .map(|inner| Server { inner })
+            .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping".into()))
+    }
+}
+
+/// An error answer.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
+    key: Option<String>,
+    path: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: String) -> ApiError {
+        ApiError {
+            status,
+            message,
+            key: None,
+            path: None,
+        }
+    }
+
+    fn bad(message: String) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn key(mut self, key: &str) -> ApiError {
+        self.path = Some(format!("$.{key}"));
+        self.key = Some(key.to_owned());
+        self
+    }
+}
+
+impl From<ServerError> for ApiError {
+    fn from(e: ServerError) -> ApiError {
+        let status = StatusCode::from_u16(e.kind().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let (key, path) = match &e {
+            ServerError::Config(c) => (c.key.clone(), c.path.clone()),
+            _ => (None, None),
+        };
+        ApiError {
+            status,
+            message: e.to_string(),
+            key,
+            path,
+        }
+    }
+}
+
+impl From<ConfigError> for ApiError {
+    fn from(e: ConfigError) -> ApiError {
+        ServerError::Config(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let kind = match self.status.as_u16() {
+            400 | 413 | 422 => "invalid_input",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "not_found",
+            409 => "conflict",
+            503 => "unavailable",
+            504 => "timeout",
+            _ => "internal",
+        };
+        let body = json!({"error": {
+            "status": self.status.as_u16(),
+            "kind": kind,
+            "message": self.message,
+            "key": self.key,
+            "path": self.path,
+        }});
+        (self.status, json_response(&body)).into_response()
+    }
+}
+
+fn json_response(value: &impl serde::Serialize) -> Response {
+    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    body.push(b'\n');
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+type Answer = Result<Response, ApiError>;
+type Who = axum::Extension<Signed>;
+
+/// Whether the signed-in user has `need` and (when `name` is given) a
+/// grant covering `name`. Without users (a loopback-only server) everyone
+/// may do everything.
+fn allow(server: &Server, who: &Signed, need: Role, name: Option<&str>) -> Result<(), ApiError> {
+    let Some(id) = &who.0 else {
+        return match server.inner.auth.required() {
+            true => Err(ApiError::new(StatusCode::UNAUTHORIZED, "sign in first".into())),
+            false => Ok(()),
+        };
+    };
+    if id.role < need {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "user `{}` is {} {}: this needs the {} role",
+                id.name,
+                if id.role == Role::Admin { "an" } else { "a" },
+                id.role.name(),
+                need.name()
+            ),
+        ));
+    }
+    match name {
+        Some(name) if !id.may_see(name) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("user `{}` may not use `{name}`", id.name),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the signed-in user's grants cover `name` (everyone's do without users).
+fn sees(who: &Signed, name: &str) -> bool {
+    who.0.as_ref().is_none_or(|id| id.may_see(name))
+}
+
+/// A request body: a JSON object, or a 400 saying where it is malformed.
+fn object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    if body.is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad("the body must be a JSON object".into()).key("")),
+        Err(e) => Err(ApiError::bad(format!("malformed JSON: {e}"))),
+    }
+}
+
+/// A typed body (unknown keys refused, named); the error names the key.
+fn typed<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let value = Value::Object(object(body)?);
+    let mut track = serde_path_to_error::Track::new();
+    T::deserialize(serde_path_to_error::Deserializer::new(&value, &mut track)).map_err(|e| {
+        let path = track.path().to_string();
+        let key = path.trim_start_matches('.').to_owned();
+        let error = ApiError::bad(e.to_string());
+        if key.is_empty() { error } else { error.key(&key) }
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    name: String,
+    password: String,
+    /// Seconds the token lasts (default [`TOKEN_TTL`]).
+    ttl_s: Option<u64>,
+}
+
+async fn login(State(api): State<Api>, peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>, body: Bytes) -> Answer {
+    let server = api.server()?;
+    let Login { name, password, ttl_s } = typed(&body)?;
+    let auth = &server.inner.auth;
+    if !auth.required() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no [[server.users]] are configured: there is nothing to sign in to".into(),
+        ));
+    }
+    let ttl = ttl_s.map_or(TOKEN_TTL, Duration::from_secs);
+    if ttl.is_zero() || ttl > MAX_TOKEN_TTL {
+        return Err(ApiError::bad(format!("ttl_s must be 1..={}", MAX_TOKEN_TTL.as_secs())).key("ttl_s"));
+    }
+    let from = peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| p.0.0.ip());
+    // Argon2 takes a while: off the runtime's threads.
+    let checked = {
+        let server = server.clone();
+        tokio::task::spawn_blocking(move || server.inner.auth.login(&name, &password, from))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    };
+    match checked {
+        Ok(id) => {
+            let token = auth.issue(&id.name, ttl, SystemTime::now());
+            tracing::info!(user = %id.name, "signed in through the API");
+            Ok(json_response(&json!({
+                "token": token,
+                "token_type": "Bearer",
+                "expires_in": ttl.as_secs(),
+                "user": id.name,
+                "role": id.role,
+            })))
+        }
+        Err(why) => Err(ApiError::new(
+            match why {
+                crate::serve::auth::Refused::Throttled => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::UNAUTHORIZED,
+            },
+            why.message().into(),
+        )),
+    }
+}
+
+/// A node as the API shows it: its stats and its properties (the keys of
+/// its description; camera credentials shown as `***`).
+fn view(stats: &NodeStats, spec: Option<&NodeSpec>) -> Value {
+    let mut value = serde_json::to_value(stats).unwrap_or(Value::Null);
+    if let (Value::Object(map), Some(spec)) = (&mut value, spec) {
+        let mut props = serde_json::to_value(&spec.props).unwrap_or(Value::Null);
+        if let Value::Object(p) = &mut props {
+            p.remove("kind");
+        }
+        map.insert("properties".into(), props);
+    }
+    value
+}
+
+fn views(server: &Server, who: &Signed, only: Option<&str>) -> Vec<Value> {
+    let config = server.config();
+    server
+        .stats()
+        .nodes
+        .iter()
+        .filter(|n| only.is_none_or(|o| o == n.name) && sees(who, &n.name))
+        .map(|n| view(n, config.nodes.iter().find(|s| s.name == n.name)))
+        .collect()
+}
+
+async fn nodes(State(api): State<Api>, who: Who) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Viewer, None)?;
+    Ok(json_response(&views(&server, &who, None)))
+}
+
+async fn node(State(api): State<Api>, who: Who, Path(name): Path<String>) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Viewer, Some(&name))?;
+    views(&server, &who, Some(&name))
+        .pop()
+        .map(|v| json_response(&v))
+        .ok_or_else(|| ServerError::NoSuchNode(name).into())
+}
+
+/// Runs blocking `work` (a node starting, draining or answering) off the runtime's threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ServerError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+async fn create(State(api): State<Api>, who: Who, body: Bytes) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Admin, None)?;
+    let spec = NodeSpec::from_json(&Value::Object(object(&body)?), "<api>")?;
+    allow(&server, &who, Role::Admin, Some(&spec.name))?;
+    let name = spec.name.clone();
+    let added = server.clone();
+    blocking(move || added.add_node(spec)).await?;
+    audit(&who, "create", &name);
+    let mut response = json_response(&views(&server, &who, Some(&name)).pop());
+    *response.status_mut() = StatusCode::CREATED;
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/nodes/{name}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn delete(State(api): State<Api>, who: Who, Path(name): Path<String>) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Admin, Some(&name))?;
+    let removed = server.clone();
+    let stats = {
+        let name = name.clone();
+        blocking(move || removed.remove_node(&name)).await?
+    };
+    audit(&who, "delete", &name);
+    Ok(json_response(&view(&stats, None)))
+}
+
+/// The changes a PATCH of an encoder's keys asks for, in the body's order.
+fn encoder_change(key: &str, value: &Value) -> Option<Result<Change, String>> {
+    fn of<T: serde::de::DeserializeOwned>(value: &Value, make: fn(T) -> Change) -> Result<Change, String> {
+        T::deserialize(value).map(make).map_err(|e| e.to_string())
+    }
+    Some(match key {
+        "bitrate" => of(value, Change::Bitrate),
+        "rate_control" => of(value, Change::RateControl),
+        "qp" => of(value, Change::Qp),
+        "keyint" => of(value, Change::Keyint),
+        "profile" => of(value, Change::Profile),
+        "level" => of(value, Change::Level),
+        "quality" => of(value, Change::Quality),
+        "force_keyframe" => match value {
+            Value::Bool(true) => Ok(Change::ForceKeyframe),
+            _ => Err("expected `true`".into()),
+        },
+        _ => return None,
+    })
+}
+
+async fn patch(State(api): State<Api>, who: Who, Path(name): Path<String>, body: Bytes) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Operator, Some(&name))?;
+    let body = object(&body)?;
+    let spec = server
+        .config()
+        .nodes
+        .into_iter()
+        .find(|n| n.name == name)
+        .ok_or_else(|| ServerError::NoSuchNode(name.clone()))?;
+    let known = match serde_json::to_value(&spec.props) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    // Everything is checked before anything changes.
+    let mut relink = None;
+    let mut changes = Vec::new();
+    for (key, value) in &body {
+        if key == "listen_to" {
+            let Value::String(stream) = value else {
+                return Err(ApiError::bad("expected a stream name".into()).key(key));
+            };
+            if !sees(&who, stream) {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, format!("you may not use `{stream}`")).key(key));
+            }
+            relink = Some(stream.clone());
+            continue;
+        }
+        let change = match &spec.props {
+            NodeProps::Encode(_) => encoder_change(key, value),
+            _ => None,
+        };
+        match change {
+            Some(Ok(change)) => changes.push(change),
+            Some(Err(e)) => return Err(ApiError::bad(format!("node `{name}`: {e}")).key(key)),
+            None if known.contains_key(key) || key == "name" || key == "kind" => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "`{key}` of a {} node cannot change while it runs: it needs a restart of the node (DELETE it and POST it again)",
+                        spec.props.kind()
+                    ),
+                )
+                .key(key));
+            }
+            None => {
+                return Err(ApiError::bad(format!(
+                    "unknown key `{key}` for a {} node (keys: listen_to, {})",
+                    spec.props.kind(),
+                    known
+                        .keys()
+                        .filter(|k| *k != "kind")
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .key(key));
+            }
+        }
+    }
+    if let Some(stream) = &relink {
+        server.relink(&name, stream)?;
+    }
+    for change in changes {
+        server.change_encoder(&name, change)?;
+    }
+    audit(&who, "change", &format!("{name} {}", Value::Object(body)));
+    Ok(json_response(&views(&server, &who, Some(&name)).pop()))
+}
+
+async fn record(State(api): State<Api>, who: Who, Path((name, action)): Path<(String, String)>) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Operator, Some(&name))?;
+    let answer = match action.as_str() {
+        "start" => {
+            server.start_recording(&name)?;
+            json!({"recording": true})
+        }
+        "stop" => {
+            let closed = server.stop_recording(&name).await?;
+            json!({"recording": false, "closed": closed.map(|c| crate::events::FileEvent::of(&name, &c))})
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("`{other}` is not start or stop"),
+            ));
+        }
+    };
+    audit(&who, &format!("record {action}"), &name);
+    Ok(json_response(&answer))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Clip {
+    before: Option<f64>,
+    after: Option<f64>,
+    /// The clip's length from the trigger (an alias of `after`).
+    duration: Option<f64>,
+    trigger: Option<String>,
+}
+
+async fn clip(State(api): State<Api>, who: Who, Path(name): Path<String>, body: Bytes) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Operator, Some(&name))?;
+    let clip: Clip = typed(&body)?;
+    if clip.after.is_some() && clip.duration.is_some() {
+        return Err(ApiError::bad("give `after` or `duration`, not both".into()).key("duration"));
+    }
+    for (key, value) in [
+        ("before", clip.before),
+        ("after", clip.after),
+        ("duration", clip.duration),
+    ] {
+        if value.is_some_and(|v| !(0.0..=3600.0).contains(&v)) {
+            return Err(ApiError::bad("seconds must be within 0..=3600".into()).key(key));
+        }
+    }
+    let by = who
+        .0
+        .0
+        .as_ref()
+        .map_or("api".to_owned(), |id| format!("api:{}", id.name));
+    let request = ClipRequest {
+        before: clip.before,
+        after: clip.after.or(clip.duration),
+        trigger: clip.trigger.unwrap_or(by),
+    };
+    let started = server.smart_record(&name, request).await?;
+    audit(&who, "clip", &name);
+    Ok(json_response(
+        &json!({"trigger_ns": started.trigger_ns, "extended": started.extended}),
+    ))
+}
+
+async fn clip_stop(State(api): State<Api>, who: Who, Path(name): Path<String>) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Operator, Some(&name))?;
+    let closed = server.stop_clips(&name).await?;
+    audit(&who, "clip stop", &name);
+    let events: Vec<_> = closed.iter().map(|c| crate::events::FileEvent::of(&name, c)).collect();
+    Ok(json_response(&json!({"closed": events})))
+}
+
+fn jpeg(bytes: Bytes) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+async fn latest_snapshot(State(api): State<Api>, who: Who, Path(name): Path<String>) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Viewer, Some(&name))?;
+    match server.latest_snapshot(&name)? {
+        Some(s) => Ok(jpeg(s.jpeg)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("node `{name}` has taken no snapshot yet"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordingsQuery {
+    camera: Option<String>,
+    kind: Option<String>,
+    trigger: Option<String>,
+    /// RFC 3339 or UNIX seconds: entries ending after it.
+    from: Option<String>,
+    /// RFC 3339 or UNIX seconds: entries starting before it.
+    to: Option<String>,
+}
+
+async fn recordings(
+    State(api): State<Api>,
+    who: Who,
+    query: Result<Query<RecordingsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Viewer, None)?;
+    let Query(q) = query.map_err(|e| ApiError::bad(e.body_text()))?;
+    if let Some(camera) = &q.camera {
+        allow(&server, &who, Role::Viewer, Some(camera))?;
+    }
+    let time = |key: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(crate::serve::clip::parse_time)
+            .transpose()
+            .map_err(|e| ApiError::bad(e).key(key))
+    };
+    let (from, to) = (time("from", &q.from)?, time("to", &q.to)?);
+    let listed = {
+        let server = server.clone();
+        let camera = q.camera.clone();
+        blocking(move || server.recordings(camera.as_deref())).await?
+    };
+    let entries: Vec<_> = listed
+        .into_iter()
+        .filter(|e| sees(&who, &e.camera))
+        .filter(|e| {
+            q.kind
+                .as_deref()
+                .is_none_or(|k| serde_json::to_value(e.kind).is_ok_and(|v| v == k))
+        })
+        .filter(|e| q.trigger.as_deref().is_none_or(|t| e.trigger.as_deref() == Some(t)))
+        .filter(|e| from.is_none_or(|f| e.end.is_none_or(|end| end > f)))
+        .filter(|e| to.is_none_or(|t| e.start < t))
+        .collect();
+    Ok(json_response(&entries))
+}
+
+async fn download(State(api): State<Api>, who: Who, Path(id): Path<String>) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Viewer, None)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad(format!("`{}` is not a recording id", id.escape_debug())))?;
+    let listed = {
+        let server = server.clone();
+        blocking(move || server.recordings(None)).await?
+    };
+    let missing = || ApiError::new(StatusCode::NOT_FOUND, format!("no recording {id}"));
+    let entry = listed.into_iter().find(|e| e.id == id).ok_or_else(missing)?;
+    allow(&server, &who, Role::Viewer, Some(&entry.camera))?;
+    // The index names files under the media root; nothing else is served.
+    let relative = std::path::Path::new(&entry.path);
+    if relative.is_absolute()
+        || relative
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(missing());
+    }
+    let path = server.config().server.media_root.join(relative);
+    let file = tokio::fs::File::open(&path).await.map_err(|_| missing())?;
+    let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let name = relative
+        .file_name()
+        .map_or("recording".into(), |n| n.to_string_lossy().into_owned());
+    let kind = match relative.extension().and_then(|e| e.to_str()) {
+        Some("mp4") => "video/mp4",
+        Some("mkv") => "video/x-matroska",
+        Some("ts") => "video/mp2t",
+        Some("jpg") => "image/jpeg",
+        _ => "application/octet-stream",
+    };
+    let stream = futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 << 10];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_owned()),
+            (header::CONTENT_LENGTH, size.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", name.replace(['"', '\\'], "_")),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// The sensors (cameras: nodes that capture) in the shape of Jetson
+/// Platform Services' VST `sensor/list`: `name` is the id later calls use.
+async fn sensors(State(api): State<Api>, who: Who, request: Request) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Viewer, None)?;
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| server.http_address().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let rtsp = server.rtsp_address();
+    let config = server.config();
+    let list: Vec<Value> = server
+        .stats()
+        .nodes
+        .iter()
+        .filter(|n| sees(&who, &n.name))
+        .filter_map(|n| Some((n, config.nodes.iter().find(|s| s.name == n.name)?)))
+        .filter(|(_, spec)| {
+            matches!(
+                spec.props,
+                NodeProps::Testsrc(_) | NodeProps::V4l2(_) | NodeProps::Rtsp(_) | NodeProps::File(_)
+            )
+        })
+        .map(|(n, spec)| {
+            let state = match n.state {
+                super::NodeState::Running => "online",
+                super::NodeState::Starting | super::NodeState::Reconnecting => "connecting",
+                _ => "offline",
+            };
+            json!({
+                "name": n.name,
+                "sensorId": n.name,
+                "id": n.name,
+                "type": spec.props.kind(),
+                "state": state,
+                "isRemoteSensor": matches!(spec.props, NodeProps::Rtsp(_)),
+                "streams": {
+                    "mjpeg": format!("http://{host}/{}/mjpeg", n.name),
+                    "snapshot": format!("http://{host}/{}/snapshot.jpg", n.name),
+                    "rtsp": rtsp.map(|a| format!("rtsp://{a}/{}", n.name)),
+                },
+            })
+        })
+        .collect();
+    Ok(json_response(&list))
+}
+
+async fn config(State(api): State<Api>, who: Who) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Admin, None)?;
+    let text = server
+        .config_toml()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/toml; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    /// Event names (`closed`, `failed`, `triggered`), comma-separated.
+    events: Option<String>,
+    /// A glob over the node or camera the event is about.
+    node: Option<String>,
+}
+
+/// The node and camera an event is about.
+fn about(event: &Event) -> (&str, Option<&str>) {
+    match event {
+        Event::Closed(f) => (&f.node, Some(&f.camera)),
+        Event::Failed { node, kept, .. } => (node, kept.as_ref().map(|k| k.camera.as_str())),
+        Event::Triggered { node, camera, .. } => (node, Some(camera)),
+    }
+}
+
+fn event_name(event: &Event) -> &'static str {
+    match event {
+        Event::Closed(_) => "closed",
+        Event::Failed { .. } => "failed",
+        Event::Triggered { .. } => "triggered",
+    }
+}
+
+async fn events(
+    State(api): State<Api>,
+    who: Who,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let server = api.server()?;
+    allow(&server, &who, Role::Viewer, None)?;
+    let Query(q) = query.map_err(|e| ApiError::bad(e.body_text()))?;
+    let names: Option<Vec<String>> = q.events.map(|e| {
+        e.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    if let Some(bad) = names
+        .iter()
+        .flatten()
+        .find(|n| !["closed", "failed", "triggered"].contains(&n.as_str()))
+    {
+        return Err(ApiError::bad(format!("unknown event `{bad}` (events: closed, failed, triggered)")).key("events"));
+    }
+    let identity: Option<Identity> = who.0.0.clone();
+    let subscription = server.events();
+    drop(server);
+    let wanted = move |event: &Event| {
+        let (node, camera) = about(event);
+        names.as_ref().is_none_or(|n| n.iter().any(|n| n == event_name(event)))
+            && q.node.as_deref().is_none_or(|g| {
+                crate::serve::auth::glob_match(g, node) || camera.is_some_and(|c| crate::serve::auth::glob_match(g, c))
+            })
+            && identity
+                .as_ref()
+                .is_none_or(|id| id.may_see(node) && camera.is_none_or(|c| id.may_see(c)))
+    };
+    let stream = futures_util::stream::unfold((subscription, wanted), |(subscription, wanted)| async move {
+        loop {
+            let event = subscription.recv_async().await;
+            if wanted(&event) {
+                let sse = SseEvent::default()
+                    .event(event_name(&event))
+                    .data(serde_json::to_string(&event).unwrap_or_default());
+                return Some((Ok::<_, Infallible>(sse), (subscription, wanted)));
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+async fn prometheus(State(api): State<Api>, who: Who) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Operator, None)?;
+    let text = render_metrics(&server, &who);
+    Ok((
+        [
+            (header::CONTENT_TYPE, metrics::CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+/// `/metrics`: the server's stats in the Prometheus text format, limited
+/// to the nodes and streams the user may see.
+fn render_metrics(server: &Server, who: &Signed) -> String {
+    let stats = server.stats();
+    let nodes: Vec<&NodeStats> = stats.nodes.iter().filter(|n| sees(who, &n.name)).collect();
+    let mut w = Writer::new();
+    type NodeValue = fn(&NodeStats) -> f64;
+    let per_node: [(&'static str, Type, &str, NodeValue); 7] = [
+        (
+            "eyrie_node_frames_in_total",
+            Type::Counter,
+            "Frames or packets the node received.",
+            |n| n.frames_in as f64,
+        ),
+        (
+            "eyrie_node_frames_total",
+            Type::Counter,
+            "Frames or packets the node published.",
+            |n| n.frames_out as f64,
+        ),
+        (
+            "eyrie_node_frames_dropped_total",
+            Type::Counter,
+            "Frames or packets the node lost (pool exhausted, late, or its input queue full).",
+            |n| n.frames_dropped as f64,
+        ),
+        (
+            "eyrie_node_reconnects_total",
+            Type::Counter,
+            "Times a source lost its device or connection and reopened it.",
+            |n| n.reconnects as f64,
+        ),
+        (
+            "eyrie_node_bytes_copied_total",
+            Type::Counter,
+            "Frame bytes the node copied (0 on a zero-copy path).",
+            |n| n.bytes_copied as f64,
+        ),
+        (
+            "eyrie_node_fps",
+            Type::Gauge,
+            "The node's output rate, frames per second.",
+            |n| n.fps,
+        ),
+        (
+            "eyrie_node_queue_depth",
+            Type::Gauge,
+            "Items waiting in the node's input queue.",
+            |n| n.input.as_ref().map_or(0.0, |i| i.depth as f64),
+        ),
+    ];
+    for (name, kind, help, value) in per_node {
+        let mut f = w.family(name, kind, help);
+        for n in &nodes {
+            f.sample(&[("node", &n.name), ("kind", n.kind)], value(n));
+        }
+    }
+    {
+        let mut f = w.family("eyrie_node_up", Type::Gauge, "1 while the node runs, 0 otherwise.");
+        for n in &nodes {
+            let up = matches!(n.state, super::NodeState::Running);
+            f.sample(&[("node", &n.name), ("kind", n.kind)], if up { 1.0 } else { 0.0 });
+        }
+    }
+    {
+        let mut f = w.family(
+            "eyrie_node_stage_microseconds",
+            Type::Gauge,
+            "Mean microseconds per frame of each stage of a node's work.",
+        );
+        for n in &nodes {
+            for (stage, us) in &n.stages_us {
+                f.sample(&[("node", &n.name), ("kind", n.kind), ("stage", stage)], *us);
+            }
+        }
+    }
+    let streams: Vec<_> = stats.streams.iter().filter(|s| sees(who, &s.name)).collect();
+    {
+        let mut f = w.family("eyrie_stream_subscribers", Type::Gauge, "Readers of the stream now.");
+        for s in &streams {
+            f.sample(&[("stream", &s.name)], s.subscribers as f64);
+        }
+    }
+    {
+        let mut f = w.family(
+            "eyrie_stream_published_total",
+            Type::Counter,
+            "Frames or packets published on the stream.",
+        );
+        for s in &streams {
+            f.sample(&[("stream", &s.name)], s.published as f64);
+        }
+    }
+    {
+        let mut f = w.family(
+            "eyrie_http_stream_bytes_total",
+            Type::Counter,
+            "Bytes of fMP4 made for HTTP clients of the stream.",
+        );
+        for l in stats.http.iter().flat_map(|h| &h.live).filter(|l| sees(who, &l.stream)) {
+            f.sample(&[("stream", &l.stream)], l.bytes as f64);
+        }
+    }
+    {
+        let mut f = w.family("eyrie_sessions", Type::Gauge, "Clients connected now, per protocol.");
+        if let Some(r) = &stats.rtsp {
+            f.sample(&[("protocol", "rtsp")], r.clients.len() as f64);
+        }
+        if let Some(h) = &stats.http {
+            f.sample(&[("protocol", "http")], h.open as f64);
+        }
+    }
+    {
+        let mut f = w.family(
+            "eyrie_connections_total",
+            Type::Counter,
+            "Connections accepted, per protocol.",
+        );
+        if let Some(r) = &stats.rtsp {
+            f.sample(&[("protocol", "rtsp")], r.connections as f64);
+        }
+        if let Some(h) = &stats.http {
+            f.sample(&[("protocol", "http")], h.connections as f64);
+        }
+    }
+    if let Some(r) = &stats.rtsp {
+        w.family(
+            "eyrie_rtsp_auth_failures_total",
+            Type::Counter,
+            "RTSP requests refused for missing or wrong credentials.",
+        )
+        .sample(&[], r.auth_failures as f64);
+    }
+    if who.0.as_ref().is_none_or(Identity::sees_everything)
+        && let Ok(entries) = server.recordings(None)
+    {
+        let mut files = std::collections::BTreeMap::<&str, (u64, u64)>::new();
+        for e in &entries {
+            let slot = files.entry(e.camera.as_str()).or_default();
+            slot.0 += 1;
+            slot.1 += e.size;
+        }
+        let mut f = w.family(
+            "eyrie_recordings_files",
+            Type::Gauge,
+            "Files in the recordings index, per camera.",
+        );
+        for (camera, (n, _)) in &files {
+            f.sample(&[("camera", camera)], *n as f64);
+        }
+        let mut f = w.family(
+            "eyrie_recordings_bytes",
+            Type::Gauge,
+            "Bytes of the files in the recordings index, per camera.",
+        );
+        for (camera, (_, b)) in &files {
+            f.sample(&[("camera", camera)], *b as f64);
+        }
+    }
+    w.family(
+        "eyrie_bytes_copied_total",
+        Type::Counter,
+        "Bytes of frame data the process copied.",
+    )
+    .sample(&[], stats.bytes_copied as f64);
+    w.family("eyrie_uptime_seconds", Type::Gauge, "Seconds since the server started.")
+        .sample(&[], stats.uptime_s);
+    if let Some((cpu, rss)) = metrics::process() {
+        w.family(
+            "process_cpu_seconds_total",
+            Type::Counter,
+            "User and system CPU time of the process, seconds.",
+        )
+        .sample(&[], cpu);
+        w.family(
+            "process_resident_memory_bytes",
+            Type::Gauge,
+            "Resident memory of the process, bytes.",
+        )
+        .sample(&[], rss as f64);
+    }
+    w.finish()
+}
+
+/// Every change is logged with who made it.
+fn audit(who: &Signed, action: &str, what: &str) {
+    let user = who.0.as_ref().map_or("(no users configured)", |id| id.name.as_str());
+    tracing::info!(target: "eyrie::audit", user, action, what, "changed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoder_keys_become_changes_and_bad_values_say_why() {
+        assert!(matches!(
+            encoder_change("bitrate", &json!(2_000_000)),
+            Some(Ok(Change::Bitrate(2_000_000)))
+        ));
+        assert!(matches!(
+            encoder_change("force_keyframe", &json!(true)),
+            Some(Ok(Change::ForceKeyframe))
+        ));
+        assert!(encoder_change("bitrate", &json!("fast")).unwrap().is_err());
+        assert!(encoder_change("force_keyframe", &json!(false)).unwrap().is_err());
+        assert!(encoder_change("codec", &json!("h265")).is_none());
+    }
+
+    #[test]
+    fn typed_bodies_name_the_key_at_fault() {
+        let e = typed::<Login>(&Bytes::from_static(br#"{"name":"a","password":1}"#))
+            .err()
+            .unwrap();
+        assert_eq!(e.key.as_deref(), Some("password"));
+        let e = typed::<Login>(&Bytes::from_static(br#"{"name":"a","password":"b","admin":true}"#))
+            .err()
+            .unwrap();
+        assert!(e.message.contains("admin"), "{}", e.message);
+        let e = typed::<Login>(&Bytes::from_static(b"{\"name\":")).err().unwrap();
+        assert!(e.message.starts_with("malformed JSON"), "{}", e.message);
+        let e = object(&Bytes::from_static(b"[1]")).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,673 @@
+//! The control API over real HTTP: a pipeline built, watched (RTSP and
+//! HLS through FFmpeg), relinked, re-tuned, clipped and torn down through
+//! `/api/v1`; bad input refused with the key named and nothing changed;
+//! every endpoint and protocol against every kind of caller (printed as a
+//! table); `/metrics` judged by `promtool`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use common::ff::{Dir, decode_strict, tool};
+use common::http::{Response, json, request};
+use eyrie::config::Config;
+use eyrie::hub::{Item, SubscribeOptions};
+use eyrie::serve::auth::{Authenticator, Role, User, hash_password};
+use eyrie::server::{Principal, Protocol, Server};
+use serde_json::{Value, json};
+
+const CAMERA: &str = "[[node]]\nname = \"cam\"\nkind = \"testsrc\"\nwidth = 320\nheight = 240\n";
+
+/// A server with `extra` server keys and `nodes`, RTSP and HTTP on free ports.
+fn serve(root: &Path, extra: &str, nodes: &str) -> Server {
+    let text = format!(
+        "[server]\nmedia_root = \"{}\"\n{extra}\n[server.rtsp]\nlisten = \"127.0.0.1:0\"\n[server.http]\nlisten = \"127.0.0.1:0\"\n[server.http.hls]\nsegment_ms = 1000\n{nodes}",
+        root.display()
+    );
+    let config = Config::parse(&text, "control-api.toml").unwrap_or_else(|e| panic!("{e}"));
+    let server = Server::start(config).unwrap();
+    server.serve().unwrap();
+    server
+}
+
+fn call(addr: SocketAddr, method: &str, path: &str, body: Value) -> Response {
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    request(addr, method, path, &["Content-Type: application/json"], &body)
+}
+
+/// Bytes of `packets` packets of `stream` after the next 30 (a change lands and the rate controller settles).
+fn bytes_of(server: &Server, stream: &str, packets: usize) -> usize {
+    let reader = server
+        .open_reader(
+            &Principal::Embedded,
+            stream,
+            Protocol::Embedded,
+            SubscribeOptions::leaky(256),
+        )
+        .unwrap();
+    let mut total = 0;
+    let mut seen = 0;
+    while seen < packets + 30 {
+        match reader.recv_timeout(Duration::from_secs(10)) {
+            Ok(Item::Packet(p)) => {
+                seen += 1;
+                if seen > 30 {
+                    total += p.data.len();
+                }
+            }
+            Ok(_) => {}
+            Err(e) => panic!("{stream}: {e:?}"),
+        }
+    }
+    total
+}
+
+/// Reads Server-Sent Events from `stream` until one satisfies `want`.
+fn sse_until(stream: &mut TcpStream, want: impl Fn(&str, &Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(Instant::now() < deadline, "no such event in: {seen}");
+        let n = stream.read(&mut buf).unwrap_or(0);
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        let mut name = "";
+        for line in seen.lines() {
+            if let Some(n) = line.strip_prefix("event: ") {
+                name = n;
+            } else if let Some(data) = line.strip_prefix("data: ")
+                && let Ok(value) = serde_json::from_str::<Value>(data)
+                && want(name, &value)
+            {
+                return value;
+            }
+        }
+    }
+}
+
+fn download(addr: SocketAddr, id: &Value, to: &Path) {
+    let r = call(addr, "GET", &format!("/api/v1/recordings/{id}"), Value::Null);
+    assert_eq!(r.status, 200, "{}", r.text());
+    std::fs::write(to, &r.body).unwrap();
+}
+
+#[test]
+fn a_pipeline_is_built_watched_relinked_retuned_clipped_and_torn_down_through_the_api() {
+    let dir = Dir::new();
+    let root = dir.file("media");
+    let config_file = dir.file("eyrie.toml");
+    let server = serve(&root, "", CAMERA);
+    let addr = server.http_address().unwrap();
+
+    // Create an encoder, a recorder and a smart-record cache.
+    for node in [
+        json!({"name": "enc", "kind": "encode", "listen_to": "cam", "keyint": 30, "bitrate": 150_000}),
+        json!({"name": "rec", "kind": "record", "listen_to": "enc", "segment": 60}),
+        json!({"name": "sr", "kind": "smartrecord", "listen_to": "enc"}),
+        json!({"name": "cam2", "kind": "testsrc", "width": 320, "height": 240, "seed": 9}),
+    ] {
+        let r = call(addr, "POST", "/api/v1/nodes", node.clone());
+        assert_eq!(r.status, 201, "{node}: {}", r.text());
+        assert_eq!(json(&r)["name"], node["name"]);
+    }
+    let nodes = json(&call(addr, "GET", "/api/v1/nodes", Value::Null));
+    let names: Vec<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    let enc = json(&call(addr, "GET", "/api/v1/nodes/enc", Value::Null));
+    assert_eq!(enc["properties"]["bitrate"], 150_000, "{enc}");
+
+    // Watch it: RTSP and HLS, each read by FFmpeg and decoded strictly
+    // (once its first packet has said what it is).
+    bytes_of(&server, "enc", 1);
+    let streams = json(&call(addr, "GET", "/api/v1/streams", Value::Null));
+    let enc_stream = streams["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "enc")
+        .unwrap_or_else(|| panic!("{streams}"));
+    let rtsp = enc_stream["urls"]["rtsp"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{enc_stream}"))
+        .to_owned();
+    // HLS: three whole segments first (FFmpeg starts three from the live
+    // end), waited for with blocking playlist reloads.
+    let playlist = call(addr, "GET", "/enc/media.m3u8", Value::Null).text();
+    let first: u64 = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .unwrap_or_else(|| panic!("{playlist}"))
+        .parse()
+        .unwrap();
+    for msn in first + 1..=first + 3 {
+        let r = call(addr, "GET", &format!("/enc/media.m3u8?_HLS_msn={msn}"), Value::Null);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    for (url, name) in [
+        (rtsp.as_str(), "rtsp.mp4"),
+        (&format!("http://{addr}/enc/index.m3u8") as &str, "hls.mp4"),
+    ] {
+        let out = dir.file(name);
+        let status = tool("ffmpeg")
+            .args(["-v", "error", "-y", "-i", url, "-frames:v", "30", "-c", "copy"])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ffmpeg {url}");
+        decode_strict(&out).unwrap();
+    }
+
+    // The bitrate: the bytes per second follow it.
+    let low = bytes_of(&server, "enc", 60);
+    let r = call(
+        addr,
+        "PATCH",
+        "/api/v1/nodes/enc",
+        json!({"bitrate": 2_000_000, "force_keyframe": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(json(&r)["properties"]["bitrate"], 2_000_000);
+    let high = bytes_of(&server, "enc", 60);
+    assert!(high > 2 * low, "2 Mbit/s gave {high} bytes, 150 kbit/s {low}");
+
+    // Relink the encoder to the other camera.
+    let r = call(addr, "PATCH", "/api/v1/nodes/enc", json!({"listen_to": "cam2"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(json(&r)["listen_to"], "cam2");
+
+    // A snapshot on demand.
+    let r = call(addr, "GET", "/enc/snapshot.jpg", Value::Null);
+    assert_eq!((r.status, &r.body[..2]), (200, &[0xff, 0xd8][..]));
+
+    // A clip, announced over SSE, downloaded and decoded.
+    let mut events = TcpStream::connect(addr).unwrap();
+    events.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    events
+        .write_all(b"GET /api/v1/events?events=closed&node=sr HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let r = call(addr, "POST", "/api/v1/nodes/sr/clip", json!({"before": 1, "after": 1}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let closed = sse_until(&mut events, |name, v| name == "closed" && v["kind"] == "event");
+    let clips = json(&call(
+        addr,
+        "GET",
+        "/api/v1/recordings?kind=event&camera=cam2",
+        Value::Null,
+    ));
+    let clip = clips
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| closed["path"].as_str().unwrap().ends_with(e["path"].as_str().unwrap()))
+        .unwrap_or_else(|| panic!("{closed} not in {clips}"));
+    download(addr, &clip["id"], &dir.file("clip.mp4"));
+    decode_strict(&dir.file("clip.mp4")).unwrap();
+
+    // The configuration as TOML describes the same pipeline.
+    let r = call(addr, "GET", "/api/v1/config", Value::Null);
+    assert_eq!(r.status, 200);
+    std::fs::write(&config_file, r.text()).unwrap();
+    let written = Config::from_file(&config_file).unwrap_or_else(|e| panic!("{e}\n{}", r.text()));
+    assert_eq!(written.nodes, server.config().nodes);
+
+    // Deleting: a node others read is refused; the recorder closes its file playable.
+    let r = call(addr, "DELETE", "/api/v1/nodes/enc", Value::Null);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(json(&r)["error"]["message"].as_str().unwrap().contains("rec"));
+    for node in ["rec", "sr", "enc", "cam2"] {
+        let r = call(addr, "DELETE", &format!("/api/v1/nodes/{node}"), Value::Null);
+        assert_eq!(r.status, 200, "{node}: {}", r.text());
+    }
+    let segments = json(&call(addr, "GET", "/api/v1/recordings?kind=continuous", Value::Null));
+    let segment = segments.as_array().unwrap().last().expect("the recording is listed");
+    assert!(!segment["end"].is_null(), "closed: {segment}");
+    download(addr, &segment["id"], &dir.file("segment.mp4"));
+    // It spans the relink: two cameras' frames meet in it, in cadence.
+    decode_strict(&dir.file("segment.mp4")).unwrap();
+    assert_eq!(
+        json(&call(addr, "GET", "/api/v1/nodes", Value::Null))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    server.shutdown();
+}
+
+#[test]
+fn bad_requests_are_refused_naming_what_is_wrong_and_change_nothing() {
+    let dir = Dir::new();
+    let server = serve(&dir.file("media"), "", CAMERA);
+    let addr = server.http_address().unwrap();
+    let before = server.config();
+    let raw = |method: &str, path: &str, body: &[u8]| request(addr, method, path, &[], body);
+    let cases: Vec<(Response, u16, &str)> = vec![
+        (
+            raw("POST", "/api/v1/nodes", b"{\"name\": \"x\", "),
+            400,
+            "malformed JSON",
+        ),
+        (raw("POST", "/api/v1/nodes", b"[1, 2]"), 400, "JSON object"),
+        (
+            call(
+                addr,
+                "POST",
+                "/api/v1/nodes",
+                json!({"name": "e", "kind": "encode", "listen_to": "cam", "bitrat": 5}),
+            ),
+            400,
+            "bitrat",
+        ),
+        (
+            call(
+                addr,
+                "POST",
+                "/api/v1/nodes",
+                json!({"name": "e", "kind": "encode", "listen_to": "cam", "bitrate": "fast"}),
+            ),
+            400,
+            "bitrate",
+        ),
+        (
+            call(
+                addr,
+                "POST",
+                "/api/v1/nodes",
+                json!({"name": "e", "kind": "encode", "listen_to": "nothing"}),
+            ),
+            400,
+            "nothing",
+        ),
+        (
+            call(addr, "POST", "/api/v1/nodes", json!({"name": "a/b", "kind": "testsrc"})),
+            400,
+            "a/b",
+        ),
+        (
+            call(addr, "POST", "/api/v1/nodes", json!({"name": "..", "kind": "testsrc"})),
+            400,
+            "..",
+        ),
+        (
+            call(addr, "POST", "/api/v1/nodes", json!({"name": "z", "kind": "warp"})),
+            400,
+            "warp",
+        ),
+        (
+            call(addr, "POST", "/api/v1/nodes", json!({"name": "cam", "kind": "testsrc"})),
+            409,
+            "cam",
+        ),
+        (
+            call(
+                addr,
+                "POST",
+                "/api/v1/nodes",
+                json!({"name": "r", "kind": "record", "listen_to": "cam", "path": "../../etc/{camera}"}),
+            ),
+            400,
+            "..",
+        ),
+        (raw("POST", "/api/v1/nodes", &vec![b' '; 2 << 20]), 413, ""),
+        (call(addr, "GET", "/api/v1/nodes/ghost", Value::Null), 404, "ghost"),
+        (call(addr, "DELETE", "/api/v1/nodes/ghost", Value::Null), 404, "ghost"),
+        (
+            call(addr, "PATCH", "/api/v1/nodes/cam", json!({"fps": 5})),
+            409,
+            "restart",
+        ),
+        (
+            call(addr, "PATCH", "/api/v1/nodes/cam", json!({"colour": 5})),
+            400,
+            "colour",
+        ),
+        (
+            call(addr, "PATCH", "/api/v1/nodes/cam", json!({"listen_to": 5})),
+            400,
+            "listen_to",
+        ),
+        (
+            call(addr, "POST", "/api/v1/nodes/cam/record/start", Value::Null),
+            400,
+            "record node",
+        ),
+        (
+            call(addr, "POST", "/api/v1/nodes/cam/clip", json!({"before": -1})),
+            400,
+            "before",
+        ),
+        (
+            call(addr, "GET", "/api/v1/recordings/../../etc/passwd", Value::Null),
+            404,
+            "",
+        ),
+        (
+            call(addr, "GET", "/api/v1/recordings/1%2F..%2Fsecret.key", Value::Null),
+            400,
+            "recording id",
+        ),
+        (
+            call(addr, "GET", "/api/v1/recordings?from=yesterday", Value::Null),
+            400,
+            "from",
+        ),
+        (
+            call(addr, "GET", "/api/v1/events?events=everything", Value::Null),
+            400,
+            "everything",
+        ),
+        (
+            call(addr, "POST", "/api/v1/login", json!({"name": "a", "password": "b"})),
+            409,
+            "no [[server.users]]",
+        ),
+    ];
+    for (i, (r, status, says)) in cases.iter().enumerate() {
+        assert_eq!(r.status, *status, "case {i}: {}", r.text());
+        assert!(r.text().contains(says), "case {i} should name `{says}`: {}", r.text());
+        if r.status != 413 && r.status != 404 || r.text().starts_with('{') {
+            let error = &json(r)["error"];
+            assert_eq!(error["status"], *status, "case {i}");
+        }
+    }
+    // The key and JSON path of a wrong value are given apart.
+    let error = &json(&cases[3].0)["error"];
+    assert_eq!(
+        (error["key"].as_str(), error["path"].as_str()),
+        (Some("node.bitrate"), Some("$.bitrate"))
+    );
+    assert_eq!(server.config(), before, "nothing changed");
+    assert_eq!(server.stats().nodes.len(), 1);
+    server.shutdown();
+}
+
+/// One caller of the matrix: its name and its `Authorization` header.
+struct Caller {
+    name: &'static str,
+    authorization: Option<String>,
+}
+
+/// The status line of a request's answer, without waiting for its body.
+fn status_of(addr: SocketAddr, raw: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "closed before a status line: {raw}");
+        head.push(byte[0]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    line.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
+}
+
+#[test]
+fn every_endpoint_and_protocol_answers_every_kind_of_caller_as_its_role_and_grants_say() {
+    let dir = Dir::new();
+    let root = dir.file("media");
+    let admin_hash = hash_password("admin-pw").unwrap();
+    let users = format!(
+        "[[server.users]]\nname = \"admin\"\npassword_hash = \"{admin_hash}\"\nrole = \"admin\"\n\
+         [[server.users]]\nname = \"op\"\npassword = \"op-pw\"\nrole = \"operator\"\n\
+         [[server.users]]\nname = \"viewer\"\npassword = \"viewer-pw\"\nstreams = [\"cam*\", \"h264\"]\n\
+         [[server.users]]\nname = \"stranger\"\npassword = \"stranger-pw\"\nstreams = [\"other*\"]\n"
+    );
+    let nodes = format!(
+        "{CAMERA}[[node]]\nname = \"h264\"\nkind = \"encode\"\nlisten_to = \"cam\"\nkeyint = 30\n\
+         [[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"h264\"\nautostart = false\n"
+    );
+    let server = serve(&root, &users, &nodes);
+    let addr = server.http_address().unwrap();
+    let rtsp = server.rtsp_address().unwrap();
+
+    // The key file is the server's own, readable by it alone.
+    let key_file = root.join("secret.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key_file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let login = call(
+        addr,
+        "POST",
+        "/api/v1/login",
+        json!({"name": "admin", "password": "admin-pw"}),
+    );
+    assert_eq!(login.status, 200, "{}", login.text());
+    let token = json(&login)["token"].as_str().unwrap().to_owned();
+    let wrong_login = call(
+        addr,
+        "POST",
+        "/api/v1/login",
+        json!({"name": "admin", "password": "nope"}),
+    );
+    assert_eq!(wrong_login.status, 401);
+    // A token signed with the server's key but an hour stale.
+    let key: [u8; 32] = std::fs::read(&key_file).unwrap().try_into().unwrap();
+    let expired = Authenticator::new(vec![User::with_password("admin", "x", Role::Admin)], key).issue(
+        "admin",
+        Duration::from_secs(60),
+        SystemTime::now() - Duration::from_secs(3600),
+    );
+    let basic = |pair: &str| {
+        Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        ))
+    };
+    let callers = [
+        Caller {
+            name: "none",
+            authorization: None,
+        },
+        // A different guessed name per row (one name's guesses are throttled: below).
+        Caller {
+            name: "wrong",
+            authorization: None,
+        },
+        Caller {
+            name: "expired",
+            authorization: Some(format!("Bearer {expired}")),
+        },
+        Caller {
+            name: "no grant",
+            authorization: basic("stranger:stranger-pw"),
+        },
+        Caller {
+            name: "viewer",
+            authorization: basic("viewer:viewer-pw"),
+        },
+        Caller {
+            name: "operator",
+            authorization: basic("op:op-pw"),
+        },
+        Caller {
+            name: "admin",
+            authorization: Some(format!("Bearer {token}")),
+        },
+    ];
+    // (protocol, what, request line and body, expected per caller)
+    type Row = (&'static str, &'static str, &'static str, &'static str, [u16; 7]);
+    const U: u16 = 401;
+    const F: u16 = 403;
+    let rows: [Row; 22] = [
+        ("http", "GET", "/api/v1/nodes", "", [U, U, U, 200, 200, 200, 200]),
+        ("http", "GET", "/api/v1/nodes/cam", "", [U, U, U, F, 200, 200, 200]),
+        ("http", "GET", "/api/v1/streams", "", [U, U, U, 200, 200, 200, 200]),
+        ("http", "GET", "/api/v1/sensor/list", "", [U, U, U, 200, 200, 200, 200]),
+        (
+            "http",
+            "GET",
+            "/api/v1/recordings?camera=h264",
+            "",
+            [U, U, U, F, 200, 200, 200],
+        ),
+        ("http", "GET", "/api/v1/nodes/ghost", "", [U, U, U, F, F, 404, 404]),
+        ("http", "GET", "/api/v1/events", "", [U, U, U, 200, 200, 200, 200]),
+        ("http", "GET", "/api/v1/config", "", [U, U, U, F, F, F, 200]),
+        ("http", "GET", "/metrics", "", [U, U, U, F, F, 200, 200]),
+        (
+            "http",
+            "PATCH",
+            "/api/v1/nodes/h264",
+            r#"{"force_keyframe": true}"#,
+            [U, U, U, F, F, 200, 200],
+        ),
+        (
+            "http",
+            "POST",
+            "/api/v1/nodes/rec/record/start",
+            "",
+            [U, U, U, F, F, 200, 200],
+        ),
+        (
+            "http",
+            "POST",
+            "/api/v1/nodes/rec/record/stop",
+            "",
+            [U, U, U, F, F, 200, 200],
+        ),
+        (
+            "http",
+            "POST",
+            "/api/v1/nodes",
+            r#"{"name": "tmp", "kind": "relay", "listen_to": "cam"}"#,
+            [U, U, U, F, F, F, 201],
+        ),
+        ("http", "DELETE", "/api/v1/nodes/tmp", "", [U, U, U, F, F, F, 200]),
+        ("http", "GET", "/", "", [U, U, U, 200, 200, 200, 200]),
+        ("http", "GET", "/cam/snapshot.jpg", "", [U, U, U, F, 200, 200, 200]),
+        ("http", "GET", "/h264/index.m3u8", "", [U, U, U, F, 200, 200, 200]),
+        ("http", "GET", "/cam/mjpeg", "", [U, U, U, F, 200, 200, 200]),
+        ("http", "GET", "/h264/live.mp4", "", [U, U, U, F, 200, 200, 200]),
+        ("ws", "GET", "/h264/ws", "", [U, U, U, F, 101, 101, 101]),
+        ("rtsp", "DESCRIBE", "/h264", "", [U, U, U, F, 200, 200, 200]),
+        // A raw stream: RTSP serves coded ones (after the grant is checked).
+        ("rtsp", "DESCRIBE", "/cam", "", [U, U, U, F, 415, 415, 415]),
+    ];
+    let mut table = format!("{:<6} {:<8} {:<34}", "proto", "method", "target");
+    for c in &callers {
+        table += &format!(" {:>9}", c.name);
+    }
+    let mut wrong = Vec::new();
+    for (row, (protocol, method, target, body, expected)) in rows.into_iter().enumerate() {
+        table += &format!("\n{protocol:<6} {method:<8} {target:<34}");
+        for (caller, want) in callers.iter().zip(expected) {
+            let guess = basic(&format!("guess{row}:wrong")).filter(|_| caller.name == "wrong");
+            let auth = guess
+                .as_ref()
+                .or(caller.authorization.as_ref())
+                .map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+            let got = match protocol {
+                "rtsp" => status_of(
+                    rtsp,
+                    &format!("{method} rtsp://{rtsp}{target} RTSP/1.0\r\nCSeq: 1\r\n{auth}\r\n"),
+                ),
+                "ws" => status_of(
+                    addr,
+                    &format!(
+                        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{auth}\r\n"
+                    ),
+                ),
+                _ => status_of(
+                    addr,
+                    &format!(
+                        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n{auth}\r\n{body}",
+                        body.len()
+                    ),
+                ),
+            };
+            table += &format!(" {got:>9}");
+            if got != want {
+                wrong.push(format!(
+                    "{protocol} {method} {target} as {}: {got}, expected {want}",
+                    caller.name
+                ));
+            }
+        }
+    }
+    println!("{table}");
+    assert!(wrong.is_empty(), "{table}\n\n{}", wrong.join("\n"));
+
+    // One name guessed too often from one address: refused unchecked, even
+    // with the right password, while a token from that address still works.
+    let as_admin = |authorization: Option<String>| {
+        status_of(
+            addr,
+            &format!(
+                "GET /api/v1/nodes HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: {}\r\n\r\n",
+                authorization.unwrap()
+            ),
+        )
+    };
+    let guesses: Vec<u16> = (0..10).map(|_| as_admin(basic("op:guess"))).collect();
+    assert!(guesses.iter().all(|s| *s == 401), "{guesses:?}");
+    assert_eq!(as_admin(basic("op:op-pw")), 429);
+    assert_eq!(as_admin(Some(format!("Bearer {token}"))), 200);
+
+    // Secrets are in no answer: the config shows `***`.
+    let config = request(
+        addr,
+        "GET",
+        "/api/v1/config",
+        &[&format!("Authorization: Bearer {token}")],
+        b"",
+    );
+    let text = config.text();
+    assert!(
+        !text.contains("op-pw") && !text.contains(&admin_hash) && text.contains("***"),
+        "{text}"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn metrics_pass_promtool_and_count_what_the_nodes_do() {
+    let dir = Dir::new();
+    let nodes = format!("{CAMERA}[[node]]\nname = \"h264\"\nkind = \"encode\"\nlisten_to = \"cam\"\n");
+    let server = serve(&dir.file("media"), "", &nodes);
+    let addr = server.http_address().unwrap();
+    // Frames flow before the scrape.
+    bytes_of(&server, "h264", 5);
+    let r = call(addr, "GET", "/metrics", Value::Null);
+    assert_eq!(r.status, 200);
+    assert!(r.head.contains("text/plain; version=0.0.4"), "{}", r.head);
+    let text = r.text();
+    let frames = text
+        .lines()
+        .find(|l| l.starts_with("eyrie_node_frames_total{node=\"cam\",kind=\"testsrc\"}"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let count: f64 = frames.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 5.0, "{frames}");
+    assert!(text.contains("process_resident_memory_bytes "), "{text}");
+    let mut check = tool("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    check.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.shutdown();
+}
