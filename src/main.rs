@@ -11,6 +11,7 @@ use eyrie::media::Fps;
 use eyrie::output::options::RecordOptions;
 use eyrie::output::recorder::FileFormat;
 use eyrie::server::{NodeState, Server, ServerStats};
+mod ctl_cmd;
 mod dataset_cmd;
 mod encode_cmd;
 mod eval_cmd;
@@ -187,6 +188,21 @@ enum Command {
         /// Device node, e.g. `/dev/video0`.
         device: Option<PathBuf>,
     },
+    /// Control a running server through its API (nodes, relinks, changes,
+    /// recordings, clips, snapshots, events).
+    Ctl {
+        /// The server's HTTP listener.
+        #[arg(long, env = "EYRIE_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// A token from `eyrie ctl login` (needed once users are configured).
+        #[arg(long, env = "EYRIE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print the server's JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: ctl_cmd::Ctl,
+    },
     /// Print an argon2id hash of a password for `[[server.users]]`
     /// `password_hash` (the password is read from standard input; from a
     /// terminal, twice and without echo).
@@ -225,6 +241,12 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Passwd { user } => passwd(user),
+        Command::Ctl {
+            url,
+            token,
+            json,
+            command,
+        } => ctl_cmd::run(&url, token, json, command),
         Command::Check { config } => match Config::from_file(&config) {
             Ok(c) => {
                 let names: Vec<String> = c

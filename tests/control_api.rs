@@ -671,3 +671,101 @@ fn metrics_pass_promtool_and_count_what_the_nodes_do() {
     );
     server.shutdown();
 }
+
+/// `eyrie ctl ARGS` against `url` with `token`, `stdin` fed; (exit success, stdout, stderr).
+fn ctl(url: &str, token: Option<&str>, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_eyrie"));
+    command.args(["ctl", "--url", url]).args(args).env_remove("EYRIE_TOKEN");
+    if let Some(t) = token {
+        command.env("EYRIE_TOKEN", t);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn eyrie_ctl_drives_the_same_steps_from_the_shell() {
+    let dir = Dir::new();
+    let users = "[[server.users]]\nname = \"admin\"\npassword = \"pw\"\nrole = \"admin\"\n";
+    let server = serve(&dir.file("media"), users, CAMERA);
+    let url = format!("http://{}", server.http_address().unwrap());
+    let ok = |args: &[&str], token: &str| {
+        let (success, out, err) = ctl(&url, Some(token), args, "");
+        assert!(success, "eyrie ctl {args:?}: {err}");
+        out
+    };
+
+    // Errors as they came: no token, a wrong password.
+    let (success, _, err) = ctl(&url, None, &["nodes"], "");
+    assert!(!success && err.contains("401 Unauthorized: sign in first"), "{err}");
+    let (success, _, err) = ctl(&url, None, &["login", "admin"], "wrong\n");
+    assert!(!success && err.contains("401"), "{err}");
+    let (success, token, err) = ctl(&url, None, &["login", "admin"], "pw\n");
+    assert!(success, "{err}");
+    let token = token.trim();
+
+    let file = dir.file("nodes.toml");
+    std::fs::write(
+        &file,
+        "[[node]]\nname = \"cam2\"\nkind = \"testsrc\"\nwidth = 320\nheight = 240\nseed = 3\n\
+         [[node]]\nname = \"enc\"\nkind = \"encode\"\nlisten_to = \"cam\"\nkeyint = 30\n\
+         [[node]]\nname = \"sr\"\nkind = \"smartrecord\"\nlisten_to = \"enc\"\n\
+         [[node]]\nname = \"rec\"\nkind = \"record\"\nlisten_to = \"enc\"\n",
+    )
+    .unwrap();
+    assert!(ok(&["create", file.to_str().unwrap()], token).contains("created rec (record)"));
+    let table = ok(&["nodes"], token);
+    assert!(table.starts_with("NAME") && table.lines().count() == 6, "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("enc ") && l.contains("encode")),
+        "{table}"
+    );
+    ok(&["set", "enc", "bitrate=300000", "force_keyframe=true"], token);
+    let node: Value = serde_json::from_str(&ok(&["--json", "node", "enc"], token)).unwrap();
+    assert_eq!(node["properties"]["bitrate"], 300_000);
+    ok(&["relink", "enc", "cam2"], token);
+    let jpeg = dir.file("enc.jpg");
+    ok(&["snapshot", "enc", "-o", jpeg.to_str().unwrap()], token);
+    assert_eq!(&std::fs::read(&jpeg).unwrap()[..2], &[0xff, 0xd8]);
+
+    // A clip, seen by `events` (which says when it listens).
+    let mut events = std::process::Command::new(env!("CARGO_BIN_EXE_eyrie"))
+        .args([
+            "ctl", "--url", &url, "--token", token, "events", "--events", "closed", "--node", "sr",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = std::io::BufReader::new(events.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut said, &mut line).unwrap();
+    assert!(line.contains("waiting for events"), "{line}");
+    assert!(ok(&["clip", "sr", "--before", "1", "--after", "1"], token).contains("clip started"));
+    let out = events.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && printed.starts_with("closed: {"), "{printed}");
+    let listed = ok(&["recordings", "--camera", "cam2", "--kind", "event"], token);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+
+    let stopped = ok(&["record", "stop", "rec"], token);
+    assert!(stopped.contains("closed"), "{stopped}");
+    let (success, _, err) = ctl(&url, Some(token), &["delete", "enc"], "");
+    assert!(
+        !success && err.contains("409 Conflict") && err.contains("feeds"),
+        "{err}"
+    );
+    for node in ["rec", "sr", "enc", "cam2"] {
+        assert!(ok(&["delete", node], token).starts_with(&format!("deleted {node}")));
+    }
+    assert_eq!(ok(&["nodes"], token).lines().count(), 2);
+    server.shutdown();
+}
