@@ -504,7 +504,7 @@ fn every_endpoint_and_protocol_answers_every_kind_of_caller_as_its_role_and_gran
     type Row = (&'static str, &'static str, &'static str, &'static str, [u16; 7]);
     const U: u16 = 401;
     const F: u16 = 403;
-    let rows: [Row; 22] = [
+    let rows: [Row; 23] = [
         ("http", "GET", "/api/v1/nodes", "", [U, U, U, 200, 200, 200, 200]),
         ("http", "GET", "/api/v1/nodes/cam", "", [U, U, U, F, 200, 200, 200]),
         ("http", "GET", "/api/v1/streams", "", [U, U, U, 200, 200, 200, 200]),
@@ -555,6 +555,7 @@ fn every_endpoint_and_protocol_answers_every_kind_of_caller_as_its_role_and_gran
         ("http", "GET", "/cam/mjpeg", "", [U, U, U, F, 200, 200, 200]),
         ("http", "GET", "/h264/live.mp4", "", [U, U, U, F, 200, 200, 200]),
         ("ws", "GET", "/h264/ws", "", [U, U, U, F, 101, 101, 101]),
+        ("ws", "GET", "/api/v1/events/ws", "", [U, U, U, 101, 101, 101, 101]),
         ("rtsp", "DESCRIBE", "/h264", "", [U, U, U, F, 200, 200, 200]),
         // A raw stream: RTSP serves coded ones (after the grant is checked).
         ("rtsp", "DESCRIBE", "/cam", "", [U, U, U, F, 415, 415, 415]),
@@ -767,5 +768,190 @@ fn eyrie_ctl_drives_the_same_steps_from_the_shell() {
         assert!(ok(&["delete", node], token).starts_with(&format!("deleted {node}")));
     }
     assert_eq!(ok(&["nodes"], token).lines().count(), 2);
+    server.shutdown();
+}
+
+/// A webhook receiver: answers `503` to the first try of every delivery and
+/// `200` to the next, and hands each request (headers, body) to the test.
+/// A request a receiver took: its headers (names in lower case) and body.
+type Hooked = (Vec<(String, String)>, Vec<u8>);
+
+fn receiver() -> (SocketAddr, std::sync::mpsc::Receiver<Hooked>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = std::collections::HashSet::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            loop {
+                let mut line = String::new();
+                if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((n, v)) = line.split_once(':') {
+                    headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
+            }
+            let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+            let length: usize = header("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let first_try = seen.insert(header("x-eyrie-delivery").unwrap_or_default());
+            let status = if first_try { "503 Service Unavailable" } else { "200 OK" };
+            let _ = stream
+                .write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+            if tx.send((headers, body)).is_err() {
+                return;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn webhooks_are_signed_retried_and_a_dead_receiver_never_slows_the_pipeline() {
+    let dir = Dir::new();
+    let (live, requests) = receiver();
+    // A port nobody listens on: every try is refused.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let hooks = format!(
+        "[[server.webhooks]]\nurl = \"http://{live}/hook?src=eyrie\"\nevents = [\"node\"]\nnode = \"cam\"\nsecret = \"s3cret\"\n\
+         [[server.webhooks]]\nurl = \"http://{dead}/gone\"\nretries = 2\nqueue = 4\n"
+    );
+    let server = serve(&dir.file("media"), &hooks, CAMERA);
+
+    // The camera's `running`, tried twice (503, then 200) under one delivery id.
+    let mut tries = Vec::new();
+    while tries.len() < 2 {
+        let (headers, body) = requests
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the webhook calls");
+        let event: Value = serde_json::from_slice(&body).unwrap();
+        if event["state"] == "running" {
+            tries.push((headers, body));
+        }
+    }
+    let header = |h: &[(String, String)], n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
+    assert_eq!(
+        header(&tries[0].0, "x-eyrie-delivery"),
+        header(&tries[1].0, "x-eyrie-delivery")
+    );
+    for (headers, body) in &tries {
+        assert_eq!(header(headers, "x-eyrie-event"), "node");
+        let event: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            (event["event"].as_str(), event["node"].as_str()),
+            (Some("node"), Some("cam"))
+        );
+        // The signature, checked with HMAC-SHA256 here: t=<unix>,sha256=hex(hmac(secret, "<t>.<body>")).
+        let signed = header(headers, "x-eyrie-signature");
+        let (t, hex) = signed
+            .strip_prefix("t=")
+            .and_then(|r| r.split_once(",sha256="))
+            .unwrap_or_else(|| panic!("{signed}"));
+        let age = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - t.parse::<u64>().unwrap();
+        assert!(age < 60, "{signed}");
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(format!("{t}.").as_bytes());
+        mac.update(body);
+        let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected);
+    }
+
+    // The dead receiver: retried, given up, its queue bounded; the camera
+    // keeps its 30 fps with nothing dropped meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (before_frames, started) = (server.stats().nodes[0].frames_out, Instant::now());
+    loop {
+        let stats = server.stats();
+        let gone = &stats.webhooks[1];
+        if gone.failed >= 1 && gone.retried >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", stats.webhooks);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stats = server.stats();
+    let cam = &stats.nodes[0];
+    let rate = (cam.frames_out - before_frames) as f64 / started.elapsed().as_secs_f64();
+    assert!(
+        cam.frames_dropped == 0 && rate > 25.0,
+        "cam: {rate:.1} fps, {} dropped",
+        cam.frames_dropped
+    );
+    assert!(
+        stats.webhooks[0].delivered >= 1 && stats.webhooks[0].retried >= 1,
+        "{:?}",
+        stats.webhooks
+    );
+    let config = call(server.http_address().unwrap(), "GET", "/api/v1/config", Value::Null).text();
+    assert!(
+        !config.contains("s3cret") && config.contains("secret = \"***\""),
+        "{config}"
+    );
+    let metrics = call(server.http_address().unwrap(), "GET", "/metrics", Value::Null).text();
+    assert!(
+        metrics.contains(&format!("eyrie_webhook_failed_total{{url=\"http://{dead}/gone\"}}")),
+        "{metrics}"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn events_come_over_a_websocket_too_filtered_by_name_and_node() {
+    let dir = Dir::new();
+    let server = serve(&dir.file("media"), "", CAMERA);
+    let addr = server.http_address().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use futures_util::StreamExt;
+        let url = format!("ws://{addr}/api/v1/events/ws?events=node&node=extra*");
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let r = tokio::task::spawn_blocking(move || {
+            call(
+                addr,
+                "POST",
+                "/api/v1/nodes",
+                json!({"name": "extra1", "kind": "testsrc", "width": 160, "height": 120}),
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(r.status, 201, "{}", r.text());
+        let mut states = Vec::new();
+        while states.last().map(String::as_str) != Some("running") {
+            let message = tokio::time::timeout(Duration::from_secs(20), socket.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let event: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+            assert_eq!(
+                (event["event"].as_str(), event["node"].as_str()),
+                (Some("node"), Some("extra1")),
+                "{event}"
+            );
+            states.push(event["state"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(states.first().map(String::as_str), Some("running"), "{states:?}");
+    });
     server.shutdown();
 }

@@ -20,6 +20,7 @@ use crate::capture::testsrc::TestSrcOptions;
 use crate::capture::v4l2::V4l2Options;
 use crate::encode::EncoderSettings;
 use crate::events::trigger::TriggerOptions;
+use crate::events::webhook::WebhookOptions;
 use crate::hub::{Join, Policy, SubscribeOptions};
 use crate::infer::detector::InferOptions;
 use crate::media::FormatError;
@@ -61,6 +62,9 @@ pub struct ServerConfig {
     /// `password`, `role`, `streams`). With any user configured, every
     /// request on every listener must sign in.
     pub users: Vec<User>,
+    /// Where events are POSTed (`[[server.webhooks]]`: `url`, `events`,
+    /// `node`, `secret`, `queue`, `retries`, `timeout`).
+    pub webhooks: Vec<WebhookOptions>,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +75,7 @@ impl Default for ServerConfig {
             rtsp: RtspServerOptions::default(),
             http: HttpOptions::default(),
             users: Vec::new(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -86,6 +91,10 @@ impl ServerConfig {
             if self.users[..i].iter().any(|v| v.name == u.name) {
                 return Err(("server.users.name".into(), format!("user `{}` is listed twice", u.name)));
             }
+        }
+        for w in &self.webhooks {
+            w.check()
+                .map_err(|(key, message)| (format!("server.webhooks.{key}"), message))?;
         }
         self.rtsp
             .check(&self.users)

@@ -79,10 +79,23 @@ impl Client {
     /// A client of the server at `url` (`http://host:port`), sending `token`
     /// as `Authorization: Bearer` when given.
     pub fn new(url: &str, token: Option<String>) -> Result<Client, ClientError> {
+        match Client::with_path(url, token)? {
+            (client, path) if path == "/" => Ok(client),
+            _ => Err(ClientError::Url(url.to_owned())),
+        }
+    }
+
+    /// A client of the server a whole URL (`http://host:port/path?query`)
+    /// names, and the URL's path and query.
+    pub fn with_path(url: &str, token: Option<String>) -> Result<(Client, String), ClientError> {
         let bad = || ClientError::Url(url.to_owned());
         let rest = url.strip_prefix("http://").ok_or_else(bad)?;
-        let authority = rest.trim_end_matches('/');
-        if authority.is_empty() || authority.contains(['/', '@', ' ']) {
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest[i..].starts_with('?') => (&rest[..i], format!("/{}", &rest[i..])),
+            Some(i) => (&rest[..i], rest[i..].to_owned()),
+            None => (rest, "/".to_owned()),
+        };
+        if authority.is_empty() || authority.contains(['@', ' ']) || path.chars().any(|c| c.is_whitespace()) {
             return Err(bad());
         }
         let authority = if authority
@@ -93,12 +106,19 @@ impl Client {
         } else {
             format!("{authority}:80")
         };
-        Ok(Client {
+        let client = Client {
             url: format!("http://{authority}"),
             authority,
             token,
             timeout: Duration::from_secs(30),
-        })
+        };
+        Ok((client, path))
+    }
+
+    /// The same client, waiting at most `timeout` to connect, send and for each read.
+    pub fn timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
     }
 
     fn io(&self, source: io::Error) -> ClientError {
@@ -120,6 +140,7 @@ impl Client {
         &self,
         method: &str,
         path: &str,
+        headers: &[(&str, &str)],
         body: Option<(&str, &[u8])>,
         read_timeout: Option<Duration>,
     ) -> Result<(BufReader<TcpStream>, Reply), ClientError> {
@@ -139,6 +160,9 @@ impl Client {
         );
         if let Some(token) = &self.token {
             head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
         let (kind, bytes) = body.unwrap_or(("application/json", b""));
         if body.is_some() || !matches!(method, "GET" | "HEAD") {
@@ -197,7 +221,18 @@ impl Client {
 
     /// A request and its whole answer.
     pub fn call(&self, method: &str, path: &str, body: Option<(&str, &[u8])>) -> Result<Reply, ClientError> {
-        let (reader, mut reply) = self.send(method, path, body, Some(self.timeout))?;
+        self.call_with(method, path, &[], body)
+    }
+
+    /// A request with more `headers` (name, value) and its whole answer.
+    pub fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Result<Reply, ClientError> {
+        let (reader, mut reply) = self.send(method, path, headers, body, Some(self.timeout))?;
         let mut body = Body::of(reader, &reply);
         let mut bytes = Vec::new();
         body.by_ref()
@@ -222,7 +257,7 @@ impl Client {
     /// ends it. Waits for events without a deadline (the server's
     /// keep-alive comments show it is there).
     pub fn events(&self, path: &str) -> Result<(Reply, Events), ClientError> {
-        let (reader, reply) = self.send("GET", path, None, None)?;
+        let (reader, reply) = self.send("GET", path, &[], None, None)?;
         let body = BufReader::new(Body::of(reader, &reply));
         Ok((reply, Events { body, name: None }))
     }
@@ -382,6 +417,10 @@ mod tests {
         assert!(Client::new("https://x", None).is_err());
         assert!(Client::new("http://user@host:1", None).is_err());
         assert_eq!(Client::new("http://localhost", None).unwrap().authority, "localhost:80");
+        assert!(Client::new("http://localhost/x", None).is_err());
+        let (c, path) = Client::with_path("http://h:9/hook?a=1", None).unwrap();
+        assert_eq!((c.authority.as_str(), path.as_str()), ("h:9", "/hook?a=1"));
+        assert_eq!(Client::with_path("http://h?a", None).unwrap().1, "/?a");
         let url = once(b"SSH-2.0-OpenSSH\r\n\r\n");
         let e = Client::new(&url, None).unwrap().call("GET", "/", None).unwrap_err();
         assert!(e.to_string().contains("no HTTP/1 status line"), "{e}");

@@ -8,6 +8,7 @@
 //! holds more than its capacity, and emitting never waits on it.
 
 pub mod trigger;
+pub mod webhook;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -102,6 +103,72 @@ pub enum Event {
         /// What it did.
         actions: Vec<String>,
     },
+    /// A node changed state (`starting`, `running`, `reconnecting`,
+    /// `stopped`, `failed`): a producer's stream is up while it runs.
+    Node {
+        /// The node.
+        node: String,
+        /// Its kind.
+        kind: String,
+        /// The new state.
+        state: String,
+        /// Why, for `reconnecting` and `failed`.
+        error: Option<String>,
+    },
+    /// A network protocol started reading a stream: its first client there
+    /// (each protocol reads a stream once for all its clients).
+    Reader {
+        /// The stream.
+        stream: String,
+        /// `rtsp`, `hls`, `websocket`, `mjpeg`, `api`…
+        protocol: String,
+        /// The signed-in user, if any.
+        user: Option<String>,
+    },
+}
+
+impl Event {
+    /// Every event's name, as [`Event::name`] gives it.
+    pub const NAMES: [&'static str; 5] = ["closed", "failed", "triggered", "node", "reader"];
+
+    /// The event's name (its `event` field).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Closed(_) => "closed",
+            Event::Failed { .. } => "failed",
+            Event::Triggered { .. } => "triggered",
+            Event::Node { .. } => "node",
+            Event::Reader { .. } => "reader",
+        }
+    }
+
+    /// Whether the event is one of `names` (empty: any) about a node or
+    /// camera matching the glob `node` (none: any).
+    pub fn matches(&self, names: &[String], node: Option<&str>) -> bool {
+        let (subject, camera) = self.subject();
+        let glob = crate::serve::auth::glob_match;
+        (names.is_empty() || names.iter().any(|n| n == self.name()))
+            && node.is_none_or(|g| glob(g, subject) || camera.is_some_and(|c| glob(g, c)))
+    }
+
+    /// The first of `names` that names no event, with the error to show.
+    pub fn unknown(names: &[String]) -> Option<String> {
+        names
+            .iter()
+            .find(|n| !Event::NAMES.contains(&n.as_str()))
+            .map(|bad| format!("unknown event `{bad}` (events: {})", Event::NAMES.join(", ")))
+    }
+
+    /// The node or stream the event is about, and its camera when known.
+    pub fn subject(&self) -> (&str, Option<&str>) {
+        match self {
+            Event::Closed(f) => (&f.node, Some(&f.camera)),
+            Event::Failed { node, kept, .. } => (node, kept.as_ref().map(|k| k.camera.as_str())),
+            Event::Triggered { node, camera, .. } => (node, Some(camera)),
+            Event::Node { node, .. } => (node, None),
+            Event::Reader { stream, .. } => (stream, None),
+        }
+    }
 }
 
 /// Hands events to every subscriber. Cheap to clone; clones share subscribers.
@@ -142,6 +209,7 @@ impl EventBus {
     pub fn emit(&self, event: Event) {
         match &event {
             Event::Failed { node, error, .. } => tracing::error!(node = %node, "{error}"),
+            Event::Reader { .. } => tracing::debug!("event {}", serde_json::to_string(&event).unwrap_or_default()),
             e => tracing::info!("event {}", serde_json::to_string(e).unwrap_or_default()),
         }
         let queues: Vec<Arc<Queue>> = {

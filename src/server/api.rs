@@ -17,6 +17,8 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -55,6 +57,7 @@ pub(super) fn router(server: Weak<Inner>) -> Router {
         .route("/api/v1/sensor/list", get(sensors))
         .route("/api/v1/config", get(config))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/events/ws", get(events_ws))
         .route("/metrics", get(prometheus))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Api(server))
@@ -724,69 +727,53 @@ async fn config(State(api): State<Api>, who: Who) -> Answer {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventsQuery {
-    /// Event names (`closed`, `failed`, `triggered`), comma-separated.
+    /// Event names (`closed`, `failed`, `triggered`, `node`, `reader`), comma-separated.
     events: Option<String>,
     /// A glob over the node or camera the event is about.
     node: Option<String>,
 }
 
-/// The node and camera an event is about.
-fn about(event: &Event) -> (&str, Option<&str>) {
-    match event {
-        Event::Closed(f) => (&f.node, Some(&f.camera)),
-        Event::Failed { node, kept, .. } => (node, kept.as_ref().map(|k| k.camera.as_str())),
-        Event::Triggered { node, camera, .. } => (node, Some(camera)),
+/// The events `query` asks for that `who` may see, or why the query is wrong.
+fn event_filter(
+    who: &Signed,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl Fn(&Event) -> bool + Send + 'static, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad(e.body_text()))?;
+    let names: Vec<String> = q.events.as_deref().map_or(Vec::new(), |e| {
+        e.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    if let Some(message) = Event::unknown(&names) {
+        return Err(ApiError::bad(message).key("events"));
     }
-}
-
-fn event_name(event: &Event) -> &'static str {
-    match event {
-        Event::Closed(_) => "closed",
-        Event::Failed { .. } => "failed",
-        Event::Triggered { .. } => "triggered",
-    }
+    let identity: Option<Identity> = who.0.clone();
+    Ok(move |event: &Event| {
+        let (node, camera) = event.subject();
+        event.matches(&names, q.node.as_deref())
+            && identity
+                .as_ref()
+                .is_none_or(|id| id.may_see(node) && camera.is_none_or(|c| id.may_see(c)))
+    })
 }
 
 async fn events(
     State(api): State<Api>,
     who: Who,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let server = api.server()?;
     allow(&server, &who, Role::Viewer, None)?;
-    let Query(q) = query.map_err(|e| ApiError::bad(e.body_text()))?;
-    let names: Option<Vec<String>> = q.events.map(|e| {
-        e.split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect()
-    });
-    if let Some(bad) = names
-        .iter()
-        .flatten()
-        .find(|n| !["closed", "failed", "triggered"].contains(&n.as_str()))
-    {
-        return Err(ApiError::bad(format!("unknown event `{bad}` (events: closed, failed, triggered)")).key("events"));
-    }
-    let identity: Option<Identity> = who.0.0.clone();
+    let wanted = event_filter(&who, query)?;
     let subscription = server.events();
     drop(server);
-    let wanted = move |event: &Event| {
-        let (node, camera) = about(event);
-        names.as_ref().is_none_or(|n| n.iter().any(|n| n == event_name(event)))
-            && q.node.as_deref().is_none_or(|g| {
-                crate::serve::auth::glob_match(g, node) || camera.is_some_and(|c| crate::serve::auth::glob_match(g, c))
-            })
-            && identity
-                .as_ref()
-                .is_none_or(|id| id.may_see(node) && camera.is_none_or(|c| id.may_see(c)))
-    };
     let stream = futures_util::stream::unfold((subscription, wanted), |(subscription, wanted)| async move {
         loop {
             let event = subscription.recv_async().await;
             if wanted(&event) {
                 let sse = SseEvent::default()
-                    .event(event_name(&event))
+                    .event(event.name())
                     .data(serde_json::to_string(&event).unwrap_or_default());
                 return Some((Ok::<_, Infallible>(sse), (subscription, wanted)));
             }
@@ -795,6 +782,47 @@ async fn events(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// The events as WebSocket text messages (one JSON event each), with the
+/// filter of [`events`]; what the client sends is read and ignored.
+async fn events_ws(
+    State(api): State<Api>,
+    who: Who,
+    slot: axum::Extension<std::sync::Arc<crate::serve::http::Slot>>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Viewer, None)?;
+    let wanted = event_filter(&who, query)?;
+    let upgrade = upgrade.map_err(|e| ApiError::bad(format!("/api/v1/events/ws is a WebSocket: {}", e.body_text())))?;
+    let subscription = server.events();
+    drop(server);
+    let slot = slot.0;
+    Ok(upgrade.max_message_size(64 << 10).on_upgrade(move |socket| async move {
+        let _slot = slot;
+        let (mut sink, mut incoming) = futures_util::StreamExt::split(socket);
+        let send = async {
+            loop {
+                let event = subscription.recv_async().await;
+                if wanted(&event) {
+                    let text = serde_json::to_string(&event).unwrap_or_default();
+                    if futures_util::SinkExt::send(&mut sink, Message::Text(text.into()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        };
+        let receive = async { while let Some(Ok(_)) = futures_util::StreamExt::next(&mut incoming).await {} };
+        tokio::select! {
+            () = send => {}
+            () = receive => {}
+        }
+    }))
 }
 
 async fn prometheus(State(api): State<Api>, who: Who) -> Answer {
@@ -968,6 +996,38 @@ fn render_metrics(server: &Server, who: &Signed) -> String {
         );
         for (camera, (_, b)) in &files {
             f.sample(&[("camera", camera)], *b as f64);
+        }
+    }
+    if who.0.as_ref().is_none_or(|id| id.role == Role::Admin) {
+        type HookValue = fn(&super::WebhookStats) -> u64;
+        let per_hook: [(&'static str, &str, HookValue); 4] = [
+            (
+                "eyrie_webhook_delivered_total",
+                "Events a webhook's receiver took.",
+                |w| w.delivered,
+            ),
+            (
+                "eyrie_webhook_retried_total",
+                "Webhook tries that failed and were tried again.",
+                |w| w.retried,
+            ),
+            (
+                "eyrie_webhook_failed_total",
+                "Events a webhook gave up after every retry.",
+                |w| w.failed,
+            ),
+            (
+                "eyrie_webhook_dropped_total",
+                "Events a webhook dropped unsent: its queue was full.",
+                |w| w.dropped,
+            ),
+        ];
+        for (name, help, value) in per_hook {
+            let mut f = w.family(name, Type::Counter, help);
+            for hook in &stats.webhooks {
+                let url = hook.url.split('?').next().unwrap_or_default();
+                f.sample(&[("url", url)], value(hook) as f64);
+            }
         }
     }
     w.family(

@@ -22,6 +22,7 @@ mod tile;
 mod track;
 mod trigger;
 mod v4l2;
+mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,6 +49,7 @@ pub use reader::{Principal, Protocol};
 use reply::Answer;
 pub use reply::Pending;
 pub use smart::{ClipRequest, ClipStarted};
+pub use webhook::WebhookStats;
 
 /// What kind of failure a [`ServerError`] is: what an HTTP or RTSP status
 /// says about it.
@@ -279,6 +281,9 @@ pub struct ServerStats {
     /// The HTTP listener's connections and streams, while it serves.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpStats>,
+    /// Each webhook's deliveries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookStats>,
 }
 
 struct Running {
@@ -353,6 +358,8 @@ struct Inner {
     timeout: Duration,
     /// Who may sign in, on every listener.
     auth: Arc<Authenticator>,
+    /// Where events are POSTed.
+    webhooks: Mutex<Vec<webhook::Webhook>>,
     registry: Mutex<Registry>,
     /// The network listeners, once [`Server::serve`] started them.
     serving: Mutex<Option<serving::Serving>>,
@@ -445,6 +452,19 @@ impl Server {
             config.server.media_root.clone(),
             config.server.retention,
         ));
+        // Before the nodes: their first events are delivered too.
+        let webhooks = config
+            .server
+            .webhooks
+            .iter()
+            .map(|w| {
+                webhook::Webhook::start(w.clone(), &env.events).map_err(|message| ServerError::Start {
+                    name: w.url.clone(),
+                    kind: "webhook",
+                    message,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let server = Server {
             inner: Arc::new(Inner {
                 hub,
@@ -453,6 +473,7 @@ impl Server {
                 started_ns,
                 timeout: REQUEST_TIMEOUT,
                 auth,
+                webhooks: Mutex::new(webhooks),
                 registry: Mutex::new(Registry {
                     config: Config {
                         server: config.server.clone(),
@@ -488,15 +509,25 @@ impl Server {
         Ok(server)
     }
 
+    fn webhooks(&self) -> MutexGuard<'_, Vec<webhook::Webhook>> {
+        self.inner.webhooks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn registry(&self) -> MutexGuard<'_, Registry> {
         self.inner.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn spawn(&self, spec: &NodeSpec) -> Result<Running, ServerError> {
         let env = &self.inner.env;
-        let shared = Arc::new(NodeShared::new(Arc::clone(&self.inner.clock)));
+        let name: Arc<str> = spec.name.as_str().into();
+        let shared = Arc::new(NodeShared::new(
+            Arc::clone(&self.inner.clock),
+            Arc::clone(&name),
+            spec.props.kind(),
+            env.events.clone(),
+        ));
         let ctx = NodeCtx {
-            name: spec.name.as_str().into(),
+            name,
             hub: self.inner.hub.clone(),
             shared: Arc::clone(&shared),
             env: Arc::clone(env),
@@ -558,13 +589,17 @@ impl Server {
     }
 
     /// The configuration as it stands now as TOML, as a config file would
-    /// say it; passwords, hashes and camera credentials are shown as `***`.
+    /// say it; passwords, hashes, webhook secrets and camera credentials are
+    /// shown as `***`.
     pub fn config_toml(&self) -> Result<String, String> {
         let mut config = self.config();
         for user in &mut config.server.users {
             for secret in [&mut user.password, &mut user.password_hash].into_iter().flatten() {
                 *secret = "***".into();
             }
+        }
+        for secret in config.server.webhooks.iter_mut().filter_map(|w| w.secret.as_mut()) {
+            *secret = "***".into();
         }
         toml::to_string(&config).map_err(|e| format!("cannot write the configuration as TOML: {e}"))
     }
@@ -891,6 +926,16 @@ impl Server {
     ) -> Result<Subscription, ServerError> {
         self.check_reader(who, stream, protocol)?;
         tracing::debug!(stream, ?who, ?protocol, "reader opened");
+        if let Principal::Anonymous | Principal::User(_) = who {
+            self.inner.env.events.emit(crate::events::Event::Reader {
+                stream: stream.to_owned(),
+                protocol: protocol.name().to_owned(),
+                user: match who {
+                    Principal::User(name) => Some(name.clone()),
+                    _ => None,
+                },
+            });
+        }
         Ok(self.inner.hub.subscribe(stream, options))
     }
 
@@ -993,6 +1038,7 @@ impl Server {
             streams: self.inner.hub.stream_stats(),
             rtsp: serving.as_ref().and_then(|s| s.rtsp.as_ref()).map(|r| r.stats()),
             http: serving.as_ref().and_then(|s| s.http.as_ref()).map(|h| h.stats()),
+            webhooks: self.webhooks().iter().map(webhook::Webhook::stats).collect(),
         }
     }
 
@@ -1011,11 +1057,15 @@ impl Server {
         for n in &mut nodes {
             n.stop();
         }
+        // After the nodes: the files they closed are announced.
+        let mut webhooks = std::mem::take(&mut *self.webhooks());
+        webhooks.iter_mut().for_each(webhook::Webhook::stop);
         let stopped = self.registry().stats_of(&nodes);
         let stats = ServerStats {
             nodes: stopped,
             rtsp,
             http,
+            webhooks: webhooks.iter().map(webhook::Webhook::stats).collect(),
             ..self.stats()
         };
         tracing::info!("server stopped");

@@ -37,6 +37,11 @@ pub enum NodeState {
 /// State and counters of one node, shared between its thread and the registry.
 pub(crate) struct NodeShared {
     pub(crate) clock: Arc<dyn Clock>,
+    /// The node's name and kind, for its state events.
+    name: Arc<str>,
+    kind: &'static str,
+    /// Where state changes are announced.
+    events: EventBus,
     state: Mutex<(NodeState, Option<String>)>,
     stop: AtomicBool,
     frames_in: AtomicU64,
@@ -58,9 +63,12 @@ pub(crate) struct NodeShared {
 }
 
 impl NodeShared {
-    pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(clock: Arc<dyn Clock>, name: Arc<str>, kind: &'static str, events: EventBus) -> Self {
         NodeShared {
             clock,
+            name,
+            kind,
+            events,
             state: Mutex::new((NodeState::Starting, None)),
             stop: AtomicBool::new(false),
             frames_in: AtomicU64::new(0),
@@ -109,8 +117,24 @@ impl NodeShared {
             .collect()
     }
 
+    /// Sets the state; a change (of state or error) is announced as an event.
     pub(crate) fn set_state(&self, state: NodeState, error: Option<String>) {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (state, error);
+        let mut now = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if *now == (state, error.clone()) {
+            return;
+        }
+        *now = (state, error.clone());
+        drop(now);
+        let state = serde_json::to_value(state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        self.events.emit(crate::events::Event::Node {
+            node: self.name.to_string(),
+            kind: self.kind.to_owned(),
+            state,
+            error,
+        });
     }
 
     pub(crate) fn state(&self) -> (NodeState, Option<String>) {

@@ -35,3 +35,18 @@ pub enum Protocol {
     /// The embedding product's own code.
     Embedded,
 }
+
+impl Protocol {
+    /// Its name in events and stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Rtsp => "rtsp",
+            Protocol::Hls => "hls",
+            Protocol::WebSocket => "websocket",
+            Protocol::Mjpeg => "mjpeg",
+            Protocol::WebRtc => "webrtc",
+            Protocol::Api => "api",
+            Protocol::Embedded => "embedded",
+        }
+    }
+}

@@ -167,7 +167,29 @@ fn refused(r: Refusal) -> Response {
 /// The one route served before signing in: signing in.
 const LOGIN: &str = "/api/v1/login";
 
+/// A WebSocket opened by another site's page: browsers let any page open
+/// one anywhere (with the user's credentials), so only this server's own
+/// pages may — on every WebSocket route.
+fn cross_site_websocket(headers: &HeaderMap) -> bool {
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|u| u.to_str().ok())
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let Some(origin) = headers.get(header::ORIGIN).filter(|_| upgrade) else {
+        return false;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let from = origin.to_str().unwrap_or("");
+    from.strip_prefix("http://").or_else(|| from.strip_prefix("https://")) != Some(host)
+}
+
 async fn sign_in(Axum(state): Axum<Arc<State>>, mut request: Request, next: Next) -> Response {
+    if cross_site_websocket(request.headers()) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "a WebSocket from another site's page is refused (its Origin is not this server)".into(),
+        );
+    }
     let login = request.method() == axum::http::Method::POST && request.uri().path() == LOGIN;
     let user = if state.auth.required() && !login {
         let authorization = request
@@ -369,23 +391,10 @@ async fn websocket(
     Path(stream): Path<String>,
     who: Who,
     slot: axum::Extension<Arc<Slot>>,
-    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if let Err(r) = state.backend.check(user(&who), &stream, Protocol::WebSocket) {
         return refused(r);
-    }
-    // Browsers let any page open a WebSocket anywhere: only this server's own pages may.
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-        let from = origin.to_str().unwrap_or("");
-        let same = from.strip_prefix("http://").or_else(|| from.strip_prefix("https://")) == Some(host);
-        if !same {
-            return error(
-                StatusCode::FORBIDDEN,
-                "a WebSocket from another site's page is refused (its Origin is not this server)".into(),
-            );
-        }
     }
     let upgrade = match upgrade {
         Ok(u) => u,
