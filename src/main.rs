@@ -17,7 +17,7 @@ mod encode_cmd;
 mod eval_cmd;
 mod mux_cmd;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
@@ -274,8 +274,10 @@ fn main() -> ExitCode {
             stats,
             rtsp,
             http,
-        } => match load(config, &camera) {
-            Ok(mut config) => {
+        } => match load(config.clone(), &camera) {
+            Ok(mut config_read) => {
+                let file = config;
+                let config = &mut config_read;
                 let server = &mut config.server;
                 for (flag, enabled, listen) in [
                     (rtsp, &mut server.rtsp.enabled, &mut server.rtsp.listen),
@@ -290,7 +292,7 @@ fn main() -> ExitCode {
                         None => {}
                     }
                 }
-                run(config, duration, stats)
+                run(config_read, file, duration, stats)
             }
             Err(code) => code,
         },
@@ -318,7 +320,7 @@ fn main() -> ExitCode {
                 ..RecordOptions::default()
             };
             match Config::recorder(&uris, &dir, record) {
-                Ok(config) => run(config, duration, stats),
+                Ok(config) => run(config, None, duration, stats),
                 Err(e) => {
                     eprintln!("{e}");
                     ExitCode::from(2)
@@ -576,7 +578,7 @@ fn load(config: Option<PathBuf>, cameras: &[String]) -> Result<Config, ExitCode>
     })
 }
 
-fn run(config: Config, duration: Option<f64>, stats_path: Option<PathBuf>) -> ExitCode {
+fn run(config: Config, file: Option<PathBuf>, duration: Option<f64>, stats_path: Option<PathBuf>) -> ExitCode {
     if let Some(d) = duration
         && !(d.is_finite() && d >= 0.0)
     {
@@ -584,7 +586,7 @@ fn run(config: Config, duration: Option<f64>, stats_path: Option<PathBuf>) -> Ex
         return ExitCode::from(2);
     }
     let (signal_tx, signals) = mpsc::channel();
-    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(mut s) => {
             std::thread::spawn(move || {
                 for sig in s.forever() {
@@ -594,7 +596,7 @@ fn run(config: Config, duration: Option<f64>, stats_path: Option<PathBuf>) -> Ex
                 }
             });
         }
-        Err(e) => tracing::warn!("cannot catch SIGINT/SIGTERM ({e}); stop with --for"),
+        Err(e) => tracing::warn!("cannot catch SIGINT/SIGTERM/SIGHUP ({e}); stop with --for"),
     }
     let coded: Vec<String> = config
         .nodes
@@ -609,6 +611,15 @@ fn run(config: Config, duration: Option<f64>, stats_path: Option<PathBuf>) -> Ex
             return ExitCode::from(1);
         }
     };
+    if let Some(path) = file {
+        match server.persist_to(Some(path.clone())) {
+            Ok(()) => tracing::info!(
+                "changes through the API are written back to {}; SIGHUP applies an edited file",
+                path.display()
+            ),
+            Err(e) => tracing::warn!("changes will not be written back to {}: {e}", path.display()),
+        }
+    }
     if let Some(addr) = server.rtsp_address() {
         for name in &coded {
             tracing::info!("watch: ffplay rtsp://{addr}/{name}");
@@ -637,9 +648,16 @@ fn run(config: Config, duration: Option<f64>, stats_path: Option<PathBuf>) -> Ex
         let wait = deadline
             .map_or(Duration::from_millis(100), |d| d.saturating_duration_since(now))
             .min(Duration::from_millis(100));
-        if let Ok(sig) = signals.recv_timeout(wait) {
-            tracing::info!(signal = sig, "signal received, stopping");
-            break;
+        match signals.recv_timeout(wait) {
+            Ok(SIGHUP) => match server.reload() {
+                Ok(applied) => tracing::info!(?applied, "SIGHUP: the config file applied"),
+                Err(e) => tracing::error!("SIGHUP: {e}"),
+            },
+            Ok(sig) => {
+                tracing::info!(signal = sig, "signal received, stopping");
+                break;
+            }
+            Err(_) => {}
         }
     }
     let stats = server.shutdown();

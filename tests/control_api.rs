@@ -955,3 +955,160 @@ fn events_come_over_a_websocket_too_filtered_by_name_and_node() {
     });
     server.shutdown();
 }
+
+#[test]
+fn changes_are_written_back_to_the_config_file_and_an_edited_file_is_applied_by_difference() {
+    let dir = Dir::new();
+    let file = dir.file("eyrie.toml");
+    let head = format!(
+        "[server]\nmedia_root = \"{}\"\n[server.rtsp]\nenabled = false\n[server.http]\nlisten = \"127.0.0.1:0\"\n",
+        dir.file("media").display()
+    );
+    // A camera that will never answer: its credentials must survive the write-back.
+    let nodes = format!(
+        "{CAMERA}[[node]]\nname = \"ipcam\"\nkind = \"rtsp\"\nurl = \"rtsp://user:pa55word@127.0.0.1:1/x\"\n\
+         [[node]]\nname = \"enc\"\nkind = \"encode\"\nlisten_to = \"cam\"\nbitrate = 500000\n"
+    );
+    std::fs::write(&file, format!("{head}{nodes}")).unwrap();
+    let server = Server::start(Config::from_file(&file).unwrap()).unwrap();
+    server.serve().unwrap();
+    server.persist_to(Some(file.clone())).unwrap();
+    let addr = server.http_address().unwrap();
+
+    let r = call(
+        addr,
+        "POST",
+        "/api/v1/nodes",
+        json!({"name": "cam2", "kind": "testsrc", "width": 160, "height": 120}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = call(addr, "PATCH", "/api/v1/nodes/enc", json!({"bitrate": 300_000}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let written = Config::from_file(&file).unwrap();
+    assert_eq!(written.nodes, server.config().nodes);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("user:pa55word@") && text.contains("bitrate = 300000"),
+        "{text}"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let previous = Config::from_file(&dir.file("eyrie.toml.prev")).unwrap();
+    assert_eq!(previous.nodes.len(), 4, "the version before the last change");
+    // What the API shows hides the password the file keeps.
+    let shown = call(addr, "GET", "/api/v1/config", Value::Null).text();
+    assert!(shown.contains("user:***@") && !shown.contains("pa55word"), "{shown}");
+    let node = call(addr, "GET", "/api/v1/nodes/ipcam", Value::Null).text();
+    assert!(!node.contains("pa55word"), "{node}");
+
+    // Edited by hand: enc's rate changes live and it is relinked, cam2 is
+    // restarted at a new size, ipcam goes, a relay comes.
+    let edited = format!(
+        "{head}{CAMERA}[[node]]\nname = \"cam2\"\nkind = \"testsrc\"\nwidth = 320\nheight = 240\n\
+         [[node]]\nname = \"enc\"\nkind = \"encode\"\nlisten_to = \"cam2\"\nbitrate = 200000\n\
+         [[node]]\nname = \"r1\"\nkind = \"relay\"\nlisten_to = \"cam\"\n"
+    );
+    std::fs::write(&file, &edited).unwrap();
+    let r = call(addr, "POST", "/api/v1/config/reload", Value::Null);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        json(&r),
+        json!({"added": ["r1"], "removed": ["ipcam"], "restarted": ["cam2"], "relinked": ["enc"], "changed": ["enc"]})
+    );
+    assert_eq!(server.config().nodes, Config::parse(&edited, "edited").unwrap().nodes);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        edited,
+        "a reload writes nothing back"
+    );
+    let enc = json(&call(addr, "GET", "/api/v1/nodes/enc", Value::Null));
+    assert_eq!(
+        (enc["listen_to"].as_str(), enc["properties"]["bitrate"].as_u64()),
+        (Some("cam2"), Some(200_000))
+    );
+
+    // [server] cannot change while running: refused, naming it, nothing applied.
+    std::fs::write(
+        &file,
+        edited.replace("[server.rtsp]\nenabled = false", "[server.rtsp]\nenabled = true"),
+    )
+    .unwrap();
+    let r = call(addr, "POST", "/api/v1/config/reload", Value::Null);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(
+        r.text().contains("rtsp") && r.text().contains("restart"),
+        "{}",
+        r.text()
+    );
+    // A broken file: its line and key named.
+    std::fs::write(
+        &file,
+        format!("{edited}[[node]]\nname = \"x\"\nkind = \"relay\"\nlisten_to = \"nowhere\"\n"),
+    )
+    .unwrap();
+    let r = call(addr, "POST", "/api/v1/config/reload", Value::Null);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("eyrie.toml:") && r.text().contains("nowhere"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(server.config().nodes.len(), 4);
+    server.shutdown();
+}
+
+#[test]
+fn sighup_applies_the_edited_config_file_to_a_running_eyrie() {
+    let dir = Dir::new();
+    let file = dir.file("eyrie.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let head = format!(
+        "[server]\nmedia_root = \"{}\"\n[server.rtsp]\nenabled = false\n[server.http]\nlisten = \"127.0.0.1:{port}\"\n",
+        dir.file("media").display()
+    );
+    std::fs::write(&file, format!("{head}{CAMERA}")).unwrap();
+    let mut eyrie = std::process::Command::new(env!("CARGO_BIN_EXE_eyrie"))
+        .args(["run", "-c"])
+        .arg(&file)
+        .args(["--for", "60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its log says when it listens and writes back.
+    let mut log = std::io::BufReader::new(eyrie.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("open http://") {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut log, &mut line).unwrap() > 0,
+            "eyrie ended: {said}"
+        );
+        said += &line;
+    }
+    assert!(said.contains("written back to"), "{said}");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    std::fs::write(
+        &file,
+        format!("{head}{CAMERA}[[node]]\nname = \"r1\"\nkind = \"relay\"\nlisten_to = \"cam\"\n"),
+    )
+    .unwrap();
+    // SAFETY: a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(eyrie.id() as i32, libc::SIGHUP) }, 0);
+    while !said.contains("SIGHUP: the config file applied") {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut log, &mut line).unwrap() > 0,
+            "eyrie ended: {said}"
+        );
+        said += &line;
+    }
+    assert_eq!(call(addr, "GET", "/api/v1/nodes/r1", Value::Null).status, 200);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(eyrie.id() as i32, libc::SIGTERM) }, 0);
+    assert!(eyrie.wait().unwrap().success());
+}

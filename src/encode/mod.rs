@@ -253,6 +253,29 @@ impl EncoderSettings {
         Ok(())
     }
 
+    /// The changes that turn these settings into `next` on a running
+    /// encoder, or `None` when `next` differs in what only a new encoder
+    /// takes (codec, backend, or an explicit profile or level dropped).
+    pub fn live_changes(&self, next: &EncoderSettings) -> Option<Vec<Change>> {
+        if self.codec != next.codec
+            || self.encoder != next.encoder
+            || (self.profile.is_some() && next.profile.is_none())
+            || (self.level.is_some() && next.level.is_none())
+        {
+            return None;
+        }
+        let changes = [
+            (self.bitrate != next.bitrate).then_some(Change::Bitrate(next.bitrate)),
+            (self.rate_control != next.rate_control).then_some(Change::RateControl(next.rate_control)),
+            (self.qp != next.qp).then_some(Change::Qp(next.qp)),
+            (self.keyint != next.keyint).then_some(Change::Keyint(next.keyint)),
+            next.profile.filter(|p| self.profile != Some(*p)).map(Change::Profile),
+            next.level.filter(|l| self.level != Some(*l)).map(Change::Level),
+            (self.quality != next.quality).then_some(Change::Quality(next.quality)),
+        ];
+        Some(changes.into_iter().flatten().collect())
+    }
+
     /// Records `change` in the settings (what a backend was asked to apply).
     pub fn apply(&mut self, change: Change) {
         match change {

@@ -56,6 +56,7 @@ pub(super) fn router(server: Weak<Inner>) -> Router {
         .route("/api/v1/recordings/{id}", get(download))
         .route("/api/v1/sensor/list", get(sensors))
         .route("/api/v1/config", get(config))
+        .route("/api/v1/config/reload", post(reload))
         .route("/api/v1/events", get(events))
         .route("/api/v1/events/ws", get(events_ws))
         .route("/metrics", get(prometheus))
@@ -722,6 +723,17 @@ async fn config(State(api): State<Api>, who: Who) -> Answer {
         text,
     )
         .into_response())
+}
+
+async fn reload(State(api): State<Api>, who: Who) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Admin, None)?;
+    let applied = {
+        let server = server.clone();
+        blocking(move || server.reload()).await?
+    };
+    audit(&who, "reload", &format!("{applied:?}"));
+    Ok(json_response(&applied))
 }
 
 #[derive(Deserialize)]

@@ -171,6 +171,9 @@ pub enum ServerError {
         /// What went wrong.
         message: String,
     },
+    /// A configuration change that only a restart of the process applies.
+    #[error("{0} changed: that needs a restart of eyrie (nothing was applied)")]
+    NeedsRestart(String),
     /// A change that leaves a node's settings invalid.
     #[error("node `{node}`: {message}")]
     Invalid {
@@ -199,7 +202,7 @@ impl ServerError {
             | ServerError::Invalid { .. } => ErrorKind::InvalidInput,
             ServerError::NoSuchNode(_) | ServerError::NoSuchStream(_) => ErrorKind::NotFound,
             ServerError::Forbidden { .. } => ErrorKind::Forbidden,
-            ServerError::Exists(_) | ServerError::InUse { .. } => ErrorKind::Conflict,
+            ServerError::Exists(_) | ServerError::InUse { .. } | ServerError::NeedsRestart(_) => ErrorKind::Conflict,
             ServerError::Start { .. } | ServerError::Storage { .. } | ServerError::Listen { .. } => {
                 ErrorKind::Unavailable
             }
@@ -360,6 +363,9 @@ struct Inner {
     auth: Arc<Authenticator>,
     /// Where events are POSTed.
     webhooks: Mutex<Vec<webhook::Webhook>>,
+    /// The config file changes are written back to ([`Server::persist_to`]);
+    /// its lock orders the writes.
+    config_file: Mutex<Option<(std::path::PathBuf, crate::config::ServerConfig)>>,
     registry: Mutex<Registry>,
     /// The network listeners, once [`Server::serve`] started them.
     serving: Mutex<Option<serving::Serving>>,
@@ -474,6 +480,7 @@ impl Server {
                 timeout: REQUEST_TIMEOUT,
                 auth,
                 webhooks: Mutex::new(webhooks),
+                config_file: Mutex::new(None),
                 registry: Mutex::new(Registry {
                     config: Config {
                         server: config.server.clone(),
@@ -638,6 +645,8 @@ impl Server {
         registry.config.nodes.push(spec);
         registry.nodes.push(running);
         registry.reorder();
+        drop(registry);
+        self.persist();
         Ok(())
     }
 
@@ -678,7 +687,57 @@ impl Server {
         running.0.stop();
         self.registry().removing.retain(|n| n != name);
         tracing::info!(node = name, "node removed");
+        self.persist();
         Ok(node_stats(&running.0, &running.1))
+    }
+
+    /// Replaces node `spec.name` by a new one described by `spec` (a
+    /// restart with new settings): the old one stops as at removal — its
+    /// consumers see the end of its stream and stay subscribed — and the new
+    /// one publishes under the same name. If the new one cannot start, the
+    /// node is gone and the error says why.
+    pub fn replace_node(&self, spec: NodeSpec) -> Result<(), ServerError> {
+        let mut old = {
+            let mut registry = self.registry();
+            let index = registry
+                .nodes
+                .iter()
+                .position(|n| n.name == spec.name)
+                .ok_or_else(|| ServerError::NoSuchNode(spec.name.clone()))?;
+            let mut next = registry.config.clone();
+            next.nodes.extend(registry.adding.iter().cloned());
+            *next
+                .nodes
+                .iter_mut()
+                .find(|n| n.name == spec.name)
+                .expect("every running node has its description") = spec.clone();
+            next.validate()?;
+            registry.removing.push(spec.name.clone());
+            self.inner.env.forget_smart_record(&spec.name);
+            registry.nodes.remove(index)
+        };
+        // Outside the lock, as in add_node and remove_node.
+        old.stop();
+        let started = self.spawn(&spec);
+        let mut registry = self.registry();
+        registry.removing.retain(|n| *n != spec.name);
+        match started {
+            Ok(running) => {
+                *registry.spec_mut(&spec.name) = spec.clone();
+                registry.nodes.push(running);
+                registry.reorder();
+                tracing::info!(node = %spec.name, "node restarted with new settings");
+                drop(registry);
+                self.persist();
+                Ok(())
+            }
+            Err(e) => {
+                registry.config.nodes.retain(|n| n.name != spec.name);
+                drop(registry);
+                self.persist();
+                Err(e)
+            }
+        }
     }
 
     /// Relinks consumer `node` to `stream` without restarting it.
@@ -702,7 +761,9 @@ impl Server {
         if registry.config.nodes.iter().any(|n| n.name == stream) {
             registry.spec_mut(node).listen_to = Some(stream.to_owned());
         }
+        drop(registry);
         tracing::info!(node, stream, "relinked");
+        self.persist();
         Ok(())
     }
 
@@ -750,6 +811,8 @@ impl Server {
         {
             options.inputs[slot] = stream.to_owned();
         }
+        drop(registry);
+        self.persist();
         taken_in.map_err(|message| ServerError::Failed {
             node: node.to_owned(),
             kind: ErrorKind::Timeout,
@@ -778,9 +841,135 @@ impl Server {
             })?;
             *settings = next;
         }
+        drop(registry);
         // A send fails only when the node has ended; there is nothing left to change then.
         let _ = changes.send(change);
+        if change != Change::ForceKeyframe {
+            self.persist();
+        }
         Ok(())
+    }
+
+    /// From now on, every change to the nodes (added, removed, replaced,
+    /// relinked, an encoder changed) is written back to the config file at
+    /// `path` — its `[server]` as the file says it (command-line overrides
+    /// are not written), the nodes as they run — atomically (a temporary
+    /// file renamed over it, mode 0600: it may hold passwords), the previous
+    /// version kept as `<path>.prev`; so a restart with `-c path` resumes
+    /// the same pipeline. The file is read now for its `[server]`. `None`
+    /// stops it.
+    pub fn persist_to(&self, path: Option<std::path::PathBuf>) -> Result<(), ServerError> {
+        let file = match path {
+            Some(path) => {
+                let server = Config::from_file(&path)?.server;
+                Some((path, server))
+            }
+            None => None,
+        };
+        *self.inner.config_file.lock().unwrap_or_else(|e| e.into_inner()) = file;
+        Ok(())
+    }
+
+    /// Writes the configuration back, when [`Server::persist_to`] says where;
+    /// a failure is logged (the change itself has been made).
+    fn persist(&self) {
+        let file = self.inner.config_file.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((path, server)) = file.as_ref() else { return };
+        let config = Config {
+            server: server.clone(),
+            nodes: self.config().nodes,
+        };
+        match write_config(path, &config) {
+            Ok(()) => tracing::debug!(path = %path.display(), "configuration written back"),
+            Err(e) => tracing::error!(path = %path.display(), "cannot write the configuration back: {e}"),
+        }
+    }
+
+    /// Applies `next` by difference: new nodes are added (producers first),
+    /// nodes whose description changed are relinked, changed live (an
+    /// encoder's rate, keyframe interval, profile, level, quality) or
+    /// restarted with the new one, and nodes it no longer has are removed
+    /// (consumers first). `[server]` cannot change while running: a
+    /// difference there is refused and nothing is applied.
+    pub fn apply(&self, next: Config) -> Result<Applied, ServerError> {
+        next.validate()?;
+        let now = self.config();
+        // Against the file's own [server] when there is one (the running one
+        // may carry command-line overrides).
+        let server = match &*self.inner.config_file.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((_, server)) => server.clone(),
+            None => now.server.clone(),
+        };
+        if next.server != server {
+            let keys = changed_keys(&server, &next.server);
+            return Err(ServerError::NeedsRestart(format!("[server] ({keys})")));
+        }
+        // While applying, each step writes back nothing: the file is the source.
+        let file = self.inner.config_file.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let result = self.apply_nodes(&now, &next);
+        *self.inner.config_file.lock().unwrap_or_else(|e| e.into_inner()) = file;
+        result
+    }
+
+    fn apply_nodes(&self, now: &Config, next: &Config) -> Result<Applied, ServerError> {
+        let mut applied = Applied::default();
+        let old = |name: &str| now.nodes.iter().find(|n| n.name == name);
+        for i in next.flow_order() {
+            let spec = &next.nodes[i];
+            if old(&spec.name).is_none() {
+                self.add_node(spec.clone())?;
+                applied.added.push(spec.name.clone());
+            }
+        }
+        for spec in &next.nodes {
+            let Some(was) = old(&spec.name).filter(|was| *was != spec) else {
+                continue;
+            };
+            let live = match (&was.props, &spec.props) {
+                (a, b) if a == b => Some(Vec::new()),
+                (NodeProps::Encode(a), NodeProps::Encode(b)) => a.live_changes(b),
+                _ => None,
+            };
+            let Some(changes) = live else {
+                self.replace_node(spec.clone())?;
+                applied.restarted.push(spec.name.clone());
+                continue;
+            };
+            if let (Some(stream), true) = (&spec.listen_to, was.listen_to != spec.listen_to) {
+                self.relink(&spec.name, stream)?;
+                applied.relinked.push(spec.name.clone());
+            }
+            if !changes.is_empty() {
+                for change in changes {
+                    self.change_encoder(&spec.name, change)?;
+                }
+                applied.changed.push(spec.name.clone());
+            }
+        }
+        for i in now.flow_order().into_iter().rev() {
+            let name = &now.nodes[i].name;
+            if !next.nodes.iter().any(|n| &n.name == name) {
+                self.remove_node(name)?;
+                applied.removed.push(name.clone());
+            }
+        }
+        // The nodes in the file's order, as a write-back will say them.
+        self.registry()
+            .config
+            .nodes
+            .sort_by_key(|n| next.nodes.iter().position(|m| m.name == n.name));
+        tracing::info!(?applied, "configuration applied");
+        Ok(applied)
+    }
+
+    /// Applies the config file [`Server::persist_to`] names, by difference
+    /// ([`Server::apply`]): what `SIGHUP` and `POST /api/v1/config/reload` do.
+    pub fn reload(&self) -> Result<Applied, ServerError> {
+        let file = self.inner.config_file.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (path, _) = file.ok_or_else(|| {
+            ServerError::NeedsRestart("nothing: the server was not started from a config file (-c FILE), so".into())
+        })?;
+        self.apply(Config::from_file(&path)?)
     }
 
     fn record_commands(&self, node: &str) -> Result<record::Commands, ServerError> {
@@ -1153,6 +1342,71 @@ fn load_key(media_root: &std::path::Path) -> Result<[u8; 32], ServerError> {
         }
         Err(e) => Err(fail("read", e)),
     }
+}
+
+/// What [`Server::apply`] did, by node name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    /// Nodes started.
+    pub added: Vec<String>,
+    /// Nodes stopped and removed.
+    pub removed: Vec<String>,
+    /// Nodes restarted with a new description.
+    pub restarted: Vec<String>,
+    /// Consumers relinked.
+    pub relinked: Vec<String>,
+    /// Encoders changed while running.
+    pub changed: Vec<String>,
+}
+
+/// The top-level keys of `[server]` that differ, comma-separated.
+fn changed_keys(a: &crate::config::ServerConfig, b: &crate::config::ServerConfig) -> String {
+    let (a, b) = (
+        serde_json::to_value(a).unwrap_or_default(),
+        serde_json::to_value(b).unwrap_or_default(),
+    );
+    let keys: Vec<&str> = a
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| b.get(k.as_str()) != Some(v))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    keys.join(", ")
+}
+
+/// Writes `config` to `path` atomically, keeping the previous file as `<path>.prev`.
+fn write_config(path: &std::path::Path, config: &Config) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = crate::capture::rtsp::with_secrets(|| toml::to_string(config))
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.tmp"));
+    let prev = path.with_file_name(format!("{name}.prev"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)?;
+    file.write_all(
+        b"# Written by eyrie: the running configuration (comments are not kept; the previous file is .prev).\n",
+    )?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    if path.exists() {
+        let _ = std::fs::remove_file(&prev);
+        std::fs::hard_link(path, &prev)?;
+    }
+    std::fs::rename(&temp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn wrong_kind(node: &str, expected: &'static str) -> ServerError {

@@ -36,7 +36,8 @@ use crate::media::{Codec, CodecParams};
 
 /// A camera URL whose credentials never leave it by accident: `Debug`,
 /// `Display` and `Serialize` show `rtsp://user:***@host/…`; only
-/// [`CameraUrl::parse`] sees the password, to hand it to the session.
+/// [`CameraUrl::parse`] sees the password, to hand it to the session (and
+/// [`with_secrets`] serializes it whole, to write a config file back).
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct CameraUrl(String);
 
@@ -113,9 +114,32 @@ impl fmt::Debug for CameraUrl {
     }
 }
 
+thread_local! {
+    /// Set only inside [`with_secrets`].
+    static REVEAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with camera URLs serialized whole, credentials included: for
+/// writing a config file back, never for anything shown. Everywhere else
+/// they serialize redacted.
+pub fn with_secrets<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            REVEAL.set(false);
+        }
+    }
+    REVEAL.set(true);
+    let _reset = Reset;
+    f()
+}
+
 impl Serialize for CameraUrl {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.redacted())
+        match REVEAL.get() {
+            true => s.serialize_str(&self.0),
+            false => s.serialize_str(&self.redacted()),
+        }
     }
 }
 
