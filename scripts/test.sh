@@ -55,6 +55,7 @@ pkg-config --exists libavcodec libavformat libavutil libswscale libavfilter liba
 ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need+=(libclang-dev)
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 command -v ffprobe >/dev/null || need+=(ffmpeg)
 command -v mkvinfo >/dev/null || need+=(mkvtoolnix)
 command -v tsinfo >/dev/null || need+=(tstools)
@@ -91,6 +92,10 @@ if ! ls "$ort_dir"/onnxruntime/capi/libonnxruntime.so.* >/dev/null 2>&1; then
 fi
 ORT_DYLIB_PATH=$(ls "$PWD/$ort_dir"/onnxruntime/capi/libonnxruntime.so.* | head -1)
 export ORT_DYLIB_PATH
+
+step "OpenAPI validator (PyPI openapi-spec-validator in target/pyenv)"
+[ -x target/pyenv/bin/openapi-spec-validator ] \
+  || { python3 -m venv target/pyenv && target/pyenv/bin/pip install --quiet openapi-spec-validator; }
 
 step "browser test tools (npm ci in tests/browser: playwright-core, hls.js)"
 (cd tests/browser && npm ci --no-audit --no-fund --silent)

@@ -67,7 +67,7 @@ impl EncodeError {
 }
 
 /// How the encoder spends bits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RateControl {
     /// Constant bitrate: `bitrate` every second, quality varies.
@@ -80,7 +80,7 @@ pub enum RateControl {
 }
 
 /// H.264/H.265 profile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// Constrained baseline (H.264): no B-frames, no CABAC.

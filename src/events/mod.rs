@@ -24,7 +24,7 @@ use crate::output::name::rfc3339;
 use crate::output::recorder::Closed;
 
 /// A file that was closed: a recording segment, a smart-record clip or a snapshot.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct FileEvent {
     /// The node that wrote it.
     pub node: String,
@@ -73,7 +73,7 @@ impl FileEvent {
 }
 
 /// Something that happened.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A file is complete: a segment, a clip, or a snapshot written to disk.

@@ -165,7 +165,7 @@ impl SubscribeOptions {
 }
 
 /// Counters of one subscription.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SubStats {
     /// The stream it is linked to.
     pub stream: String,

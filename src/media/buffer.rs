@@ -138,7 +138,7 @@ impl PoolInner {
 }
 
 /// Counters of a [`BufferPool`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct PoolStats {
     /// The most buffers the pool will ever hold.
     pub capacity: usize,

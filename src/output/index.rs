@@ -31,7 +31,7 @@ pub const FILE: &str = "eyrie-index.sqlite";
 const SCHEMA_VERSION: i64 = 1;
 
 /// What a recording is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// From a `record` node.
@@ -61,7 +61,7 @@ impl Kind {
 }
 
 /// One row of the index.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Entry {
     /// Row id.
     pub id: i64,
@@ -71,9 +71,11 @@ pub struct Entry {
     pub kind: Kind,
     /// UTC time of its first frame.
     #[serde(serialize_with = "utc")]
+    #[schemars(with = "String")]
     pub start: SystemTime,
     /// UTC time after its last frame; `None` while it is being written.
     #[serde(serialize_with = "utc_opt")]
+    #[schemars(with = "Option<String>")]
     pub end: Option<SystemTime>,
     /// Path relative to the media root.
     pub path: String,

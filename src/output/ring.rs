@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use crate::media::Packet;
 
 /// What a cache holds, for stats.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct CacheStats {
     /// Packets held.
     pub packets: u64,

@@ -52,7 +52,7 @@ const FAILURE_TABLE: usize = 4096;
 const VERIFIED_TABLE: usize = 1024;
 
 /// What a user may do. Each role may do what the ones before it may.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Watch and read (streams, nodes, recordings, stats) within its grants.

@@ -20,19 +20,24 @@ use axum::body::{Body, Bytes};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::Method;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::Deserialize;
+use axum::routing::{delete, get, patch, post};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::Applied;
 use super::{ClipRequest, Inner, NodeStats, Server, ServerError};
 use crate::config::{ConfigError, NodeProps, NodeSpec};
 use crate::control::metrics::{self, Type, Writer};
-use crate::encode::Change;
-use crate::events::Event;
+use crate::encode::{Change, Level, Profile, RateControl};
+use crate::events::{Event, FileEvent};
+use crate::output::index::Entry;
 use crate::serve::auth::{Identity, Role};
+use crate::serve::http::openapi::{self, Doc, MakeSchema, Route, schema_of};
 use crate::serve::http::routes::Signed;
 
 /// The most bytes a request body may have.
@@ -42,27 +47,224 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// The longest a token may be asked to last.
 pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 86_400);
 
-/// The API's routes, for the HTTP listener to serve beside its media routes.
-pub(super) fn router(server: Weak<Inner>) -> Router {
-    Router::new()
-        .route("/api/v1/login", post(login))
-        .route("/api/v1/nodes", get(nodes).post(create))
-        .route("/api/v1/nodes/{name}", get(node).patch(patch).delete(delete))
-        .route("/api/v1/nodes/{name}/record/{action}", post(record))
-        .route("/api/v1/nodes/{name}/clip", post(clip))
-        .route("/api/v1/nodes/{name}/clip/stop", post(clip_stop))
-        .route("/api/v1/nodes/{name}/snapshot.jpg", get(latest_snapshot))
-        .route("/api/v1/recordings", get(recordings))
-        .route("/api/v1/recordings/{id}", get(download))
-        .route("/api/v1/sensor/list", get(sensors))
-        .route("/api/v1/config", get(config))
-        .route("/api/v1/config/reload", post(reload))
-        .route("/api/v1/events", get(events))
-        .route("/api/v1/events/ws", get(events_ws))
-        .route("/metrics", get(prometheus))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Api(server))
+/// The API's routes, with their descriptions, for the HTTP listener to
+/// serve beside its media routes.
+pub(super) fn router(server: Weak<Inner>) -> (Router, Vec<Doc>) {
+    type Make = MakeSchema;
+    let route = |method: Method,
+                 path,
+                 summary,
+                 role,
+                 body: Option<(&'static str, Make)>,
+                 answer: (u16, &'static str, Make),
+                 handler| Route {
+        method,
+        path,
+        summary,
+        role: Some(role),
+        query: &[],
+        body,
+        answer,
+        handler,
+    };
+    let json = |schema: Make| (200, "application/json", schema);
+    let body = |schema: Make| Some(("application/json", schema));
+    let routes = vec![
+        Route {
+            role: None,
+            ..route(
+                Method::POST,
+                "/api/v1/login",
+                "Signs in: a Bearer token.",
+                "",
+                body(schema_of::<Login>),
+                json(schema_of::<Token>),
+                post(login),
+            )
+        },
+        route(
+            Method::GET,
+            "/api/v1/nodes",
+            "Every node the user may see: state, stats, properties.",
+            "viewer",
+            None,
+            json(schema_of::<Vec<NodeView>>),
+            get(nodes),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/nodes",
+            "Creates a node from the keys of a [[node]] table.",
+            "admin",
+            body(openapi::object),
+            (201, "application/json", schema_of::<NodeView>),
+            post(create),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/nodes/{name}",
+            "One node.",
+            "viewer",
+            None,
+            json(schema_of::<NodeView>),
+            get(node),
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/nodes/{name}",
+            "Changes what can change while it runs (listen_to; an encoder's rate, keyint, profile, level, quality, force_keyframe).",
+            "operator",
+            body(schema_of::<NodePatch>),
+            json(schema_of::<NodeView>),
+            patch(patch_node),
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/nodes/{name}",
+            "Stops and removes a node (a recording is closed playable): its final stats.",
+            "admin",
+            None,
+            json(schema_of::<NodeView>),
+            delete(delete_node),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/nodes/{name}/record/{action}",
+            "A record node: action start or stop (stop answers with the finalized file).",
+            "operator",
+            None,
+            json(schema_of::<Recording>),
+            post(record),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/nodes/{name}/clip",
+            "A smart-record clip from before now to after it.",
+            "operator",
+            body(schema_of::<Clip>),
+            json(schema_of::<ClipAnswer>),
+            post(clip),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/nodes/{name}/clip/stop",
+            "Ends a smartrecord node's running clips.",
+            "operator",
+            None,
+            json(schema_of::<ClosedFiles>),
+            post(clip_stop),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/nodes/{name}/snapshot.jpg",
+            "A snapshot node's latest JPEG.",
+            "viewer",
+            None,
+            (200, "image/jpeg", openapi::binary),
+            get(latest_snapshot),
+        ),
+        Route {
+            query: &[
+                ("camera", "Only this camera's."),
+                ("kind", "continuous, event or snapshot."),
+                ("trigger", "Only files this trigger started."),
+                ("from", "Ending after this time (RFC 3339 or UNIX seconds)."),
+                ("to", "Starting before this time."),
+            ],
+            ..route(
+                Method::GET,
+                "/api/v1/recordings",
+                "The recordings index.",
+                "viewer",
+                None,
+                json(schema_of::<Vec<Entry>>),
+                get(recordings),
+            )
+        },
+        route(
+            Method::GET,
+            "/api/v1/recordings/{id}",
+            "A recorded file, as it is.",
+            "viewer",
+            None,
+            (200, "application/octet-stream", openapi::binary),
+            get(download),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/sensor/list",
+            "The cameras, in the shape of VST's sensor/list.",
+            "viewer",
+            None,
+            json(schema_of::<Vec<Sensor>>),
+            get(sensors),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/config",
+            "The running configuration as TOML (secrets as ***).",
+            "admin",
+            None,
+            (200, "application/toml", openapi::binary),
+            get(config),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/config/reload",
+            "Applies the config file by difference (as SIGHUP).",
+            "admin",
+            None,
+            json(schema_of::<Applied>),
+            post(reload),
+        ),
+        Route {
+            query: EVENTS_QUERY,
+            ..route(
+                Method::GET,
+                "/api/v1/events",
+                "Events as Server-Sent Events (data: one JSON event).",
+                "viewer",
+                None,
+                (200, "text/event-stream", schema_of::<Event>),
+                get(events),
+            )
+        },
+        Route {
+            query: EVENTS_QUERY,
+            ..route(
+                Method::GET,
+                "/api/v1/events/ws",
+                "Events over a WebSocket (one JSON event per text message).",
+                "viewer",
+                None,
+                (101, "application/json", schema_of::<Event>),
+                get(events_ws),
+            )
+        },
+        route(
+            Method::GET,
+            "/metrics",
+            "Prometheus text format.",
+            "operator",
+            None,
+            (200, metrics::CONTENT_TYPE, openapi::binary),
+            get(prometheus),
+        ),
+    ];
+    let (router, docs) = openapi::build(routes);
+    (
+        router.layer(DefaultBodyLimit::max(MAX_BODY)).with_state(Api(server)),
+        docs,
+    )
 }
+
+const EVENTS_QUERY: &[(&str, &str)] = &[
+    (
+        "events",
+        "Event names, comma-separated: closed, failed, triggered, node, reader.",
+    ),
+    ("node", "A glob over the node or camera the event is about."),
+];
 
 #[derive(Clone)]
 struct Api(Weak<Inner>);
@@ -227,13 +429,31 @@ fn typed<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-#[derive(Deserialize)]
+/// A sign-in.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Login {
+    /// The user.
     name: String,
+    /// Its password.
     password: String,
-    /// Seconds the token lasts (default [`TOKEN_TTL`]).
+    /// Seconds the token lasts (default 3600, at most 30 days).
     ttl_s: Option<u64>,
+}
+
+/// What a sign-in gives.
+#[derive(Serialize, JsonSchema)]
+struct Token {
+    /// For `Authorization: Bearer`.
+    token: String,
+    /// `Bearer`.
+    token_type: &'static str,
+    /// Seconds it lasts.
+    expires_in: u64,
+    /// The user.
+    user: String,
+    /// Its role.
+    role: Role,
 }
 
 async fn login(State(api): State<Api>, peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>, body: Bytes) -> Answer {
@@ -262,13 +482,13 @@ async fn login(State(api): State<Api>, peer: Option<axum::Extension<ConnectInfo<
         Ok(id) => {
             let token = auth.issue(&id.name, ttl, SystemTime::now());
             tracing::info!(user = %id.name, "signed in through the API");
-            Ok(json_response(&json!({
-                "token": token,
-                "token_type": "Bearer",
-                "expires_in": ttl.as_secs(),
-                "user": id.name,
-                "role": id.role,
-            })))
+            Ok(json_response(&Token {
+                token,
+                token_type: "Bearer",
+                expires_in: ttl.as_secs(),
+                user: id.name,
+                role: id.role,
+            }))
         }
         Err(why) => Err(ApiError::new(
             match why {
@@ -282,19 +502,32 @@ async fn login(State(api): State<Api>, peer: Option<axum::Extension<ConnectInfo<
 
 /// A node as the API shows it: its stats and its properties (the keys of
 /// its description; camera credentials shown as `***`).
-fn view(stats: &NodeStats, spec: Option<&NodeSpec>) -> Value {
-    let mut value = serde_json::to_value(stats).unwrap_or(Value::Null);
-    if let (Value::Object(map), Some(spec)) = (&mut value, spec) {
-        let mut props = serde_json::to_value(&spec.props).unwrap_or(Value::Null);
-        if let Value::Object(p) = &mut props {
-            p.remove("kind");
-        }
-        map.insert("properties".into(), props);
-    }
-    value
+/// A node as the API shows it.
+#[derive(Serialize, JsonSchema)]
+struct NodeView {
+    /// Its state and stats.
+    #[serde(flatten)]
+    stats: NodeStats,
+    /// The keys of its description (those of its kind; camera credentials as `***`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties: Option<Map<String, Value>>,
 }
 
-fn views(server: &Server, who: &Signed, only: Option<&str>) -> Vec<Value> {
+fn view(stats: &NodeStats, spec: Option<&NodeSpec>) -> NodeView {
+    let properties = spec.and_then(|spec| match serde_json::to_value(&spec.props) {
+        Ok(Value::Object(mut p)) => {
+            p.remove("kind");
+            Some(p)
+        }
+        _ => None,
+    });
+    NodeView {
+        stats: stats.clone(),
+        properties,
+    }
+}
+
+fn views(server: &Server, who: &Signed, only: Option<&str>) -> Vec<NodeView> {
     let config = server.config();
     server
         .stats()
@@ -347,7 +580,7 @@ async fn create(State(api): State<Api>, who: Who, body: Bytes) -> Answer {
     Ok(response)
 }
 
-async fn delete(State(api): State<Api>, who: Who, Path(name): Path<String>) -> Answer {
+async fn delete_node(State(api): State<Api>, who: Who, Path(name): Path<String>) -> Answer {
     let server = api.server()?;
     allow(&server, &who, Role::Admin, Some(&name))?;
     let removed = server.clone();
@@ -359,31 +592,58 @@ async fn delete(State(api): State<Api>, who: Who, Path(name): Path<String>) -> A
     Ok(json_response(&view(&stats, None)))
 }
 
-/// The changes a PATCH of an encoder's keys asks for, in the body's order.
-fn encoder_change(key: &str, value: &Value) -> Option<Result<Change, String>> {
-    fn of<T: serde::de::DeserializeOwned>(value: &Value, make: fn(T) -> Change) -> Result<Change, String> {
-        T::deserialize(value).map(make).map_err(|e| e.to_string())
-    }
-    Some(match key {
-        "bitrate" => of(value, Change::Bitrate),
-        "rate_control" => of(value, Change::RateControl),
-        "qp" => of(value, Change::Qp),
-        "keyint" => of(value, Change::Keyint),
-        "profile" => of(value, Change::Profile),
-        "level" => of(value, Change::Level),
-        "quality" => of(value, Change::Quality),
-        "force_keyframe" => match value {
-            Value::Bool(true) => Ok(Change::ForceKeyframe),
-            _ => Err("expected `true`".into()),
-        },
-        _ => return None,
-    })
+/// What `PATCH /api/v1/nodes/<name>` may change while the node runs.
+#[derive(Deserialize, JsonSchema)]
+struct NodePatch {
+    /// The stream a consumer listens to (a relink).
+    listen_to: Option<String>,
+    /// An encoder's target bits per second.
+    bitrate: Option<u32>,
+    /// An encoder's rate control.
+    rate_control: Option<RateControl>,
+    /// An encoder's quantizer (`cqp`).
+    qp: Option<u8>,
+    /// An encoder's frames from one keyframe to the next.
+    keyint: Option<u32>,
+    /// An encoder's profile.
+    profile: Option<Profile>,
+    /// An encoder's level, as `"4.1"`.
+    #[schemars(with = "Option<String>")]
+    level: Option<Level>,
+    /// An encoder's JPEG quality.
+    quality: Option<u8>,
+    /// `true`: the encoder's next picture is a keyframe.
+    force_keyframe: Option<bool>,
+    /// Any other key: refused, named.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    other: Map<String, Value>,
 }
 
-async fn patch(State(api): State<Api>, who: Who, Path(name): Path<String>, body: Bytes) -> Answer {
+impl NodePatch {
+    /// The encoder changes asked for, each with its key.
+    fn changes(&self) -> Result<Vec<(&'static str, Change)>, ApiError> {
+        if self.force_keyframe == Some(false) {
+            return Err(ApiError::bad("`force_keyframe` takes only `true`".into()).key("force_keyframe"));
+        }
+        let changes = [
+            self.bitrate.map(|v| ("bitrate", Change::Bitrate(v))),
+            self.rate_control.map(|v| ("rate_control", Change::RateControl(v))),
+            self.qp.map(|v| ("qp", Change::Qp(v))),
+            self.keyint.map(|v| ("keyint", Change::Keyint(v))),
+            self.profile.map(|v| ("profile", Change::Profile(v))),
+            self.level.map(|v| ("level", Change::Level(v))),
+            self.quality.map(|v| ("quality", Change::Quality(v))),
+            self.force_keyframe.map(|_| ("force_keyframe", Change::ForceKeyframe)),
+        ];
+        Ok(changes.into_iter().flatten().collect())
+    }
+}
+
+async fn patch_node(State(api): State<Api>, who: Who, Path(name): Path<String>, body: Bytes) -> Answer {
     let server = api.server()?;
     allow(&server, &who, Role::Operator, Some(&name))?;
-    let body = object(&body)?;
+    let asked: NodePatch = typed(&body)?;
     let spec = server
         .config()
         .nodes
@@ -395,58 +655,39 @@ async fn patch(State(api): State<Api>, who: Who, Path(name): Path<String>, body:
         _ => Map::new(),
     };
     // Everything is checked before anything changes.
-    let mut relink = None;
-    let mut changes = Vec::new();
-    for (key, value) in &body {
-        if key == "listen_to" {
-            let Value::String(stream) = value else {
-                return Err(ApiError::bad("expected a stream name".into()).key(key));
-            };
-            if !sees(&who, stream) {
-                return Err(ApiError::new(StatusCode::FORBIDDEN, format!("you may not use `{stream}`")).key(key));
-            }
-            relink = Some(stream.clone());
-            continue;
+    let changes = asked.changes()?;
+    let encoder = matches!(spec.props, NodeProps::Encode(_));
+    let refused = asked
+        .other
+        .keys()
+        .map(String::as_str)
+        .chain(changes.iter().filter(|_| !encoder).map(|(key, _)| *key))
+        .next();
+    if let Some(key) = refused {
+        let kind = spec.props.kind();
+        return Err(if known.contains_key(key) || key == "name" || key == "kind" {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "`{key}` of a {kind} node cannot change while it runs: it needs a restart of the node (DELETE it and POST it again)"
+                ),
+            )
+        } else {
+            let keys: Vec<&str> = known.keys().map(String::as_str).filter(|k| *k != "kind").collect();
+            ApiError::bad(format!("unknown key `{key}` for a {kind} node (keys: listen_to, {})", keys.join(", ")))
         }
-        let change = match &spec.props {
-            NodeProps::Encode(_) => encoder_change(key, value),
-            _ => None,
-        };
-        match change {
-            Some(Ok(change)) => changes.push(change),
-            Some(Err(e)) => return Err(ApiError::bad(format!("node `{name}`: {e}")).key(key)),
-            None if known.contains_key(key) || key == "name" || key == "kind" => {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!(
-                        "`{key}` of a {} node cannot change while it runs: it needs a restart of the node (DELETE it and POST it again)",
-                        spec.props.kind()
-                    ),
-                )
-                .key(key));
-            }
-            None => {
-                return Err(ApiError::bad(format!(
-                    "unknown key `{key}` for a {} node (keys: listen_to, {})",
-                    spec.props.kind(),
-                    known
-                        .keys()
-                        .filter(|k| *k != "kind")
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-                .key(key));
-            }
-        }
+        .key(key));
     }
-    if let Some(stream) = &relink {
+    if let Some(stream) = asked.listen_to.as_deref().filter(|s| !sees(&who, s)) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("you may not use `{stream}`")).key("listen_to"));
+    }
+    if let Some(stream) = &asked.listen_to {
         server.relink(&name, stream)?;
     }
-    for change in changes {
+    for (_, change) in changes {
         server.change_encoder(&name, change)?;
     }
-    audit(&who, "change", &format!("{name} {}", Value::Object(body)));
+    audit(&who, "change", &format!("{name} {}", String::from_utf8_lossy(&body)));
     Ok(json_response(&views(&server, &who, Some(&name)).pop()))
 }
 
@@ -456,11 +697,17 @@ async fn record(State(api): State<Api>, who: Who, Path((name, action)): Path<(St
     let answer = match action.as_str() {
         "start" => {
             server.start_recording(&name)?;
-            json!({"recording": true})
+            Recording {
+                recording: true,
+                closed: None,
+            }
         }
         "stop" => {
             let closed = server.stop_recording(&name).await?;
-            json!({"recording": false, "closed": closed.map(|c| crate::events::FileEvent::of(&name, &c))})
+            Recording {
+                recording: false,
+                closed: closed.map(|c| FileEvent::of(&name, &c)),
+            }
         }
         other => {
             return Err(ApiError::new(
@@ -473,14 +720,44 @@ async fn record(State(api): State<Api>, who: Who, Path((name, action)): Path<(St
     Ok(json_response(&answer))
 }
 
-#[derive(Deserialize)]
+/// A smart-record clip asked for.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Clip {
+    /// Seconds before now it starts (the node's default when absent).
     before: Option<f64>,
+    /// Seconds after now it runs.
     after: Option<f64>,
     /// The clip's length from the trigger (an alias of `after`).
     duration: Option<f64>,
+    /// What is recorded as its trigger (default `api:<user>`).
     trigger: Option<String>,
+}
+
+/// What a clip request did.
+#[derive(Serialize, JsonSchema)]
+struct ClipAnswer {
+    /// Pipeline time of the trigger, ns.
+    trigger_ns: i64,
+    /// True when it extended a running clip.
+    extended: bool,
+}
+
+/// Files a request closed.
+#[derive(Serialize, JsonSchema)]
+struct ClosedFiles {
+    /// The files, finalized.
+    closed: Vec<FileEvent>,
+}
+
+/// A record node after a start or stop.
+#[derive(Serialize, JsonSchema)]
+struct Recording {
+    /// Whether it records now.
+    recording: bool,
+    /// The file a stop finalized.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closed: Option<FileEvent>,
 }
 
 async fn clip(State(api): State<Api>, who: Who, Path(name): Path<String>, body: Bytes) -> Answer {
@@ -511,9 +788,10 @@ async fn clip(State(api): State<Api>, who: Who, Path(name): Path<String>, body: 
     };
     let started = server.smart_record(&name, request).await?;
     audit(&who, "clip", &name);
-    Ok(json_response(
-        &json!({"trigger_ns": started.trigger_ns, "extended": started.extended}),
-    ))
+    Ok(json_response(&ClipAnswer {
+        trigger_ns: started.trigger_ns,
+        extended: started.extended,
+    }))
 }
 
 async fn clip_stop(State(api): State<Api>, who: Who, Path(name): Path<String>) -> Answer {
@@ -521,8 +799,8 @@ async fn clip_stop(State(api): State<Api>, who: Who, Path(name): Path<String>) -
     allow(&server, &who, Role::Operator, Some(&name))?;
     let closed = server.stop_clips(&name).await?;
     audit(&who, "clip stop", &name);
-    let events: Vec<_> = closed.iter().map(|c| crate::events::FileEvent::of(&name, c)).collect();
-    Ok(json_response(&json!({"closed": events})))
+    let closed = closed.iter().map(|c| FileEvent::of(&name, c)).collect();
+    Ok(json_response(&ClosedFiles { closed }))
 }
 
 fn jpeg(bytes: Bytes) -> Response {
@@ -659,6 +937,38 @@ async fn download(State(api): State<Api>, who: Who, Path(id): Path<String>) -> A
         .into_response())
 }
 
+/// A camera in the shape of VST's `sensor/list`.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct Sensor {
+    /// Its name: the id later calls use.
+    name: String,
+    /// The same.
+    sensor_id: String,
+    /// The same.
+    id: String,
+    /// The node's kind (`rtsp`, `v4l2`, `testsrc`, `file`).
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// `online`, `connecting` or `offline`.
+    state: &'static str,
+    /// An IP camera.
+    is_remote_sensor: bool,
+    /// Where it is served.
+    streams: SensorStreams,
+}
+
+/// A sensor's URLs.
+#[derive(Serialize, JsonSchema)]
+struct SensorStreams {
+    /// MJPEG.
+    mjpeg: String,
+    /// The next picture as a JPEG.
+    snapshot: String,
+    /// RTSP, while the RTSP server runs (raw cameras answer 415 there: serve their encoder's stream).
+    rtsp: Option<String>,
+}
+
 /// The sensors (cameras: nodes that capture) in the shape of Jetson
 /// Platform Services' VST `sensor/list`: `name` is the id later calls use.
 async fn sensors(State(api): State<Api>, who: Who, request: Request) -> Answer {
@@ -673,7 +983,7 @@ async fn sensors(State(api): State<Api>, who: Who, request: Request) -> Answer {
         .unwrap_or_default();
     let rtsp = server.rtsp_address();
     let config = server.config();
-    let list: Vec<Value> = server
+    let list = server
         .stats()
         .nodes
         .iter()
@@ -691,21 +1001,21 @@ async fn sensors(State(api): State<Api>, who: Who, request: Request) -> Answer {
                 super::NodeState::Starting | super::NodeState::Reconnecting => "connecting",
                 _ => "offline",
             };
-            json!({
-                "name": n.name,
-                "sensorId": n.name,
-                "id": n.name,
-                "type": spec.props.kind(),
-                "state": state,
-                "isRemoteSensor": matches!(spec.props, NodeProps::Rtsp(_)),
-                "streams": {
-                    "mjpeg": format!("http://{host}/{}/mjpeg", n.name),
-                    "snapshot": format!("http://{host}/{}/snapshot.jpg", n.name),
-                    "rtsp": rtsp.map(|a| format!("rtsp://{a}/{}", n.name)),
+            Sensor {
+                name: n.name.clone(),
+                sensor_id: n.name.clone(),
+                id: n.name.clone(),
+                kind: spec.props.kind(),
+                state,
+                is_remote_sensor: matches!(spec.props, NodeProps::Rtsp(_)),
+                streams: SensorStreams {
+                    mjpeg: format!("http://{host}/{}/mjpeg", n.name),
+                    snapshot: format!("http://{host}/{}/snapshot.jpg", n.name),
+                    rtsp: rtsp.map(|a| format!("rtsp://{a}/{}", n.name)),
                 },
-            })
+            }
         })
-        .collect();
+        .collect::<Vec<_>>();
     Ok(json_response(&list))
 }
 
@@ -1078,18 +1388,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encoder_keys_become_changes_and_bad_values_say_why() {
+    fn patches_become_encoder_changes_and_bad_values_name_their_key() {
+        let patch = |body: &'static [u8]| typed::<NodePatch>(&Bytes::from_static(body));
+        let asked = patch(br#"{"bitrate": 2000000, "force_keyframe": true, "fps": 5}"#)
+            .ok()
+            .unwrap();
+        let changes = asked.changes().ok().unwrap();
         assert!(matches!(
-            encoder_change("bitrate", &json!(2_000_000)),
-            Some(Ok(Change::Bitrate(2_000_000)))
+            changes[..],
+            [
+                ("bitrate", Change::Bitrate(2_000_000)),
+                ("force_keyframe", Change::ForceKeyframe)
+            ]
         ));
-        assert!(matches!(
-            encoder_change("force_keyframe", &json!(true)),
-            Some(Ok(Change::ForceKeyframe))
-        ));
-        assert!(encoder_change("bitrate", &json!("fast")).unwrap().is_err());
-        assert!(encoder_change("force_keyframe", &json!(false)).unwrap().is_err());
-        assert!(encoder_change("codec", &json!("h265")).is_none());
+        assert_eq!(asked.other.keys().collect::<Vec<_>>(), ["fps"]);
+        assert_eq!(
+            patch(br#"{"bitrate": "fast"}"#).err().unwrap().key.as_deref(),
+            Some("bitrate")
+        );
+        let unforced = patch(br#"{"force_keyframe": false}"#).ok().unwrap();
+        assert_eq!(unforced.changes().err().unwrap().key.as_deref(), Some("force_keyframe"));
     }
 
     #[test]

@@ -225,7 +225,7 @@ impl ServerError {
 }
 
 /// Stats of one node.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct NodeStats {
     /// Its name.
     pub name: String,
@@ -1345,7 +1345,7 @@ fn load_key(media_root: &std::path::Path) -> Result<[u8; 32], ServerError> {
 }
 
 /// What [`Server::apply`] did, by node name.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Applied {
     /// Nodes started.
     pub added: Vec<String>,

@@ -19,7 +19,7 @@ use crate::output::ring::CacheStats;
 use crate::output::root::MediaRoot;
 
 /// Where a node is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeState {
     /// Started, no output yet.

@@ -8,6 +8,7 @@
 //! - [`mjpeg`]: one JPEG encoder per raw stream for all its MJPEG viewers.
 
 pub mod mjpeg;
+pub mod openapi;
 pub mod routes;
 
 use std::future::Future;
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -112,7 +114,7 @@ impl HttpOptions {
 }
 
 /// What the page lists about a stream.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct StreamInfo {
     /// Its name.
     pub name: String,
@@ -228,7 +230,7 @@ impl HttpServer {
         options: HttpOptions,
         auth: Arc<Authenticator>,
         backend: Arc<dyn Backend>,
-        api: axum::Router,
+        api: (axum::Router, Vec<openapi::Doc>),
         runtime: &tokio::runtime::Handle,
     ) -> io::Result<HttpServer> {
         raise_open_files(options.max_connections);
@@ -241,7 +243,12 @@ impl HttpServer {
             let _guard = runtime.enter();
             TcpListener::from_std(std_listener)?
         };
-        let router = routes::router(Arc::clone(&state), api);
+        let (api, api_docs) = api;
+        let (media, mut docs) = openapi::build(routes::routes());
+        docs.extend(api_docs);
+        let document = serde_json::to_vec_pretty(&openapi::document(&docs)).unwrap_or_default();
+        let _ = state.openapi.set(Bytes::from(document));
+        let router = routes::router(Arc::clone(&state), media, api);
         runtime.spawn(accept_loop(listener, Arc::clone(&state), router, stopped));
         Ok(HttpServer { address, stop, state })
     }

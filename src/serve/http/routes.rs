@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, Request, State as Axum};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -27,7 +27,8 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::mjpeg::{self, MjpegSettings, Producers};
-use super::{Backend, HttpCounters, HttpOptions, HttpStats, LiveStats, MjpegStats, Slot};
+use super::openapi::{self, MakeSchema, Route};
+use super::{Backend, HttpCounters, HttpOptions, HttpStats, LiveStats, MjpegStats, Slot, StreamInfo};
 use crate::hub::{Join, SubscribeOptions};
 use crate::output::name::rfc3339;
 use crate::serve::auth::{Authenticator, Identity, Refused};
@@ -59,6 +60,8 @@ pub struct State {
     producers: Arc<Producers>,
     snapshots: Snapshots,
     pub(super) counters: HttpCounters,
+    /// The OpenAPI document of every route, made once at start.
+    pub(super) openapi: std::sync::OnceLock<Bytes>,
 }
 
 impl State {
@@ -71,6 +74,7 @@ impl State {
             producers: Producers::new(mjpeg::MJPEG_IDLE),
             snapshots: Mutex::new(HashMap::new()),
             counters: HttpCounters::default(),
+            openapi: std::sync::OnceLock::new(),
         })
     }
 
@@ -113,35 +117,166 @@ impl State {
 #[derive(Clone, Debug)]
 pub struct Signed(pub Option<Identity>);
 
-/// The router of every route, `api`'s included (signed in the same way).
-pub(super) fn router(state: Arc<State>, api: Router) -> Router {
-    Router::new()
-        .route(
+/// The media routes, each with its description.
+pub(super) fn routes() -> Vec<Route<Arc<State>>> {
+    let media = |path, summary, kind, handler| Route {
+        method: Method::GET,
+        path,
+        summary,
+        role: Some("viewer"),
+        query: &[],
+        body: None,
+        answer: (200, kind, openapi::binary as MakeSchema),
+        handler,
+    };
+    let page = |path, summary, kind: &'static str, body: &'static str| {
+        let handler = get(move || async move { text(StatusCode::OK, kind, body) });
+        media(path, summary, kind, handler)
+    };
+    vec![
+        page(
             "/",
-            get(|| async { text(StatusCode::OK, "text/html; charset=utf-8", PAGE) }),
-        )
-        .route(
-            "/app.js",
-            get(|| async { text(StatusCode::OK, "text/javascript; charset=utf-8", APP) }),
-        )
-        .route(
-            "/style.css",
-            get(|| async { text(StatusCode::OK, "text/css; charset=utf-8", STYLE) }),
-        )
-        .route("/api/v1/streams", get(streams))
-        .route("/{stream}/ws", get(websocket))
-        .route("/{stream}/index.m3u8", get(multivariant))
-        .route("/{stream}/media.m3u8", get(media_playlist))
-        .route("/{stream}/ts.m3u8", get(ts_playlist))
-        .route("/{stream}/{dir}/{file}", get(hls_file))
-        .route("/{stream}/live.mp4", get(live_mp4))
-        .route("/{stream}/mjpeg", get(mjpeg_stream))
-        .route("/{stream}/snapshot.jpg", get(snapshot))
-        .route("/recordings/{camera}/{from}/{to}", get(recording))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page".into()) })
+            "The page: every stream with its players.",
+            "text/html; charset=utf-8",
+            PAGE,
+        ),
+        page("/app.js", "The page's script.", "text/javascript; charset=utf-8", APP),
+        page("/style.css", "The page's style.", "text/css; charset=utf-8", STYLE),
+        Route {
+            method: Method::GET,
+            path: "/api/v1/openapi.json",
+            summary: "This document: every route the listener serves.",
+            role: Some("viewer"),
+            query: &[],
+            body: None,
+            answer: (200, "application/json", openapi::object as MakeSchema),
+            handler: get(openapi_json),
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/streams",
+            summary: "The streams the user may read, with format, readers and every protocol's URL.",
+            role: Some("viewer"),
+            query: &[],
+            body: None,
+            answer: (200, "application/json", openapi::schema_of::<StreamList>),
+            handler: get(streams),
+        },
+        media(
+            "/{stream}/ws",
+            "fMP4 over WebSocket for MSE, with detection metadata (upgrade).",
+            "application/octet-stream",
+            get(websocket),
+        ),
+        media(
+            "/{stream}/index.m3u8",
+            "HLS multivariant playlist.",
+            "application/vnd.apple.mpegurl",
+            get(multivariant),
+        ),
+        Route {
+            query: &[
+                (
+                    "_HLS_msn",
+                    "Hold the answer until this media sequence number exists (LL-HLS blocking reload).",
+                ),
+                ("_HLS_part", "With _HLS_msn: until this part of it exists."),
+            ],
+            ..media(
+                "/{stream}/media.m3u8",
+                "LL-HLS media playlist (fMP4 segments and parts).",
+                "application/vnd.apple.mpegurl",
+                get(media_playlist),
+            )
+        },
+        media(
+            "/{stream}/ts.m3u8",
+            "HLS media playlist of MPEG-TS segments.",
+            "application/vnd.apple.mpegurl",
+            get(ts_playlist),
+        ),
+        media(
+            "/{stream}/{dir}/{file}",
+            "What the playlists name: init/<n>.mp4, seg/<msn>.m4s|.ts, part/<msn>.<i>.m4s.",
+            "video/mp4",
+            get(hls_file),
+        ),
+        media(
+            "/{stream}/live.mp4",
+            "One endless fragmented MP4.",
+            "video/mp4",
+            get(live_mp4),
+        ),
+        media(
+            "/{stream}/mjpeg",
+            "MJPEG (multipart/x-mixed-replace).",
+            "multipart/x-mixed-replace",
+            get(mjpeg_stream),
+        ),
+        media(
+            "/{stream}/snapshot.jpg",
+            "The stream's next picture as a JPEG.",
+            "image/jpeg",
+            get(snapshot),
+        ),
+        media(
+            "/recordings/{camera}/{from}/{to}",
+            "A time range of a camera's recordings as one MP4 (to ends in .mp4).",
+            "video/mp4",
+            get(recording),
+        ),
+    ]
+}
+
+/// The router of the `media` routes and the `api`'s, every one signed in
+/// through [`sign_in`]; unknown paths are `404`.
+pub(super) fn router(state: Arc<State>, media: Router<Arc<State>>, api: Router) -> Router {
+    media
         .with_state(Arc::clone(&state))
         .merge(api)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page".into()) })
         .layer(middleware::from_fn_with_state(state, sign_in))
+}
+
+async fn openapi_json(Axum(state): Axum<Arc<State>>) -> Response {
+    let document = state.openapi.get().cloned().unwrap_or_default();
+    text(StatusCode::OK, "application/json", document)
+}
+
+/// What `GET /api/v1/streams` answers.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct StreamList {
+    /// The streams.
+    pub streams: Vec<StreamView>,
+}
+
+/// One stream of [`StreamList`].
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct StreamView {
+    /// Its name.
+    #[serde(flatten)]
+    pub info: StreamInfo,
+    /// Its URL per protocol (`null` where it has none).
+    pub urls: StreamUrls,
+}
+
+/// Where a stream is served.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct StreamUrls {
+    /// fMP4 over WebSocket.
+    pub ws: Option<String>,
+    /// HLS (the multivariant playlist).
+    pub hls: Option<String>,
+    /// HLS of MPEG-TS segments.
+    pub ts: Option<String>,
+    /// Endless fragmented MP4.
+    pub mp4: Option<String>,
+    /// MJPEG.
+    pub mjpeg: Option<String>,
+    /// The next picture as a JPEG.
+    pub snapshot: Option<String>,
+    /// RTSP.
+    pub rtsp: Option<String>,
 }
 
 fn text(status: StatusCode, kind: &'static str, body: impl Into<Body>) -> Response {
@@ -258,7 +393,7 @@ fn user(request_user: &axum::Extension<Signed>) -> Option<&str> {
 type Who = axum::Extension<Signed>;
 
 async fn streams(Axum(state): Axum<Arc<State>>, who: Who) -> Response {
-    let list: Vec<serde_json::Value> = state
+    let streams = state
         .backend
         .streams(user(&who))
         .into_iter()
@@ -266,30 +401,24 @@ async fn streams(Axum(state): Axum<Arc<State>>, who: Who) -> Response {
             let fmp4 = matches!(s.codec.as_deref(), Some("h264" | "h265"));
             let jpeg = s.kind == Some("raw") || s.codec.as_deref() == Some("mjpeg");
             let url = |on: bool, tail: &str| on.then(|| format!("/{}/{tail}", s.name));
-            json!({
-                "name": s.name,
-                "kind": s.kind,
-                "codec": s.codec,
-                "width": s.width,
-                "height": s.height,
-                "fps": s.fps,
-                "subscribers": s.subscribers,
-                "urls": {
-                    "ws": url(fmp4, "ws"),
-                    "hls": url(fmp4, "index.m3u8"),
-                    "ts": url(fmp4 && state.options.hls.ts, "ts.m3u8"),
-                    "mp4": url(fmp4, "live.mp4"),
-                    "mjpeg": url(jpeg, "mjpeg"),
-                    "snapshot": url(s.kind.is_some(), "snapshot.jpg"),
-                    "rtsp": if s.kind == Some("coded") { state.backend.rtsp_url(&s.name) } else { None },
-                }
-            })
+            let urls = StreamUrls {
+                ws: url(fmp4, "ws"),
+                hls: url(fmp4, "index.m3u8"),
+                ts: url(fmp4 && state.options.hls.ts, "ts.m3u8"),
+                mp4: url(fmp4, "live.mp4"),
+                mjpeg: url(jpeg, "mjpeg"),
+                snapshot: url(s.kind.is_some(), "snapshot.jpg"),
+                rtsp: (s.kind == Some("coded"))
+                    .then(|| state.backend.rtsp_url(&s.name))
+                    .flatten(),
+            };
+            StreamView { info: s, urls }
         })
         .collect();
     text(
         StatusCode::OK,
         "application/json",
-        json!({ "streams": list }).to_string(),
+        serde_json::to_string(&StreamList { streams }).unwrap_or_default(),
     )
 }
 
