@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-300}
 shift || true
-targets=("${@:-nal sps demux camera_uri y4m rtsp_guard node_spec rtsp_request rtp_packetize hls_request}")
+targets=("${@:-nal sps demux camera_uri y4m rtsp_guard node_spec rtsp_request rtp_packetize hls_request auth_header}")
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"

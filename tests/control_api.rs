@@ -504,7 +504,7 @@ fn every_endpoint_and_protocol_answers_every_kind_of_caller_as_its_role_and_gran
     type Row = (&'static str, &'static str, &'static str, &'static str, [u16; 7]);
     const U: u16 = 401;
     const F: u16 = 403;
-    let rows: [Row; 23] = [
+    let rows: [Row; 26] = [
         ("http", "GET", "/api/v1/nodes", "", [U, U, U, 200, 200, 200, 200]),
         ("http", "GET", "/api/v1/nodes/cam", "", [U, U, U, F, 200, 200, 200]),
         ("http", "GET", "/api/v1/streams", "", [U, U, U, 200, 200, 200, 200]),
@@ -520,6 +520,15 @@ fn every_endpoint_and_protocol_answers_every_kind_of_caller_as_its_role_and_gran
         ("http", "GET", "/api/v1/events", "", [U, U, U, 200, 200, 200, 200]),
         ("http", "GET", "/api/v1/config", "", [U, U, U, F, F, F, 200]),
         ("http", "GET", "/metrics", "", [U, U, U, F, F, 200, 200]),
+        ("http", "GET", "/api/v1/audit", "", [U, U, U, F, F, F, 200]),
+        ("http", "GET", "/api/v1/tokens", "", [U, U, U, F, F, F, 200]),
+        (
+            "http",
+            "POST",
+            "/api/v1/tokens",
+            r#"{"name": "x"}"#,
+            [U, U, U, F, F, F, 201],
+        ),
         (
             "http",
             "PATCH",
@@ -619,6 +628,70 @@ fn every_endpoint_and_protocol_answers_every_kind_of_caller_as_its_role_and_gran
     assert!(guesses.iter().all(|s| *s == 401), "{guesses:?}");
     assert_eq!(as_admin(basic("op:op-pw")), 429);
     assert_eq!(as_admin(Some(format!("Bearer {token}"))), 200);
+
+    // A long-lived API token for the operator: it signs in as the operator
+    // until it is revoked.
+    let admin = format!("Authorization: Bearer {token}");
+    let made = request(
+        addr,
+        "POST",
+        "/api/v1/tokens",
+        &[&admin],
+        br#"{"name": "prometheus", "user": "op"}"#,
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    let made = json(&made);
+    let machine = format!("Authorization: Bearer {}", made["token"].as_str().unwrap());
+    assert_eq!(request(addr, "GET", "/metrics", &[&machine], b"").status, 200);
+    assert_eq!(request(addr, "GET", "/api/v1/config", &[&machine], b"").status, 403);
+    let listed = json(&request(addr, "GET", "/api/v1/tokens", &[&admin], b""));
+    assert!(listed.to_string().contains("prometheus") && !listed.to_string().contains(made["token"].as_str().unwrap()));
+    let id = made["id"].as_str().unwrap();
+    assert_eq!(
+        request(addr, "DELETE", &format!("/api/v1/tokens/{id}"), &[&admin], b"").status,
+        200
+    );
+    assert_eq!(request(addr, "GET", "/metrics", &[&machine], b"").status, 401);
+    let bad = request(
+        addr,
+        "POST",
+        "/api/v1/tokens",
+        &[&admin],
+        br#"{"name": "x", "user": "nobody"}"#,
+    );
+    assert!(bad.status == 400 && bad.text().contains("nobody"), "{}", bad.text());
+
+    // The audit log: who changed what.
+    let log = json(&request(addr, "GET", "/api/v1/audit?limit=1000", &[&admin], b""));
+    let said: Vec<String> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["user"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["target"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for change in [
+        "admin create tmp",
+        "admin delete tmp",
+        "op record start rec",
+        "admin change h264",
+        "admin token revoke",
+    ] {
+        assert!(
+            said.iter().any(|s| s.starts_with(change)),
+            "`{change}` not in {said:#?}"
+        );
+    }
+    assert!(
+        !log.to_string().contains(made["token"].as_str().unwrap()),
+        "no token in the log"
+    );
 
     // Secrets are in no answer: the config shows `***`.
     let config = request(

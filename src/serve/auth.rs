@@ -278,6 +278,9 @@ struct Claims {
     sub: String,
     /// Expiry, UNIX seconds.
     exp: u64,
+    /// A long-lived API token's id: it signs in only while the id is live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
 }
 
 /// Checks credentials and issues tokens; one per server, shared by every listener.
@@ -287,6 +290,8 @@ pub struct Authenticator {
     key: [u8; 32],
     verified: Mutex<HashMap<[u8; 32], Instant>>,
     failures: Mutex<HashMap<(IpAddr, String), (u32, Instant)>>,
+    /// The ids of the API tokens not revoked.
+    live: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 fn hex_md5(parts: &[&[u8]]) -> String {
@@ -354,6 +359,7 @@ impl Authenticator {
             key,
             verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            live: Default::default(),
         }
     }
 
@@ -463,10 +469,38 @@ impl Authenticator {
 
     /// A token for user `name`, valid for `ttl` from `now`.
     pub fn issue(&self, name: &str, ttl: Duration, now: SystemTime) -> String {
-        let claims = Claims {
+        self.sign(Claims {
             sub: name.to_owned(),
             exp: unix(now) + ttl.as_secs().max(1),
-        };
+            jti: None,
+        })
+    }
+
+    /// A long-lived API token `id` for user `name`: valid for `ttl` from
+    /// `now` while `id` is live ([`Authenticator::allow_token`], until
+    /// [`Authenticator::forget_token`]).
+    pub fn issue_api(&self, name: &str, id: &str, ttl: Duration, now: SystemTime) -> String {
+        self.sign(Claims {
+            sub: name.to_owned(),
+            exp: unix(now) + ttl.as_secs().max(1),
+            jti: Some(id.to_owned()),
+        })
+    }
+
+    /// API token `id` signs in from now on (until it expires).
+    pub fn allow_token(&self, id: &str) {
+        self.live
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned());
+    }
+
+    /// API token `id` signs in no more.
+    pub fn forget_token(&self, id: &str) {
+        self.live.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    fn sign(&self, claims: Claims) -> String {
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialize"));
         let signature = URL_SAFE_NO_PAD.encode(self.mac(b"token", payload.as_bytes()));
         format!("{payload}.{signature}")
@@ -485,6 +519,11 @@ impl Authenticator {
             .ok_or(Refused::Wrong)?;
         if claims.exp <= unix(now) {
             return Err(Refused::Expired);
+        }
+        if let Some(id) = &claims.jti
+            && !self.live.read().unwrap_or_else(|e| e.into_inner()).contains(id)
+        {
+            return Err(Refused::Wrong);
         }
         self.identity(&claims.sub).ok_or(Refused::Wrong)
     }
@@ -720,6 +759,13 @@ mod tests {
         assert_ne!(forged, payload);
         assert_eq!(bearer(&format!("{forged}.{sig}"), now), Err(Refused::Wrong));
         assert_eq!(bearer("x", now), Err(Refused::Wrong));
+        // An API token: only while its id is live.
+        let api = a.issue_api("admin", "t1", Duration::from_secs(60), now);
+        assert_eq!(bearer(&api, now), Err(Refused::Wrong));
+        a.allow_token("t1");
+        assert_eq!(bearer(&api, now), Ok("admin".into()));
+        a.forget_token("t1");
+        assert_eq!(bearer(&api, now), Err(Refused::Wrong));
         // A token of a user no longer configured: wrong.
         let b = Authenticator::new(Vec::new(), a.key);
         assert_eq!(

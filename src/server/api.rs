@@ -33,6 +33,7 @@ use super::Applied;
 use super::{ClipRequest, Inner, NodeStats, Server, ServerError};
 use crate::config::{ConfigError, NodeProps, NodeSpec};
 use crate::control::metrics::{self, Type, Writer};
+use crate::control::store::{AuditEntry, TokenEntry};
 use crate::encode::{Change, Level, Profile, RateControl};
 use crate::events::{Event, FileEvent};
 use crate::output::index::Entry;
@@ -239,6 +240,48 @@ pub(super) fn router(server: Weak<Inner>) -> (Router, Vec<Doc>) {
                 None,
                 (101, "application/json", schema_of::<Event>),
                 get(events_ws),
+            )
+        },
+        route(
+            Method::POST,
+            "/api/v1/tokens",
+            "Makes a long-lived API token (shown this once).",
+            "admin",
+            body(schema_of::<NewToken>),
+            (201, "application/json", schema_of::<MadeToken>),
+            post(create_token),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/tokens",
+            "The live API tokens (without their secrets).",
+            "admin",
+            None,
+            json(schema_of::<Vec<TokenEntry>>),
+            get(tokens),
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/tokens/{id}",
+            "Revokes an API token.",
+            "admin",
+            None,
+            json(schema_of::<TokenEntry>),
+            delete(revoke_token),
+        ),
+        Route {
+            query: &[
+                ("limit", "Entries at most (default 100, at most 10000)."),
+                ("user", "Only this user's changes."),
+            ],
+            ..route(
+                Method::GET,
+                "/api/v1/audit",
+                "The audit log: every change, newest first.",
+                "admin",
+                None,
+                json(schema_of::<Vec<AuditEntry>>),
+                get(audit_log),
             )
         },
         route(
@@ -571,7 +614,7 @@ async fn create(State(api): State<Api>, who: Who, body: Bytes) -> Answer {
     let name = spec.name.clone();
     let added = server.clone();
     blocking(move || added.add_node(spec)).await?;
-    audit(&who, "create", &name);
+    audit(&server, &who, "create", &name, &String::from_utf8_lossy(&body));
     let mut response = json_response(&views(&server, &who, Some(&name)).pop());
     *response.status_mut() = StatusCode::CREATED;
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/nodes/{name}")) {
@@ -588,7 +631,7 @@ async fn delete_node(State(api): State<Api>, who: Who, Path(name): Path<String>)
         let name = name.clone();
         blocking(move || removed.remove_node(&name)).await?
     };
-    audit(&who, "delete", &name);
+    audit(&server, &who, "delete", &name, "");
     Ok(json_response(&view(&stats, None)))
 }
 
@@ -687,7 +730,7 @@ async fn patch_node(State(api): State<Api>, who: Who, Path(name): Path<String>, 
     for (_, change) in changes {
         server.change_encoder(&name, change)?;
     }
-    audit(&who, "change", &format!("{name} {}", String::from_utf8_lossy(&body)));
+    audit(&server, &who, "change", &name, &String::from_utf8_lossy(&body));
     Ok(json_response(&views(&server, &who, Some(&name)).pop()))
 }
 
@@ -716,7 +759,7 @@ async fn record(State(api): State<Api>, who: Who, Path((name, action)): Path<(St
             ));
         }
     };
-    audit(&who, &format!("record {action}"), &name);
+    audit(&server, &who, &format!("record {action}"), &name, "");
     Ok(json_response(&answer))
 }
 
@@ -787,7 +830,7 @@ async fn clip(State(api): State<Api>, who: Who, Path(name): Path<String>, body: 
         trigger: clip.trigger.unwrap_or(by),
     };
     let started = server.smart_record(&name, request).await?;
-    audit(&who, "clip", &name);
+    audit(&server, &who, "clip", &name, &String::from_utf8_lossy(&body));
     Ok(json_response(&ClipAnswer {
         trigger_ns: started.trigger_ns,
         extended: started.extended,
@@ -798,7 +841,7 @@ async fn clip_stop(State(api): State<Api>, who: Who, Path(name): Path<String>) -
     let server = api.server()?;
     allow(&server, &who, Role::Operator, Some(&name))?;
     let closed = server.stop_clips(&name).await?;
-    audit(&who, "clip stop", &name);
+    audit(&server, &who, "clip stop", &name, "");
     let closed = closed.iter().map(|c| FileEvent::of(&name, c)).collect();
     Ok(json_response(&ClosedFiles { closed }))
 }
@@ -1035,6 +1078,92 @@ async fn config(State(api): State<Api>, who: Who) -> Answer {
         .into_response())
 }
 
+/// A long-lived API token asked for.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    /// What it is for (`prometheus`, `nvr`).
+    name: String,
+    /// The user it signs in as (default: the caller).
+    user: Option<String>,
+    /// Seconds it lasts (default a year, at most ten).
+    ttl_s: Option<u64>,
+}
+
+/// A token just made.
+#[derive(Serialize, JsonSchema)]
+struct MadeToken {
+    /// Its entry.
+    #[serde(flatten)]
+    entry: TokenEntry,
+    /// The token, for `Authorization: Bearer` (shown this once).
+    token: String,
+}
+
+/// How long an API token lasts by default, and at most.
+const API_TOKEN_TTL: (u64, u64) = (365 * 86_400, 3650 * 86_400);
+
+async fn create_token(State(api): State<Api>, who: Who, body: Bytes) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Admin, None)?;
+    let asked: NewToken = typed(&body)?;
+    let ttl = asked.ttl_s.unwrap_or(API_TOKEN_TTL.0);
+    if !(1..=API_TOKEN_TTL.1).contains(&ttl) {
+        return Err(ApiError::bad(format!("ttl_s must be 1..={}", API_TOKEN_TTL.1)).key("ttl_s"));
+    }
+    let user = asked.user.as_deref().unwrap_or(by(&who)).to_owned();
+    let (entry, token) = server
+        .create_token(&asked.name, &user, Duration::from_secs(ttl), by(&who))
+        .map_err(|e| ApiError::from(e).key(if asked.user.is_some() { "user" } else { "name" }))?;
+    audit(
+        &server,
+        &who,
+        "token create",
+        &entry.id,
+        &format!("{} for {user}", entry.name),
+    );
+    let mut response = json_response(&MadeToken { entry, token });
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
+}
+
+async fn tokens(State(api): State<Api>, who: Who) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Admin, None)?;
+    Ok(json_response(&server.tokens()?))
+}
+
+async fn revoke_token(State(api): State<Api>, who: Who, Path(id): Path<String>) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Admin, None)?;
+    let entry = server.tokens()?.into_iter().find(|t| t.id == id);
+    server.revoke_token(&id)?;
+    audit(&server, &who, "token revoke", &id, "");
+    Ok(json_response(&entry))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<u32>,
+    user: Option<String>,
+}
+
+async fn audit_log(
+    State(api): State<Api>,
+    who: Who,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Admin, None)?;
+    let Query(q) = query.map_err(|e| ApiError::bad(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad("limit must be 1..=10000".into()).key("limit"));
+    }
+    Ok(json_response(&server.audit_log(limit, q.user.as_deref())?))
+}
+
 async fn reload(State(api): State<Api>, who: Who) -> Answer {
     let server = api.server()?;
     allow(&server, &who, Role::Admin, None)?;
@@ -1042,7 +1171,13 @@ async fn reload(State(api): State<Api>, who: Who) -> Answer {
         let server = server.clone();
         blocking(move || server.reload()).await?
     };
-    audit(&who, "reload", &format!("{applied:?}"));
+    audit(
+        &server,
+        &who,
+        "reload",
+        "config",
+        &serde_json::to_string(&applied).unwrap_or_default(),
+    );
     Ok(json_response(&applied))
 }
 
@@ -1377,10 +1512,14 @@ fn render_metrics(server: &Server, who: &Signed) -> String {
     w.finish()
 }
 
-/// Every change is logged with who made it.
-fn audit(who: &Signed, action: &str, what: &str) {
-    let user = who.0.as_ref().map_or("(no users configured)", |id| id.name.as_str());
-    tracing::info!(target: "eyrie::audit", user, action, what, "changed");
+/// Every change is logged with who made it, in the audit log.
+fn audit(server: &Server, who: &Signed, action: &str, target: &str, detail: &str) {
+    server.audit(by(who), action, target, detail, "ok");
+}
+
+/// The signed-in user's name, `-` without users.
+fn by(who: &Signed) -> &str {
+    who.0.as_ref().map_or("-", |id| id.name.as_str())
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError, NodeProps, NodeSpec};
+use crate::control::store::{AuditEntry, TokenEntry};
 use crate::encode::Change;
 use crate::events::EventSubscription;
 use crate::hub::{Hub, StreamStats, SubStats, SubscribeOptions, Subscription, SubscriptionControl};
@@ -363,6 +364,8 @@ struct Inner {
     auth: Arc<Authenticator>,
     /// Where events are POSTed.
     webhooks: Mutex<Vec<webhook::Webhook>>,
+    /// The audit log and the API tokens.
+    store: crate::control::store::Store,
     /// The config file changes are written back to ([`Server::persist_to`]);
     /// its lock orders the writes.
     config_file: Mutex<Option<(std::path::PathBuf, crate::config::ServerConfig)>>,
@@ -452,6 +455,10 @@ impl Server {
             load_key(&config.server.media_root)?
         };
         let auth = Arc::new(Authenticator::new(config.server.users.clone(), key));
+        let store = crate::control::store::Store::open(&config.server.media_root).map_err(ServerError::storage)?;
+        for token in store.tokens().map_err(ServerError::storage)? {
+            auth.allow_token(&token.id);
+        }
         let started_ns = clock.now_ns();
         let env = Arc::new(Env::new(
             Arc::clone(&clock),
@@ -480,6 +487,7 @@ impl Server {
                 timeout: REQUEST_TIMEOUT,
                 auth,
                 webhooks: Mutex::new(webhooks),
+                store,
                 config_file: Mutex::new(None),
                 registry: Mutex::new(Registry {
                     config: Config {
@@ -960,6 +968,77 @@ impl Server {
             .sort_by_key(|n| next.nodes.iter().position(|m| m.name == n.name));
         tracing::info!(?applied, "configuration applied");
         Ok(applied)
+    }
+
+    /// Records a change in the audit log (`eyrie-control.sqlite` in the
+    /// media root) and the log (target `eyrie::audit`): `user` did `action`
+    /// to `target` (`detail`: the request, never a secret), ending `outcome`.
+    pub fn audit(&self, user: &str, action: &str, target: &str, detail: &str, outcome: &str) {
+        tracing::info!(target: "eyrie::audit", user, action, target, detail, outcome, "changed");
+        if let Err(e) = self.inner.store.audit(user, action, target, detail, outcome) {
+            tracing::error!("cannot write the audit log: {e}");
+        }
+    }
+
+    /// The newest `limit` changes of the audit log (of `user` when given).
+    pub fn audit_log(&self, limit: u32, user: Option<&str>) -> Result<Vec<AuditEntry>, ServerError> {
+        self.inner.store.audit_log(limit, user).map_err(ServerError::storage)
+    }
+
+    /// A long-lived API token named `name` signing in as `user` for `ttl`,
+    /// made by `by`: its entry and the token (shown this once).
+    pub fn create_token(
+        &self,
+        name: &str,
+        user: &str,
+        ttl: Duration,
+        by: &str,
+    ) -> Result<(TokenEntry, String), ServerError> {
+        let invalid = |message: String| ServerError::Invalid {
+            node: "tokens".into(),
+            message,
+        };
+        if self.inner.auth.identity(user).is_none() {
+            return Err(invalid(format!("no user `{user}` is configured")));
+        }
+        if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+            return Err(invalid("a token's name is 1 to 200 printable characters".into()));
+        }
+        let id: String = crate::serve::auth::random_key()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let now = std::time::SystemTime::now();
+        let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let entry = TokenEntry {
+            id: id.clone(),
+            name: name.to_owned(),
+            user: user.to_owned(),
+            created_by: by.to_owned(),
+            created_ms: since.as_millis() as i64,
+            expires_s: (since + ttl).as_secs() as i64,
+        };
+        self.inner.store.add_token(&entry).map_err(ServerError::storage)?;
+        self.inner.auth.allow_token(&id);
+        Ok((entry, self.inner.auth.issue_api(user, &id, ttl, now)))
+    }
+
+    /// The live API tokens (without their secrets).
+    pub fn tokens(&self) -> Result<Vec<TokenEntry>, ServerError> {
+        self.inner.store.tokens().map_err(ServerError::storage)
+    }
+
+    /// Revokes API token `id`: it signs in no more.
+    pub fn revoke_token(&self, id: &str) -> Result<(), ServerError> {
+        self.inner.auth.forget_token(id);
+        match self.inner.store.revoke(id).map_err(ServerError::storage)? {
+            true => Ok(()),
+            false => Err(ServerError::Failed {
+                node: "tokens".into(),
+                kind: ErrorKind::NotFound,
+                message: format!("no token `{id}`"),
+            }),
+        }
     }
 
     /// Applies the config file [`Server::persist_to`] names, by difference
