@@ -8,7 +8,7 @@
 //! frame. An encoder that fails stops this node only (`failed`, with the
 //! backend's message); everything else runs on.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use crate::encode::{Change, Encoder, EncoderSettings, open_encoder};
@@ -42,7 +42,7 @@ pub(super) fn spawn(
             publisher,
             announced: Announced::default(),
             packets: Vec::new(),
-            last_pts: None,
+            last: None,
         };
         let result = (|| {
             while let Some(item) = input.recv() {
@@ -81,8 +81,8 @@ struct EncodeNode<'a> {
     publisher: Publisher,
     announced: Announced,
     packets: Vec<Packet>,
-    /// Pipeline time of the last frame encoded.
-    last_pts: Option<i64>,
+    /// Pipeline time and source of the last frame encoded.
+    last: Option<(i64, Arc<str>)>,
 }
 
 impl EncodeNode<'_> {
@@ -103,17 +103,18 @@ impl EncodeNode<'_> {
     fn encode(&mut self, frame: &Frame) -> Result<(), String> {
         self.shared.count_in();
         // After a relink the new camera's frames are out of phase with the
-        // old one's: a frame less than half a period after the last encoded
-        // (or before it) is skipped, so the stream keeps its cadence and its
-        // times increase by close to a frame each (a 7 ms step at 30 fps is
-        // no picture a 30 fps timeline can hold).
-        if let Some(last) = self.last_pts
-            && frame.pts < last + frame.duration / 2
+        // old one's: the new source's first frame, when it comes less than
+        // half a period after the last one encoded (or before it), is
+        // skipped, so the stream keeps its cadence across the splice (a 7 ms
+        // step at 30 fps is no picture a 30 fps timeline can hold).
+        if let Some((pts, source)) = &self.last
+            && *source != frame.source
+            && frame.pts < pts + frame.duration / 2
         {
             self.shared.count_dropped();
             return Ok(());
         }
-        self.last_pts = Some(frame.pts);
+        self.last = Some((frame.pts, Arc::clone(&frame.source)));
         let fits = self.encoder.is_some() && self.opened.is_some_and(|i| i.same_layout(&frame.info));
         if !fits {
             self.flush()?;

@@ -140,6 +140,27 @@ impl Backend for Door {
     }
 }
 
+/// How much the serving threads yield to the pipeline's (a nice value):
+/// when clients ask for more than the CPUs have, serving them slows down,
+/// capture, inference, encoding and recording do not.
+const SERVING_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's priority to [`SERVING_NICE`] (Linux: a
+/// thread's own nice value, by its thread id).
+fn yield_to_the_pipeline() {
+    // SAFETY: gettid and setpriority on the calling thread only.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, SERVING_NICE)
+    };
+    if rc != 0 {
+        tracing::debug!(
+            "cannot lower a serving thread's priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 impl Serving {
     pub(super) fn start(
         config: &ServerConfig,
@@ -149,6 +170,7 @@ impl Serving {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("eyrie-serve")
+            .on_thread_start(yield_to_the_pipeline)
             .enable_all()
             .build()
             .map_err(|source| ServerError::Listen {
