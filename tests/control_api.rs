@@ -215,6 +215,43 @@ fn a_pipeline_is_built_watched_relinked_retuned_clipped_and_torn_down_through_th
         .unwrap_or_else(|| panic!("{closed} not in {clips}"));
     download(addr, &clip["id"], &dir.file("clip.mp4"));
     decode_strict(&dir.file("clip.mp4")).unwrap();
+    // Deleting: a file being written is refused; a finished one goes, file and row.
+    let open = json(&call(addr, "GET", "/api/v1/recordings?kind=continuous", Value::Null));
+    let open = open
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["end"].is_null())
+        .expect("rec writes");
+    let r = call(
+        addr,
+        "DELETE",
+        &format!("/api/v1/recordings/{}", open["id"]),
+        Value::Null,
+    );
+    assert_eq!(r.status, 409, "{}", r.text());
+    let r = call(
+        addr,
+        "DELETE",
+        &format!("/api/v1/recordings/{}", clip["id"]),
+        Value::Null,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!root.join(clip["path"].as_str().unwrap()).exists());
+    assert_eq!(
+        call(addr, "GET", &format!("/api/v1/recordings/{}", clip["id"]), Value::Null).status,
+        404
+    );
+    assert_eq!(
+        call(
+            addr,
+            "DELETE",
+            &format!("/api/v1/recordings/{}", clip["id"]),
+            Value::Null
+        )
+        .status,
+        404
+    );
 
     // The configuration as TOML describes the same pipeline.
     let r = call(addr, "GET", "/api/v1/config", Value::Null);
@@ -1262,4 +1299,39 @@ fn the_openapi_document_passes_a_validator_and_every_route_in_it_is_served() {
     }
     assert!(served >= 25, "{served}");
     server.shutdown();
+}
+
+#[test]
+fn a_token_in_the_query_is_taken_only_where_enabled() {
+    let dir = Dir::new();
+    let root = dir.file("media");
+    let text = |query_token: bool| {
+        format!(
+            "[server]\nmedia_root = \"{}\"\n[[server.users]]\nname = \"v\"\npassword = \"pw\"\n[server.rtsp]\nenabled = false\n\
+             [server.http]\nlisten = \"127.0.0.1:0\"\nquery_token = {query_token}\n{CAMERA}",
+            root.display()
+        )
+    };
+    for enabled in [false, true] {
+        let server = Server::start(Config::parse(&text(enabled), "query.toml").unwrap()).unwrap();
+        server.serve().unwrap();
+        let addr = server.http_address().unwrap();
+        let login = call(addr, "POST", "/api/v1/login", json!({"name": "v", "password": "pw"}));
+        let token = json(&login)["token"].as_str().unwrap().to_owned();
+        let status = call(addr, "GET", &format!("/cam/snapshot.jpg?token={token}"), Value::Null).status;
+        assert_eq!(status, if enabled { 200 } else { 401 }, "query_token = {enabled}");
+        // Never for a change, and never a wrong one.
+        let post = call(
+            addr,
+            "POST",
+            &format!("/api/v1/nodes?token={token}"),
+            json!({"name": "x", "kind": "testsrc"}),
+        );
+        assert_eq!(post.status, 401);
+        assert_eq!(
+            call(addr, "GET", "/cam/snapshot.jpg?token=forged.x", Value::Null).status,
+            401
+        );
+        server.shutdown();
+    }
 }

@@ -7,16 +7,13 @@
 use std::time::SystemTime;
 
 use eyrie::capture::rtsp::guard::{Deframer, MAX_MESSAGE_BYTES, Unit};
-use eyrie::serve::rtsp::auth::{Authenticator, User};
+use eyrie::serve::auth::{Authenticator, Role, User};
 use eyrie::serve::rtsp::message::{Request, Response, Status, pick_transport, stream_of};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let split = data.first().map_or(1, |&b| usize::from(b).max(1));
-    let auth = Authenticator::new(vec![User {
-        name: "admin".into(),
-        password: "hunter2".into(),
-    }]);
+    let auth = Authenticator::new(vec![User::with_password("admin", "hunter2", Role::Admin)], [7; 32]);
     let mut deframer = Deframer::default();
     'feed: for chunk in data.chunks(split) {
         deframer.buffer().extend_from_slice(chunk);
@@ -30,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
                     if let Some(t) = r.header("transport") {
                         let _ = pick_transport(t, "127.0.0.1".parse().unwrap());
                     }
-                    let _ = auth.check(r.header("authorization"), &r.method, &r.url, SystemTime::now());
+                    let from = "127.0.0.1".parse().unwrap();
+                    let _ = auth.check(r.header("authorization"), &r.method, &r.url, from, SystemTime::now());
                     let bytes = Response::new(Status::OK, r.cseq.as_deref()).to_bytes();
                     let head = String::from_utf8_lossy(&bytes);
                     assert_eq!(head.matches("\r\n").count(), 3, "one line per header: {head}");

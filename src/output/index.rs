@@ -294,23 +294,34 @@ impl Index {
             if !too_old && !too_big {
                 break;
             }
-            let file = self.root.path().join(&e.path);
-            match std::fs::remove_file(&file) {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => {
-                    tracing::warn!("retention: cannot delete {}: {err}", file.display());
-                    continue;
-                }
+            if let Err(err) = self.delete(&e) {
+                tracing::warn!("retention: {err}");
+                continue;
             }
-            self.lock()
-                .execute("DELETE FROM recordings WHERE id = ?1", [e.id])
-                .map_err(|err| self.err(err))?;
             total -= e.size;
             tracing::info!(camera = %e.camera, "retention deleted {} ({} bytes)", e.path, e.size);
             deleted.push(e);
         }
         Ok(deleted)
+    }
+
+    /// Deletes recording `e`: its file (one already gone is no error), then its row.
+    pub fn delete(&self, e: &Entry) -> Result<(), IndexError> {
+        let file = self.root.path().join(&e.path);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => {
+                return Err(IndexError {
+                    path: file,
+                    message: format!("cannot delete: {err}"),
+                });
+            }
+        }
+        self.lock()
+            .execute("DELETE FROM recordings WHERE id = ?1", [e.id])
+            .map(|_| ())
+            .map_err(|err| self.err(err))
     }
 
     fn recover(&self, recovery: &mut Recovery) -> Result<(), IndexError> {

@@ -183,6 +183,15 @@ pub(super) fn router(server: Weak<Inner>) -> (Router, Vec<Doc>) {
             )
         },
         route(
+            Method::DELETE,
+            "/api/v1/recordings/{id}",
+            "Deletes a finished recording (its file and its row).",
+            "admin",
+            None,
+            json(schema_of::<Entry>),
+            delete(delete_recording),
+        ),
+        route(
             Method::GET,
             "/api/v1/recordings/{id}",
             "A recorded file, as it is.",
@@ -919,12 +928,27 @@ async fn recordings(
     Ok(json_response(&entries))
 }
 
+fn recording_id(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::bad(format!("`{}` is not a recording id", id.escape_debug())))
+}
+
+async fn delete_recording(State(api): State<Api>, who: Who, Path(id): Path<String>) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Admin, None)?;
+    let id = recording_id(&id)?;
+    let deleted = {
+        let server = server.clone();
+        blocking(move || server.delete_recording(id)).await?
+    };
+    audit(&server, &who, "recording delete", &deleted.path, &deleted.camera);
+    Ok(json_response(&deleted))
+}
+
 async fn download(State(api): State<Api>, who: Who, Path(id): Path<String>) -> Answer {
     let server = api.server()?;
     allow(&server, &who, Role::Viewer, None)?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::bad(format!("`{}` is not a recording id", id.escape_debug())))?;
+    let id = recording_id(&id)?;
     let listed = {
         let server = server.clone();
         blocking(move || server.recordings(None)).await?

@@ -1277,6 +1277,37 @@ impl Server {
         })
     }
 
+    /// Deletes recording `id` (its file and its row); one still being
+    /// written is refused ([`ErrorKind::Conflict`]).
+    pub fn delete_recording(&self, id: i64) -> Result<Entry, ServerError> {
+        let storage = self.inner.env.storage().map_err(ServerError::storage)?;
+        let listed = storage
+            .index
+            .list(None)
+            .map_err(|e| ServerError::storage(e.to_string()))?;
+        let entry = listed
+            .into_iter()
+            .find(|e| e.id == id)
+            .ok_or_else(|| ServerError::Failed {
+                node: "recordings".into(),
+                kind: ErrorKind::NotFound,
+                message: format!("no recording {id}"),
+            })?;
+        if entry.end.is_none() {
+            return Err(ServerError::Failed {
+                node: "recordings".into(),
+                kind: ErrorKind::Conflict,
+                message: format!("recording {id} ({}) is being written: stop its node first", entry.path),
+            });
+        }
+        storage
+            .index
+            .delete(&entry)
+            .map_err(|e| ServerError::storage(e.to_string()))?;
+        tracing::info!(camera = %entry.camera, "deleted {}", entry.path);
+        Ok(entry)
+    }
+
     /// True when there are sources and every one has ended by itself (reached
     /// `num_frames`) or failed. A server without sources never finishes.
     pub fn sources_finished(&self) -> bool {

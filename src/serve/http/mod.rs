@@ -60,6 +60,10 @@ pub struct HttpOptions {
     pub jpeg_quality: u8,
     /// HLS and LL-HLS (`[server.http.hls]`).
     pub hls: HlsOptions,
+    /// Accept a token as `?token=` on GET requests, for players that cannot
+    /// send an `Authorization` header (a URL with a token may end up in
+    /// logs and histories: off unless turned on).
+    pub query_token: bool,
 }
 
 impl Default for HttpOptions {
@@ -74,6 +78,7 @@ impl Default for HttpOptions {
             mjpeg_fps: 10.0,
             jpeg_quality: 80,
             hls: HlsOptions::default(),
+            query_token: false,
         }
     }
 }

@@ -327,10 +327,16 @@ async fn sign_in(Axum(state): Axum<Arc<State>>, mut request: Request, next: Next
     }
     let login = request.method() == axum::http::Method::POST && request.uri().path() == LOGIN;
     let user = if state.auth.required() && !login {
+        let in_query = (state.options.query_token && request.method() == axum::http::Method::GET)
+            .then(|| query_token(request.uri().query()))
+            .flatten();
         let authorization = request
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or(in_query);
+        let authorization = authorization.as_deref();
         let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
         let from = request
             .extensions()
@@ -375,6 +381,13 @@ async fn sign_in(Axum(state): Axum<Arc<State>>, mut request: Request, next: Next
     };
     request.extensions_mut().insert(Signed(user));
     next.run(request).await
+}
+
+/// `Bearer <t>` for a `token=<t>` in `query`.
+fn query_token(query: Option<&str>) -> Option<String> {
+    let value = query?.split('&').find_map(|pair| pair.strip_prefix("token="))?;
+    let token = percent_encoding::percent_decode_str(value).decode_utf8().ok()?;
+    Some(format!("Bearer {token}"))
 }
 
 /// `localhost`, `127.0.0.1`, `[::1]` (with or without a port).
