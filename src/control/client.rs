@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// The longest answer head read.
 pub const MAX_HEAD: usize = 64 << 10;
-/// The largest answer body read.
+/// The largest answer body read (by default, and at most).
 pub const MAX_BODY: u64 = 256 << 20;
 
 /// Why a call failed before an answer came.
@@ -73,6 +73,7 @@ pub struct Client {
     authority: String,
     token: Option<String>,
     timeout: Duration,
+    max_body: u64,
 }
 
 impl Client {
@@ -111,8 +112,15 @@ impl Client {
             authority,
             token,
             timeout: Duration::from_secs(30),
+            max_body: MAX_BODY,
         };
         Ok((client, path))
+    }
+
+    /// The same client, reading answers' bodies of at most `bytes` (more is an error).
+    pub fn max_body(mut self, bytes: u64) -> Client {
+        self.max_body = bytes.min(MAX_BODY);
+        self
     }
 
     /// The same client, waiting at most `timeout` to connect, send and for each read.
@@ -183,7 +191,12 @@ impl Client {
         let mut total = 0;
         loop {
             let mut line = String::new();
-            let n = reader.read_line(&mut line).map_err(|e| self.io(e))?;
+            let left = (MAX_HEAD + 1).saturating_sub(total) as u64;
+            let n = reader
+                .by_ref()
+                .take(left)
+                .read_line(&mut line)
+                .map_err(|e| self.io(e))?;
             total += n;
             if n == 0 {
                 return Err(self.malformed("the connection closed before the head ended"));
@@ -236,11 +249,11 @@ impl Client {
         let mut body = Body::of(reader, &reply);
         let mut bytes = Vec::new();
         body.by_ref()
-            .take(MAX_BODY + 1)
+            .take(self.max_body + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| self.io(e))?;
-        if bytes.len() as u64 > MAX_BODY {
-            return Err(self.malformed(format!("a body over {MAX_BODY} bytes")));
+        if bytes.len() as u64 > self.max_body {
+            return Err(self.malformed(format!("a body over {} bytes", self.max_body)));
         }
         reply.body = bytes;
         Ok(reply)

@@ -50,6 +50,8 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 const FAILURE_TABLE: usize = 4096;
 /// Verified passwords remembered at most.
 const VERIFIED_TABLE: usize = 1024;
+/// Password hashes verified at once at most.
+pub const MAX_VERIFYING: usize = 2;
 
 /// What a user may do. Each role may do what the ones before it may.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
@@ -256,7 +258,8 @@ pub enum Refused {
     Wrong,
     /// A token that was valid but has expired.
     Expired,
-    /// Too many failures from this address lately: not checked.
+    /// Too many failures from this address lately, or too many sign-ins
+    /// being checked at once: not checked.
     Throttled,
 }
 
@@ -267,7 +270,7 @@ impl Refused {
             Refused::Missing => "sign in first",
             Refused::Wrong => "wrong user name, password or token",
             Refused::Expired => "the token has expired: sign in again",
-            Refused::Throttled => "too many failed attempts from this address: wait a minute",
+            Refused::Throttled => "too many failed or simultaneous sign-ins: try again in a while",
         }
     }
 }
@@ -281,6 +284,10 @@ struct Claims {
     /// A long-lived API token's id: it signs in only while the id is live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     jti: Option<String>,
+    /// A sign-in token's credential version: a keyed digest of the user's
+    /// password or hash when it was issued, so a changed password ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cv: Option<String>,
 }
 
 /// Checks credentials and issues tokens; one per server, shared by every listener.
@@ -292,6 +299,8 @@ pub struct Authenticator {
     failures: Mutex<HashMap<(IpAddr, String), (u32, Instant)>>,
     /// The ids of the API tokens not revoked.
     live: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// Password hashes being verified now.
+    verifying: std::sync::atomic::AtomicUsize,
 }
 
 fn hex_md5(parts: &[&[u8]]) -> String {
@@ -360,6 +369,7 @@ impl Authenticator {
             verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             live: Default::default(),
+            verifying: Default::default(),
         }
     }
 
@@ -417,13 +427,13 @@ impl Authenticator {
         out
     }
 
-    /// Whether `password` is `user`'s.
-    fn password_ok(&self, user: &User, password: &str) -> bool {
+    /// Whether `password` is `user`'s (`Throttled`: too many hashes being checked now).
+    fn password_ok(&self, user: &User, password: &str) -> Result<bool, Refused> {
         if let Some(plain) = &user.password {
-            return same(plain.as_bytes(), password.as_bytes());
+            return Ok(same(plain.as_bytes(), password.as_bytes()));
         }
         let Some(hash) = &user.password_hash else {
-            return false;
+            return Ok(false);
         };
         let mut pair = user.name.as_bytes().to_vec();
         pair.push(0);
@@ -436,15 +446,10 @@ impl Authenticator {
                 .get(&memo)
                 .is_some_and(|at| now.duration_since(*at) < VERIFIED_FOR)
             {
-                return true;
+                return Ok(true);
             }
         }
-        use argon2::PasswordVerifier;
-        let ok = argon2::PasswordHash::new(hash).is_ok_and(|parsed| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        });
+        let ok = self.verify_hash(hash, password)?;
         if ok {
             let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
             verified.retain(|_, at| now.duration_since(*at) < VERIFIED_FOR);
@@ -452,18 +457,43 @@ impl Authenticator {
                 verified.insert(memo, now);
             }
         }
-        ok
+        Ok(ok)
     }
 
-    /// The user `name` with `password` (a login form's), or why not.
+    /// Verifies `password` against an argon2 `hash`, at most
+    /// [`MAX_VERIFYING`] at once (more are refused, not queued: a flood of
+    /// guesses cannot take every CPU; the caller is told to try later).
+    fn verify_hash(&self, hash: &str, password: &str) -> Result<bool, Refused> {
+        use argon2::PasswordVerifier;
+        use std::sync::atomic::Ordering;
+        if self.verifying.fetch_add(1, Ordering::AcqRel) >= MAX_VERIFYING {
+            self.verifying.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refused::Throttled);
+        }
+        let ok = argon2::PasswordHash::new(hash).is_ok_and(|parsed| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        });
+        self.verifying.fetch_sub(1, Ordering::AcqRel);
+        Ok(ok)
+    }
+
+    /// The user `name` with `password` (a login form's), or why not. An
+    /// unknown name costs what a known one does (a hash is verified all the
+    /// same), so timing tells no one which names exist.
     pub fn login(&self, name: &str, password: &str, from: IpAddr) -> Result<Identity, Refused> {
-        self.counted(from, name, || {
-            self.users
-                .iter()
-                .find(|u| u.name == name)
-                .filter(|u| self.password_ok(u, password))
-                .map(Identity::of)
-                .ok_or(Refused::Wrong)
+        self.counted(from, name, || match self.users.iter().find(|u| u.name == name) {
+            Some(user) => match self.password_ok(user, password)? {
+                true => Ok(Identity::of(user)),
+                false => Err(Refused::Wrong),
+            },
+            None => {
+                if let Some(hash) = self.users.iter().find_map(|u| u.password_hash.as_deref()) {
+                    self.verify_hash(hash, password)?;
+                }
+                Err(Refused::Wrong)
+            }
         })
     }
 
@@ -473,7 +503,15 @@ impl Authenticator {
             sub: name.to_owned(),
             exp: unix(now) + ttl.as_secs().max(1),
             jti: None,
+            cv: self.credential_version(name),
         })
+    }
+
+    /// The keyed digest of user `name`'s password or hash (tokens carry it).
+    fn credential_version(&self, name: &str) -> Option<String> {
+        let user = self.users.iter().find(|u| u.name == name)?;
+        let secret = user.password_hash.as_deref().or(user.password.as_deref())?;
+        Some(URL_SAFE_NO_PAD.encode(&self.mac(b"credential", secret.as_bytes())[..9]))
     }
 
     /// A long-lived API token `id` for user `name`: valid for `ttl` from
@@ -484,6 +522,7 @@ impl Authenticator {
             sub: name.to_owned(),
             exp: unix(now) + ttl.as_secs().max(1),
             jti: Some(id.to_owned()),
+            cv: None,
         })
     }
 
@@ -525,6 +564,9 @@ impl Authenticator {
         {
             return Err(Refused::Wrong);
         }
+        if claims.cv.is_some() && claims.cv != self.credential_version(&claims.sub) {
+            return Err(Refused::Wrong);
+        }
         self.identity(&claims.sub).ok_or(Refused::Wrong)
     }
 
@@ -536,8 +578,9 @@ impl Authenticator {
         check: impl FnOnce() -> Result<Identity, Refused>,
     ) -> Result<Identity, Refused> {
         let now = Instant::now();
-        // Names longer than a user's could be are one guesser's all the same.
-        let key = (from, name.chars().take(64).collect::<String>());
+        // Unknown names are one guesser's all the same: they share one count.
+        let known = self.users.iter().any(|u| u.name == name);
+        let key = (from, if known { name.to_owned() } else { String::new() });
         {
             let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((count, since)) = failures.get(&key)
@@ -552,14 +595,11 @@ impl Authenticator {
             let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
             if failures.len() >= FAILURE_TABLE {
                 failures.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
-                if failures.len() >= FAILURE_TABLE
-                    && let Some(oldest) = failures
-                        .iter()
-                        .min_by_key(|(_, (_, since))| *since)
-                        .map(|(k, _)| k.clone())
-                {
-                    failures.remove(&oldest);
-                }
+            }
+            // A count still in its window is never forgotten to make room:
+            // while the table is full of them, newcomers that fail are refused.
+            if failures.len() >= FAILURE_TABLE && !failures.contains_key(&key) {
+                return Err(Refused::Throttled);
             }
             let entry = failures.entry(key).or_insert((0, now));
             if now.duration_since(entry.1) >= FAILURE_WINDOW {
@@ -584,7 +624,11 @@ impl Authenticator {
         let value = authorization.map(str::trim).ok_or(Refused::Missing)?;
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("bearer") {
-            return self.counted(from, "", || self.token(rest.trim(), now));
+            // A token this server signed needs no guessing: never throttled.
+            return match self.token(rest.trim(), now) {
+                Err(Refused::Wrong) => self.counted(from, "", || Err(Refused::Wrong)),
+                other => other,
+            };
         }
         if scheme.eq_ignore_ascii_case("basic") {
             let pair = STANDARD
@@ -766,6 +810,12 @@ mod tests {
         assert_eq!(bearer(&api, now), Ok("admin".into()));
         a.forget_token("t1");
         assert_eq!(bearer(&api, now), Err(Refused::Wrong));
+        // A sign-in token ends with a changed password.
+        let changed = Authenticator::new(vec![User::with_password("admin", "new", Role::Admin)], a.key);
+        assert_eq!(
+            name(changed.check(Some(&format!("Bearer {token}")), "GET", "/", HERE, now)),
+            Err(Refused::Wrong)
+        );
         // A token of a user no longer configured: wrong.
         let b = Authenticator::new(Vec::new(), a.key);
         assert_eq!(

@@ -619,11 +619,19 @@ async fn create(State(api): State<Api>, who: Who, body: Bytes) -> Answer {
     let server = api.server()?;
     allow(&server, &who, Role::Admin, None)?;
     let spec = NodeSpec::from_json(&Value::Object(object(&body)?), "<api>")?;
-    allow(&server, &who, Role::Admin, Some(&spec.name))?;
+    // The node and every stream it reads must be within the caller's grants.
+    for name in std::iter::once(&spec.name)
+        .chain(&spec.listen_to)
+        .chain(spec.props.inputs())
+    {
+        allow(&server, &who, Role::Admin, Some(name))?;
+    }
     let name = spec.name.clone();
+    // As the API shows it: camera credentials as `***`.
+    let detail = serde_json::to_string(&spec).unwrap_or_default();
     let added = server.clone();
     blocking(move || added.add_node(spec)).await?;
-    audit(&server, &who, "create", &name, &String::from_utf8_lossy(&body));
+    audit(&server, &who, "create", &name, &detail);
     let mut response = json_response(&views(&server, &who, Some(&name)).pop());
     *response.status_mut() = StatusCode::CREATED;
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/nodes/{name}")) {
@@ -937,6 +945,14 @@ async fn delete_recording(State(api): State<Api>, who: Who, Path(id): Path<Strin
     let server = api.server()?;
     allow(&server, &who, Role::Admin, None)?;
     let id = recording_id(&id)?;
+    let camera = server
+        .recordings(None)?
+        .into_iter()
+        .find(|e| e.id == id)
+        .map(|e| e.camera);
+    if camera.is_some_and(|c| !sees(&who, &c)) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no recording {id}")));
+    }
     let deleted = {
         let server = server.clone();
         blocking(move || server.delete_recording(id)).await?
@@ -953,9 +969,13 @@ async fn download(State(api): State<Api>, who: Who, Path(id): Path<String>) -> A
         let server = server.clone();
         blocking(move || server.recordings(None)).await?
     };
+    // One outside the user's grants is as absent as one that is not there:
+    // walking ids tells nothing.
     let missing = || ApiError::new(StatusCode::NOT_FOUND, format!("no recording {id}"));
-    let entry = listed.into_iter().find(|e| e.id == id).ok_or_else(missing)?;
-    allow(&server, &who, Role::Viewer, Some(&entry.camera))?;
+    let entry = listed
+        .into_iter()
+        .find(|e| e.id == id && sees(&who, &e.camera))
+        .ok_or_else(missing)?;
     // The index names files under the media root; nothing else is served.
     let relative = std::path::Path::new(&entry.path);
     if relative.is_absolute()
@@ -1136,6 +1156,15 @@ async fn create_token(State(api): State<Api>, who: Who, body: Bytes) -> Answer {
         return Err(ApiError::bad(format!("ttl_s must be 1..={}", API_TOKEN_TTL.1)).key("ttl_s"));
     }
     let user = asked.user.as_deref().unwrap_or(by(&who)).to_owned();
+    // A token for someone else only from an admin who sees everything: no
+    // one makes a token wider than their own grants.
+    if user != by(&who) && !who.0.0.as_ref().is_none_or(Identity::sees_everything) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only an admin whose grants cover every stream makes tokens for other users".into(),
+        )
+        .key("user"));
+    }
     let (entry, token) = server
         .create_token(&asked.name, &user, Duration::from_secs(ttl), by(&who))
         .map_err(|e| ApiError::from(e).key(if asked.user.is_some() { "user" } else { "name" }))?;
@@ -1281,29 +1310,32 @@ async fn events_ws(
     let subscription = server.events();
     drop(server);
     let slot = slot.0;
-    Ok(upgrade.max_message_size(64 << 10).on_upgrade(move |socket| async move {
-        let _slot = slot;
-        let (mut sink, mut incoming) = futures_util::StreamExt::split(socket);
-        let send = async {
-            loop {
-                let event = subscription.recv_async().await;
-                if wanted(&event) {
-                    let text = serde_json::to_string(&event).unwrap_or_default();
-                    if futures_util::SinkExt::send(&mut sink, Message::Text(text.into()))
-                        .await
-                        .is_err()
-                    {
-                        return;
+    Ok(upgrade
+        .max_message_size(64 << 10)
+        .max_frame_size(64 << 10)
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            let (mut sink, mut incoming) = futures_util::StreamExt::split(socket);
+            let send = async {
+                loop {
+                    let event = subscription.recv_async().await;
+                    if wanted(&event) {
+                        let text = serde_json::to_string(&event).unwrap_or_default();
+                        if futures_util::SinkExt::send(&mut sink, Message::Text(text.into()))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
                     }
                 }
+            };
+            let receive = async { while let Some(Ok(_)) = futures_util::StreamExt::next(&mut incoming).await {} };
+            tokio::select! {
+                () = send => {}
+                () = receive => {}
             }
-        };
-        let receive = async { while let Some(Ok(_)) = futures_util::StreamExt::next(&mut incoming).await {} };
-        tokio::select! {
-            () = send => {}
-            () = receive => {}
-        }
-    }))
+        }))
 }
 
 async fn prometheus(State(api): State<Api>, who: Who) -> Answer {

@@ -369,6 +369,10 @@ struct Inner {
     /// The config file changes are written back to ([`Server::persist_to`]);
     /// its lock orders the writes.
     config_file: Mutex<Option<(std::path::PathBuf, crate::config::ServerConfig)>>,
+    /// Held through [`Server::apply`]: one at a time.
+    apply_lock: Mutex<()>,
+    /// True while [`Server::apply`] runs: its steps write nothing back.
+    applying: std::sync::atomic::AtomicBool,
     registry: Mutex<Registry>,
     /// The network listeners, once [`Server::serve`] started them.
     serving: Mutex<Option<serving::Serving>>,
@@ -489,6 +493,8 @@ impl Server {
                 webhooks: Mutex::new(webhooks),
                 store,
                 config_file: Mutex::new(None),
+                apply_lock: Mutex::new(()),
+                applying: Default::default(),
                 registry: Mutex::new(Registry {
                     config: Config {
                         server: config.server.clone(),
@@ -705,7 +711,7 @@ impl Server {
     /// one publishes under the same name. If the new one cannot start, the
     /// node is gone and the error says why.
     pub fn replace_node(&self, spec: NodeSpec) -> Result<(), ServerError> {
-        let mut old = {
+        let old = {
             let mut registry = self.registry();
             let index = registry
                 .nodes
@@ -722,11 +728,14 @@ impl Server {
             next.validate()?;
             registry.removing.push(spec.name.clone());
             self.inner.env.forget_smart_record(&spec.name);
-            registry.nodes.remove(index)
+            (registry.nodes.remove(index), registry.spec_mut(&spec.name).clone())
         };
+        let (mut old, old_spec) = old;
         // Outside the lock, as in add_node and remove_node.
         old.stop();
-        let started = self.spawn(&spec);
+        // A new description that cannot start: the old one runs again, so
+        // the nodes that read its stream keep a source and the configuration stays whole.
+        let started = self.spawn(&spec).map_err(|e| (e, self.spawn(&old_spec)));
         let mut registry = self.registry();
         registry.removing.retain(|n| *n != spec.name);
         match started {
@@ -739,9 +748,16 @@ impl Server {
                 self.persist();
                 Ok(())
             }
-            Err(e) => {
+            Err((e, Ok(running))) => {
+                registry.nodes.push(running);
+                registry.reorder();
+                tracing::warn!(node = %spec.name, "the new settings did not start ({e}): the old ones run again");
+                Err(e)
+            }
+            Err((e, Err(again))) => {
                 registry.config.nodes.retain(|n| n.name != spec.name);
                 drop(registry);
+                tracing::error!(node = %spec.name, "neither the new nor the old settings start ({again}): the node is gone");
                 self.persist();
                 Err(e)
             }
@@ -881,10 +897,17 @@ impl Server {
     /// Writes the configuration back, when [`Server::persist_to`] says where;
     /// a failure is logged (the change itself has been made).
     fn persist(&self) {
+        if self.inner.applying.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let file = self.inner.config_file.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((path, server)) = file.as_ref() else { return };
+        let Some((path, remembered)) = file.as_ref() else {
+            return;
+        };
+        // `[server]` as the file says it now (edited by hand meanwhile, perhaps).
+        let server = Config::from_file(path).map_or_else(|_| remembered.clone(), |c| c.server);
         let config = Config {
-            server: server.clone(),
+            server,
             nodes: self.config().nodes,
         };
         match write_config(path, &config) {
@@ -901,6 +924,8 @@ impl Server {
     /// difference there is refused and nothing is applied.
     pub fn apply(&self, next: Config) -> Result<Applied, ServerError> {
         next.validate()?;
+        // One apply at a time (SIGHUP and the API may come together).
+        let _one = self.inner.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let now = self.config();
         // Against the file's own [server] when there is one (the running one
         // may carry command-line overrides).
@@ -912,10 +937,12 @@ impl Server {
             let keys = changed_keys(&server, &next.server);
             return Err(ServerError::NeedsRestart(format!("[server] ({keys})")));
         }
-        // While applying, each step writes back nothing: the file is the source.
-        let file = self.inner.config_file.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // While applying, the steps write nothing back: the file is the
+        // source (and, when a step fails, stays as it was edited, for the
+        // user to fix and apply again).
+        self.inner.applying.store(true, std::sync::atomic::Ordering::Release);
         let result = self.apply_nodes(&now, &next);
-        *self.inner.config_file.lock().unwrap_or_else(|e| e.into_inner()) = file;
+        self.inner.applying.store(false, std::sync::atomic::Ordering::Release);
         result
     }
 
@@ -1212,25 +1239,32 @@ impl Server {
     /// exists); anonymous readers only when no users are configured. Refused
     /// with [`ErrorKind::NotFound`] unless the stream is published.
     pub fn check_reader(&self, who: &Principal, stream: &str, _protocol: Protocol) -> Result<(), ServerError> {
-        let auth = &self.inner.auth;
-        let allowed = match who {
-            Principal::Internal | Principal::Embedded => true,
-            Principal::Anonymous => !auth.required(),
-            Principal::User(name) => auth.identity(name).is_some_and(|id| id.may_see(stream)),
-        };
-        if !allowed {
-            return Err(ServerError::Forbidden {
-                user: match who {
-                    Principal::User(name) => name.clone(),
-                    _ => "anonymous".into(),
-                },
-                name: stream.to_owned(),
-            });
-        }
+        self.check_grant(who, stream)?;
         match self.inner.hub.stream_stats_of(stream) {
             Some(s) if s.publishers > 0 => Ok(()),
             _ => Err(ServerError::NoSuchStream(stream.to_owned())),
         }
+    }
+
+    /// Whether `who` may see stream, node or camera `name` at all (its
+    /// grants cover it; anonymous only without users), whether or not it exists.
+    pub fn check_grant(&self, who: &Principal, name: &str) -> Result<(), ServerError> {
+        let auth = &self.inner.auth;
+        let allowed = match who {
+            Principal::Internal | Principal::Embedded => true,
+            Principal::Anonymous => !auth.required(),
+            Principal::User(user) => auth.identity(user).is_some_and(|id| id.may_see(name)),
+        };
+        if !allowed {
+            return Err(ServerError::Forbidden {
+                user: match who {
+                    Principal::User(user) => user.clone(),
+                    _ => "anonymous".into(),
+                },
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Starts the network listeners the configuration enables (the RTSP

@@ -128,8 +128,11 @@ impl Backend for Door {
         Box::pin(async move { pending.await.map_err(|e| (e.kind().http_status(), e.to_string())) })
     }
 
-    fn recordings(&self, _user: Option<&str>, camera: &str) -> Result<(PathBuf, Vec<Entry>), (u16, String)> {
+    fn recordings(&self, user: Option<&str>, camera: &str) -> Result<(PathBuf, Vec<Entry>), (u16, String)> {
         let server = self.server().map_err(|_| (503, "the server is stopping".to_owned()))?;
+        server
+            .check_grant(&principal(user), camera)
+            .map_err(|e| (e.kind().http_status(), e.to_string()))?;
         let entries = server.recordings(Some(camera)).map_err(|e| (503, e.to_string()))?;
         Ok((server.config().server.media_root, entries))
     }

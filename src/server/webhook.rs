@@ -55,7 +55,10 @@ impl Webhook {
     /// Starts delivering `options`' events from `bus`.
     pub(super) fn start(options: WebhookOptions, bus: &EventBus) -> Result<Webhook, String> {
         let (client, path) = Client::with_path(&options.url, None).map_err(|e| e.to_string())?;
-        let client = client.timeout(Duration::from_secs_f64(options.timeout));
+        // Only the status matters: a receiver's answer is read to 64 KiB at most.
+        let client = client
+            .timeout(Duration::from_secs_f64(options.timeout))
+            .max_body(64 << 10);
         let subscription = bus.subscribe_with(options.queue);
         let counters = Arc::new(Counters::default());
         let stop = Arc::new((Mutex::new(false), Condvar::new()));

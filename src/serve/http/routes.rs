@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, Request, State as Axum};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -302,15 +302,28 @@ fn refused(r: Refusal) -> Response {
 /// The one route served before signing in: signing in.
 const LOGIN: &str = "/api/v1/login";
 
-/// A WebSocket opened by another site's page: browsers let any page open
-/// one anywhere (with the user's credentials), so only this server's own
-/// pages may — on every WebSocket route.
-fn cross_site_websocket(headers: &HeaderMap) -> bool {
+/// A request from another site's page, refused: a WebSocket, or anything
+/// but GET and HEAD, whose `Origin` is not this server (or that says
+/// `Sec-Fetch-Site: cross-site`). Browsers let any page open a WebSocket or
+/// send a form anywhere, with the user's credentials and from inside their
+/// machine; they always say where it comes from. Programs say neither.
+fn cross_site(request: &Request) -> bool {
+    let headers = request.headers();
     let upgrade = headers
         .get(header::UPGRADE)
         .and_then(|u| u.to_str().ok())
         .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    let Some(origin) = headers.get(header::ORIGIN).filter(|_| upgrade) else {
+    let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
+    if !upgrade && !changes {
+        return false;
+    }
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|s| s.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
         return false;
     };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
@@ -319,52 +332,13 @@ fn cross_site_websocket(headers: &HeaderMap) -> bool {
 }
 
 async fn sign_in(Axum(state): Axum<Arc<State>>, mut request: Request, next: Next) -> Response {
-    if cross_site_websocket(request.headers()) {
+    if cross_site(&request) {
         return error(
             StatusCode::FORBIDDEN,
-            "a WebSocket from another site's page is refused (its Origin is not this server)".into(),
+            "a request from another site's page is refused (its Origin is not this server)".into(),
         );
     }
-    let login = request.method() == axum::http::Method::POST && request.uri().path() == LOGIN;
-    let user = if state.auth.required() && !login {
-        let in_query = (state.options.query_token && request.method() == axum::http::Method::GET)
-            .then(|| query_token(request.uri().query()))
-            .flatten();
-        let authorization = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or(in_query);
-        let authorization = authorization.as_deref();
-        let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        let from = request
-            .extensions()
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
-        match state.auth.check(
-            authorization,
-            request.method().as_str(),
-            target,
-            from,
-            SystemTime::now(),
-        ) {
-            Ok(who) => Some(who),
-            Err(why) => {
-                let status = match why {
-                    Refused::Throttled => StatusCode::TOO_MANY_REQUESTS,
-                    _ => StatusCode::UNAUTHORIZED,
-                };
-                let mut response = error(status, why.message().into());
-                for challenge in state.auth.challenges(SystemTime::now(), true) {
-                    if let Ok(v) = HeaderValue::from_str(&challenge) {
-                        response.headers_mut().append(header::WWW_AUTHENTICATE, v);
-                    }
-                }
-                return response;
-            }
-        }
-    } else {
+    if !state.auth.required() {
         // Without users the listener is on loopback; a page of another site
         // whose name was made to point here (DNS rebinding) names its own host.
         let host = request.headers().get(header::HOST).map(|h| h.to_str().unwrap_or("?"));
@@ -377,17 +351,72 @@ async fn sign_in(Axum(state): Axum<Arc<State>>, mut request: Request, next: Next
                 ),
             );
         }
-        None
+        request.extensions_mut().insert(Signed(None));
+        return next.run(request).await;
+    }
+    // Signing in is the one thing done before signing in.
+    if request.method() == Method::POST && request.uri().path() == LOGIN {
+        request.extensions_mut().insert(Signed(None));
+        return next.run(request).await;
+    }
+    let in_query = (state.options.query_token && request.method() == Method::GET)
+        .then(|| query_token(request.uri()))
+        .flatten();
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| in_query.as_ref().map(|(token, _)| token.clone()));
+    let method = request.method().as_str().to_owned();
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let from = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
+    // A password hash takes a while to check: off the serving threads.
+    let auth = Arc::clone(&state.auth);
+    let checked = tokio::task::spawn_blocking(move || {
+        auth.check(authorization.as_deref(), &method, &target, from, SystemTime::now())
+    })
+    .await
+    .unwrap_or(Err(Refused::Wrong));
+    let who = match checked {
+        Ok(who) => who,
+        Err(why) => {
+            let status = match why {
+                Refused::Throttled => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let mut response = error(status, why.message().into());
+            for challenge in state.auth.challenges(SystemTime::now(), true) {
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    response.headers_mut().append(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            return response;
+        }
     };
-    request.extensions_mut().insert(Signed(user));
+    // The token leaves the URL: handlers (and their logs) never see it.
+    if let Some((_, rest)) = in_query {
+        *request.uri_mut() = rest;
+    }
+    request.extensions_mut().insert(Signed(Some(who)));
     next.run(request).await
 }
 
-/// `Bearer <t>` for a `token=<t>` in `query`.
-fn query_token(query: Option<&str>) -> Option<String> {
-    let value = query?.split('&').find_map(|pair| pair.strip_prefix("token="))?;
+/// `Bearer <t>` for a `token=<t>` in `uri`'s query, and `uri` without it.
+fn query_token(uri: &axum::http::Uri) -> Option<(String, axum::http::Uri)> {
+    let query = uri.query()?;
+    let value = query.split('&').find_map(|pair| pair.strip_prefix("token="))?;
     let token = percent_encoding::percent_decode_str(value).decode_utf8().ok()?;
-    Some(format!("Bearer {token}"))
+    let rest: Vec<&str> = query.split('&').filter(|pair| !pair.starts_with("token=")).collect();
+    let path_and_query = match rest.is_empty() {
+        true => uri.path().to_owned(),
+        false => format!("{}?{}", uri.path(), rest.join("&")),
+    };
+    let rest = path_and_query.parse().ok()?;
+    Some((format!("Bearer {token}"), rest))
 }
 
 /// `localhost`, `127.0.0.1`, `[::1]` (with or without a port).

@@ -240,13 +240,17 @@ impl Conn {
         }
         let now = SystemTime::now();
         let user = if self.shared.auth.required() {
-            match self.shared.auth.check(
-                request.header("authorization"),
-                &request.method,
-                &request.url,
-                self.peer.ip(),
-                now,
-            ) {
+            // A password hash takes a while to check: off the serving threads.
+            let auth = Arc::clone(&self.shared.auth);
+            let (header, method, url) = (
+                request.header("authorization").map(str::to_owned),
+                request.method.clone(),
+                request.url.clone(),
+            );
+            let peer = self.peer.ip();
+            let checked =
+                tokio::task::spawn_blocking(move || auth.check(header.as_deref(), &method, &url, peer, now)).await;
+            match checked.unwrap_or(Err(crate::serve::auth::Refused::Wrong)) {
                 Ok(who) => Some(who.name),
                 Err(why) => {
                     self.shared.auth_failures.fetch_add(1, Ordering::Relaxed);
