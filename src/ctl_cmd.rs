@@ -2,7 +2,7 @@
 //! `gst-client` is to GstD). Tables for people, `--json` for programs; the
 //! server's errors are shown as they came, and the exit code is 1.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -52,6 +52,17 @@ pub enum Ctl {
     },
     /// Stops and removes a node (a recording is closed playable).
     Delete {
+        /// The node.
+        node: String,
+    },
+    /// Starts a stopped node again (GstD's `pipeline_play`).
+    Play {
+        /// The node.
+        node: String,
+    },
+    /// Stops a node and keeps it, to play later (GstD's `pipeline_stop`;
+    /// a recording is closed playable).
+    Stop {
         /// The node.
         node: String,
     },
@@ -105,9 +116,13 @@ pub enum Ctl {
     },
 }
 
-/// Runs `command` against the server at `url`.
-pub fn run(url: &str, token: Option<String>, json_out: bool, command: Ctl) -> ExitCode {
-    let client = match Client::new(url, token) {
+/// Runs `command` against the server at `url`, trusting the certificates
+/// of `cacert` too for `https://`.
+pub fn run(url: &str, token: Option<String>, cacert: Option<&Path>, json_out: bool, command: Ctl) -> ExitCode {
+    let client = match Client::new(url, token).and_then(|c| match cacert {
+        Some(pem) => c.trust(pem),
+        None => Ok(c),
+    }) {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
@@ -232,6 +247,8 @@ fn execute(client: &Client, json_out: bool, command: Ctl) -> Result<(), String> 
                 false => println!("deleted {node} ({} frames out)", text(&stats["frames_out"])),
             }
         }
+        Ctl::Play { node } => play_or_stop(client, json_out, &node, "play")?,
+        Ctl::Stop { node } => play_or_stop(client, json_out, &node, "stop")?,
         Ctl::Record { action, node } => {
             let path = format!("/api/v1/nodes/{}/record/{action}", escape(&node));
             let answer = body_json(&checked(client.json("POST", &path, None))?)?;
@@ -336,6 +353,16 @@ fn patch(client: &Client, json_out: bool, node: &str, body: Value) -> Result<(),
     match json_out {
         true => println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default()),
         false => println!("{node}: changed {body}"),
+    }
+    Ok(())
+}
+
+fn play_or_stop(client: &Client, json_out: bool, node: &str, action: &str) -> Result<(), String> {
+    let path = format!("/api/v1/nodes/{}/{action}", escape(node));
+    let answer = body_json(&checked(client.json("POST", &path, None))?)?;
+    match json_out {
+        true => println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default()),
+        false => println!("{node}: {}", text(&answer["state"])),
     }
     Ok(())
 }

@@ -197,6 +197,10 @@ enum Command {
         /// A token from `eyrie ctl login` (needed once users are configured).
         #[arg(long, env = "EYRIE_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// For https: a PEM file of certificates to trust besides the
+        /// system's (e.g. the server's self-signed `cert.pem`).
+        #[arg(long, env = "EYRIE_CACERT", value_name = "FILE")]
+        cacert: Option<PathBuf>,
         /// Print the server's JSON instead of tables.
         #[arg(long)]
         json: bool,
@@ -210,6 +214,24 @@ enum Command {
         /// The user name, to print a whole `[[server.users]]` table.
         #[arg(long)]
         user: Option<String>,
+    },
+    /// Make a self-signed TLS certificate and key for a first setup of
+    /// HTTPS and RTSPS (`cert.pem`, `key.pem` with mode 0600), and print
+    /// the `[server.tls]` table that uses them.
+    Cert {
+        /// Directory to write them to.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// A host name or IP address clients reach the server by, besides
+        /// localhost, 127.0.0.1 and ::1 (repeatable).
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
+        /// Days it is valid.
+        #[arg(long, default_value_t = 825, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
     },
     /// Validate a config file and exit.
     Check {
@@ -244,9 +266,16 @@ fn main() -> ExitCode {
         Command::Ctl {
             url,
             token,
+            cacert,
             json,
             command,
-        } => ctl_cmd::run(&url, token, json, command),
+        } => ctl_cmd::run(&url, token, cacert.as_deref(), json, command),
+        Command::Cert {
+            out,
+            names,
+            days,
+            force,
+        } => cert(&out, names, days, force),
         Command::Check { config } => match Config::from_file(&config) {
             Ok(c) => {
                 let names: Vec<String> = c
@@ -620,13 +649,16 @@ fn run(config: Config, file: Option<PathBuf>, duration: Option<f64>, stats_path:
             Err(e) => tracing::warn!("changes will not be written back to {}: {e}", path.display()),
         }
     }
-    if let Some(addr) = server.rtsp_address() {
-        for name in &coded {
-            tracing::info!("watch: ffplay rtsp://{addr}/{name}");
-        }
+    for url in coded.iter().filter_map(|name| server.rtsp_url(name)) {
+        tracing::info!("watch: ffplay {url}");
     }
     if let Some(addr) = server.http_address() {
-        tracing::info!("open http://{addr}/ in a browser (every stream, with its players and URLs)");
+        let scheme = if server.config().server.http.tls {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!("open {scheme}://{addr}/ in a browser (every stream, with its players and URLs)");
     }
     let start = Instant::now();
     let deadline = duration.map(|d| start + Duration::from_secs_f64(d));
@@ -701,6 +733,71 @@ fn progress(stats: &ServerStats) {
 }
 
 /// `eyrie passwd`: a password from standard input, hashed.
+fn cert(out: &std::path::Path, names: Vec<String>, days: u32, force: bool) -> ExitCode {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut all: Vec<String> = names;
+    for default in ["localhost", "127.0.0.1", "::1"] {
+        if !all.iter().any(|n| n == default) {
+            all.push(default.into());
+        }
+    }
+    let write = |name: &str, text: &str, mode: u32| -> Result<PathBuf, String> {
+        let path = out.join(name);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).mode(mode);
+        if force {
+            options.create(true).truncate(true);
+        } else {
+            options.create_new(true);
+        }
+        let mut file = options
+            .open(&path)
+            .map_err(|e| format!("cannot write {}: {e} (--force replaces it)", path.display()))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(std::fs::canonicalize(&path).unwrap_or(path))
+    };
+    let result = eyrie::serve::tls::self_signed(&all, days).and_then(|made| {
+        std::fs::create_dir_all(out).map_err(|e| format!("cannot make {}: {e}", out.display()))?;
+        if let Some(there) = ["cert.pem", "key.pem"]
+            .map(|n| out.join(n))
+            .into_iter()
+            .find(|p| p.exists())
+            && !force
+        {
+            return Err(format!("{} exists (--force replaces it)", there.display()));
+        }
+        let key = write("key.pem", &made.key, 0o600)?;
+        let cert = write("cert.pem", &made.cert, 0o644)?;
+        Ok((cert, key, made.fingerprint))
+    });
+    match result {
+        Ok((cert, key, fingerprint)) => {
+            eprintln!(
+                "made a self-signed certificate for {}, valid {days} days",
+                all.join(", ")
+            );
+            eprintln!("SHA-256 fingerprint {fingerprint}");
+            eprintln!(
+                "clients trust it with e.g. `curl --cacert {0}` or `eyrie ctl --cacert {0}`",
+                cert.display()
+            );
+            println!(
+                "[server.tls]\ncert = {}\nkey = {}\n\n[server.http]\ntls = true\n\n[server.rtsp]\ntls = true",
+                toml_string(&cert.display().to_string()),
+                toml_string(&key.display().to_string())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("eyrie cert: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn passwd(user: Option<String>) -> ExitCode {
     let read = |prompt: &str| -> Result<String, String> {
         let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());

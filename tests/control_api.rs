@@ -253,6 +253,31 @@ fn a_pipeline_is_built_watched_relinked_retuned_clipped_and_torn_down_through_th
         404
     );
 
+    // Stop and play (GstD's pipeline_stop and pipeline_play): the recorder
+    // closes its file playable (it spans the relink: two cameras' frames
+    // meet in it, in cadence) and keeps its place; played, it records anew.
+    let mut states = TcpStream::connect(addr).unwrap();
+    states.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    states
+        .write_all(b"GET /api/v1/events?events=node&node=rec HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    for _ in 0..2 {
+        let r = call(addr, "POST", "/api/v1/nodes/rec/stop", Value::Null);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(json(&r)["state"], "stopped", "{}", r.text());
+    }
+    let segments = json(&call(addr, "GET", "/api/v1/recordings?kind=continuous", Value::Null));
+    let segment = segments.as_array().unwrap().last().expect("the recording is listed");
+    assert!(!segment["end"].is_null(), "closed: {segment}");
+    download(addr, &segment["id"], &dir.file("stopped.mp4"));
+    decode_strict(&dir.file("stopped.mp4")).unwrap();
+    assert_eq!(call(addr, "POST", "/api/v1/nodes/rec/pause", Value::Null).status, 404);
+    assert_eq!(call(addr, "POST", "/api/v1/nodes/nobody/play", Value::Null).status, 404);
+    let r = call(addr, "POST", "/api/v1/nodes/rec/play", Value::Null);
+    assert_eq!(r.status, 200, "{}", r.text());
+    sse_until(&mut states, |name, v| name == "node" && v["state"] == "running");
+    drop(states);
+
     // The configuration as TOML describes the same pipeline.
     let r = call(addr, "GET", "/api/v1/config", Value::Null);
     assert_eq!(r.status, 200);
@@ -272,7 +297,6 @@ fn a_pipeline_is_built_watched_relinked_retuned_clipped_and_torn_down_through_th
     let segment = segments.as_array().unwrap().last().expect("the recording is listed");
     assert!(!segment["end"].is_null(), "closed: {segment}");
     download(addr, &segment["id"], &dir.file("segment.mp4"));
-    // It spans the relink: two cameras' frames meet in it, in cadence.
     decode_strict(&dir.file("segment.mp4")).unwrap();
     assert_eq!(
         json(&call(addr, "GET", "/api/v1/nodes", Value::Null))
@@ -571,7 +595,7 @@ fn every_endpoint_and_protocol_answers_every_kind_of_caller_as_its_role_and_gran
     type Row = (&'static str, &'static str, &'static str, &'static str, [u16; 7]);
     const U: u16 = 401;
     const F: u16 = 403;
-    let rows: [Row; 27] = [
+    let rows: [Row; 29] = [
         ("http", "GET", "/api/v1/nodes", "", [U, U, U, 200, 200, 200, 200]),
         ("http", "GET", "/api/v1/nodes/cam", "", [U, U, U, F, 200, 200, 200]),
         ("http", "GET", "/api/v1/streams", "", [U, U, U, 200, 200, 200, 200]),
@@ -617,6 +641,8 @@ fn every_endpoint_and_protocol_answers_every_kind_of_caller_as_its_role_and_gran
             "",
             [U, U, U, F, F, 200, 200],
         ),
+        ("http", "POST", "/api/v1/nodes/rec/stop", "", [U, U, U, F, F, 200, 200]),
+        ("http", "POST", "/api/v1/nodes/rec/play", "", [U, U, U, F, F, 200, 200]),
         (
             "http",
             "POST",
@@ -825,25 +851,6 @@ fn metrics_pass_promtool_and_count_what_the_nodes_do() {
     server.shutdown();
 }
 
-/// `eyrie ctl ARGS` against `url` with `token`, `stdin` fed; (exit success, stdout, stderr).
-fn ctl(url: &str, token: Option<&str>, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_eyrie"));
-    command.args(["ctl", "--url", url]).args(args).env_remove("EYRIE_TOKEN");
-    if let Some(t) = token {
-        command.env("EYRIE_TOKEN", t);
-    }
-    let mut child = command
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.success(), text(&out.stdout), text(&out.stderr))
-}
-
 #[test]
 fn eyrie_ctl_drives_the_same_steps_from_the_shell() {
     let dir = Dir::new();
@@ -851,17 +858,17 @@ fn eyrie_ctl_drives_the_same_steps_from_the_shell() {
     let server = serve(&dir.file("media"), users, CAMERA);
     let url = format!("http://{}", server.http_address().unwrap());
     let ok = |args: &[&str], token: &str| {
-        let (success, out, err) = ctl(&url, Some(token), args, "");
+        let (success, out, err) = common::eyrie_ctl(&url, Some(token), args, "");
         assert!(success, "eyrie ctl {args:?}: {err}");
         out
     };
 
     // Errors as they came: no token, a wrong password.
-    let (success, _, err) = ctl(&url, None, &["nodes"], "");
+    let (success, _, err) = common::eyrie_ctl(&url, None, &["nodes"], "");
     assert!(!success && err.contains("401 Unauthorized: sign in first"), "{err}");
-    let (success, _, err) = ctl(&url, None, &["login", "admin"], "wrong\n");
+    let (success, _, err) = common::eyrie_ctl(&url, None, &["login", "admin"], "wrong\n");
     assert!(!success && err.contains("401"), "{err}");
-    let (success, token, err) = ctl(&url, None, &["login", "admin"], "pw\n");
+    let (success, token, err) = common::eyrie_ctl(&url, None, &["login", "admin"], "pw\n");
     assert!(success, "{err}");
     let token = token.trim();
 
@@ -911,7 +918,9 @@ fn eyrie_ctl_drives_the_same_steps_from_the_shell() {
 
     let stopped = ok(&["record", "stop", "rec"], token);
     assert!(stopped.contains("closed"), "{stopped}");
-    let (success, _, err) = ctl(&url, Some(token), &["delete", "enc"], "");
+    assert_eq!(ok(&["stop", "cam2"], token).trim(), "cam2: stopped");
+    assert!(ok(&["play", "cam2"], token).starts_with("cam2: "));
+    let (success, _, err) = common::eyrie_ctl(&url, Some(token), &["delete", "enc"], "");
     assert!(
         !success && err.contains("409 Conflict") && err.contains("feeds"),
         "{err}"

@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
                     let _ = r.url_for_log();
                     let _ = r.session();
                     if let Some(t) = r.header("transport") {
-                        let _ = pick_transport(t, "127.0.0.1".parse().unwrap());
+                        let _ = pick_transport(t, "127.0.0.1".parse().unwrap(), t.len() % 2 == 0);
                     }
                     let from = "127.0.0.1".parse().unwrap();
                     let _ = auth.check(r.header("authorization"), &r.method, &r.url, from, SystemTime::now());

@@ -32,6 +32,7 @@ use crate::serve::auth::User;
 use crate::serve::http::HttpOptions;
 use crate::serve::push::RtpPushOptions;
 use crate::serve::rtsp::RtspServerOptions;
+use crate::serve::tls::TlsOptions;
 use crate::track::TrackerOptions;
 
 /// A whole configuration.
@@ -58,6 +59,10 @@ pub struct ServerConfig {
     /// The HTTP listener (`[server.http]`): the page, HLS, WebSocket, MJPEG
     /// and snapshots; started by [`crate::server::Server::serve`].
     pub http: HttpOptions,
+    /// The certificate and key of HTTPS and RTSPS (`[server.tls]`: `cert`,
+    /// `key`, PEM files), used where `[server.http]` or `[server.rtsp]`
+    /// says `tls = true`; `eyrie cert` makes a self-signed pair.
+    pub tls: TlsOptions,
     /// Who may sign in (`[[server.users]]`: `name`, `password_hash` or
     /// `password`, `role`, `streams`). With any user configured, every
     /// request on every listener must sign in.
@@ -74,6 +79,7 @@ impl Default for ServerConfig {
             retention: Retention::default(),
             rtsp: RtspServerOptions::default(),
             http: HttpOptions::default(),
+            tls: TlsOptions::default(),
             users: Vec::new(),
             webhooks: Vec::new(),
         }
@@ -95,6 +101,20 @@ impl ServerConfig {
         for w in &self.webhooks {
             w.check()
                 .map_err(|(key, message)| (format!("server.webhooks.{key}"), message))?;
+        }
+        self.tls
+            .check()
+            .map_err(|(key, message)| (format!("server.tls.{key}"), message))?;
+        for (listener, on) in [
+            ("rtsp", self.rtsp.enabled && self.rtsp.tls),
+            ("http", self.http.enabled && self.http.tls),
+        ] {
+            if on && !self.tls.is_set() {
+                return Err((
+                    format!("server.{listener}.tls"),
+                    "needs a certificate: set [server.tls] cert and key (`eyrie cert` makes a self-signed pair)".into(),
+                ));
+            }
         }
         self.rtsp
             .check(&self.users)

@@ -1,5 +1,7 @@
 //! A small blocking HTTP/1.1 client for the control API (RFC 9112): what
-//! `eyrie ctl` speaks, usable by any program. One connection per request
+//! `eyrie ctl` speaks, usable by any program; `https://` through rustls,
+//! trusting the system's roots and any given certificate ([`Client::trust`]).
+//! One connection per request
 //! (`Connection: close`); bodies by `Content-Length`, chunked, or to the
 //! end of the connection; a Server-Sent Events stream read line by line as
 //! it comes. Answers are bounded ([`MAX_HEAD`], [`MAX_BODY`]) whatever the
@@ -7,7 +9,14 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A connection: plain, or TLS over TCP.
+trait Duplex: Read + Write + Send {}
+impl<T: Read + Write + Send> Duplex for T {}
+type Connection = BufReader<Box<dyn Duplex>>;
 
 /// The longest answer head read.
 pub const MAX_HEAD: usize = 64 << 10;
@@ -17,9 +26,12 @@ pub const MAX_BODY: u64 = 256 << 20;
 /// Why a call failed before an answer came.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The URL is not `http://host:port`.
+    /// The URL is not `http://host:port` or `https://host:port`.
     #[error("`{0}` is not a URL like http://127.0.0.1:8080")]
     Url(String),
+    /// The certificates to trust could not be read.
+    #[error("{0}")]
+    Trust(String),
     /// No connection, or it broke.
     #[error("{url}: {source}")]
     Io {
@@ -71,13 +83,15 @@ impl Reply {
 pub struct Client {
     url: String,
     authority: String,
+    /// Over TLS: the configuration and the name the certificate must carry.
+    tls: Option<(Arc<rustls::ClientConfig>, rustls_pki_types::ServerName<'static>)>,
     token: Option<String>,
     timeout: Duration,
     max_body: u64,
 }
 
 impl Client {
-    /// A client of the server at `url` (`http://host:port`), sending `token`
+    /// A client of the server at `url` (`http://host:port` or `https://…`), sending `token`
     /// as `Authorization: Bearer` when given.
     pub fn new(url: &str, token: Option<String>) -> Result<Client, ClientError> {
         match Client::with_path(url, token)? {
@@ -90,7 +104,10 @@ impl Client {
     /// names, and the URL's path and query.
     pub fn with_path(url: &str, token: Option<String>) -> Result<(Client, String), ClientError> {
         let bad = || ClientError::Url(url.to_owned());
-        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+        let (secure, rest) = match url.strip_prefix("https://") {
+            Some(rest) => (true, rest),
+            None => (false, url.strip_prefix("http://").ok_or_else(bad)?),
+        };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest[i..].starts_with('?') => (&rest[..i], format!("/{}", &rest[i..])),
             Some(i) => (&rest[..i], rest[i..].to_owned()),
@@ -105,16 +122,37 @@ impl Client {
         {
             authority.to_owned()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if secure { 443 } else { 80 })
+        };
+        let tls = if secure {
+            let host = authority.rsplit_once(':').map_or("", |(h, _)| h);
+            let name =
+                rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned()).map_err(|_| bad())?;
+            Some((
+                crate::serve::tls::client_config(None).map_err(ClientError::Trust)?,
+                name,
+            ))
+        } else {
+            None
         };
         let client = Client {
-            url: format!("http://{authority}"),
+            url: format!("{}://{authority}", if secure { "https" } else { "http" }),
             authority,
+            tls,
             token,
             timeout: Duration::from_secs(30),
             max_body: MAX_BODY,
         };
         Ok((client, path))
+    }
+
+    /// The same client, trusting the certificates of the PEM file `pem` too
+    /// (a server's self-signed one) for `https://`.
+    pub fn trust(mut self, pem: &Path) -> Result<Client, ClientError> {
+        if let Some((config, _)) = &mut self.tls {
+            *config = crate::serve::tls::client_config(Some(pem)).map_err(ClientError::Trust)?;
+        }
+        Ok(self)
     }
 
     /// The same client, reading answers' bodies of at most `bytes` (more is an error).
@@ -151,16 +189,24 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<(&str, &[u8])>,
         read_timeout: Option<Duration>,
-    ) -> Result<(BufReader<TcpStream>, Reply), ClientError> {
+    ) -> Result<(Connection, Reply), ClientError> {
         let address = self
             .authority
             .to_socket_addrs()
             .map_err(|e| self.io(e))?
             .next()
             .ok_or_else(|| self.io(io::Error::new(io::ErrorKind::NotFound, "no address")))?;
-        let mut stream = TcpStream::connect_timeout(&address, self.timeout).map_err(|e| self.io(e))?;
-        stream.set_read_timeout(read_timeout).map_err(|e| self.io(e))?;
-        stream.set_write_timeout(Some(self.timeout)).map_err(|e| self.io(e))?;
+        let tcp = TcpStream::connect_timeout(&address, self.timeout).map_err(|e| self.io(e))?;
+        tcp.set_read_timeout(read_timeout).map_err(|e| self.io(e))?;
+        tcp.set_write_timeout(Some(self.timeout)).map_err(|e| self.io(e))?;
+        let mut stream: Box<dyn Duplex> = match &self.tls {
+            None => Box::new(tcp),
+            Some((config, name)) => {
+                let connection = rustls::ClientConnection::new(Arc::clone(config), name.clone())
+                    .map_err(|e| self.io(io::Error::other(e)))?;
+                Box::new(rustls::StreamOwned::new(connection, tcp))
+            }
+        };
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: eyrie-ctl/{}\r\nConnection: close\r\nAccept: application/json\r\n",
             self.authority,
@@ -180,13 +226,14 @@ impl Client {
         stream
             .write_all(head.as_bytes())
             .and_then(|()| stream.write_all(bytes))
+            .and_then(|()| stream.flush())
             .map_err(|e| self.io(e))?;
         let mut reader = BufReader::new(stream);
         let reply = self.head(&mut reader)?;
         Ok((reader, reply))
     }
 
-    fn head(&self, reader: &mut BufReader<TcpStream>) -> Result<Reply, ClientError> {
+    fn head(&self, reader: &mut Connection) -> Result<Reply, ClientError> {
         let mut lines = Vec::new();
         let mut total = 0;
         loop {
@@ -307,17 +354,13 @@ impl Iterator for Events {
 
 /// An answer's body: sized, chunked, or to the end of the connection.
 enum Body {
-    Sized(io::Take<BufReader<TcpStream>>),
-    Chunked {
-        reader: BufReader<TcpStream>,
-        left: u64,
-        done: bool,
-    },
-    Close(BufReader<TcpStream>),
+    Sized(io::Take<Connection>),
+    Chunked { reader: Connection, left: u64, done: bool },
+    Close(Connection),
 }
 
 impl Body {
-    fn of(reader: BufReader<TcpStream>, reply: &Reply) -> Body {
+    fn of(reader: Connection, reply: &Reply) -> Body {
         if reply
             .header("transfer-encoding")
             .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
@@ -427,7 +470,12 @@ mod tests {
 
     #[test]
     fn bad_urls_and_answers_are_errors_that_say_so() {
-        assert!(Client::new("https://x", None).is_err());
+        assert!(Client::new("ftp://x", None).is_err());
+        assert_eq!(Client::new("https://x", None).unwrap().authority, "x:443");
+        assert_eq!(
+            Client::new("https://[::1]:8443", None).unwrap().url,
+            "https://[::1]:8443"
+        );
         assert!(Client::new("http://user@host:1", None).is_err());
         assert_eq!(Client::new("http://localhost", None).unwrap().authority, "localhost:80");
         assert!(Client::new("http://localhost/x", None).is_err());

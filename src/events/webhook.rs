@@ -33,8 +33,12 @@ fn default_timeout() -> f64 {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookOptions {
-    /// Where events are POSTed: `http://host:port/path`.
+    /// Where events are POSTed: `http://host:port/path` or `https://…`.
     pub url: String,
+    /// For `https://`: a PEM file of certificates to trust besides the
+    /// system's (a receiver's self-signed one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<std::path::PathBuf>,
     /// The events sent, by name (`closed`, `failed`, `triggered`, `node`,
     /// `reader`); empty: all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -60,6 +64,7 @@ impl std::fmt::Debug for WebhookOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookOptions")
             .field("url", &self.url)
+            .field("ca", &self.ca)
             .field("events", &self.events)
             .field("node", &self.node)
             .field("secret", &self.secret.as_ref().map(|_| "***"))
@@ -73,13 +78,14 @@ impl std::fmt::Debug for WebhookOptions {
 impl WebhookOptions {
     /// Checks the keys beyond their types; the error names the key.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        let rest = self.url.strip_prefix("http://").ok_or((
-            "url",
-            format!(
-                "`{}` is not an http:// URL (https webhooks are not supported yet: use a local relay)",
-                self.url
-            ),
-        ))?;
+        let rest = self
+            .url
+            .strip_prefix("http://")
+            .or_else(|| self.url.strip_prefix("https://"))
+            .ok_or(("url", format!("`{}` is not an http:// or https:// URL", self.url)))?;
+        if self.ca.is_some() && !self.url.starts_with("https://") {
+            return Err(("ca", "is for https:// URLs only".into()));
+        }
         if rest.is_empty() || rest.starts_with(['/', '?']) || rest.contains(char::is_whitespace) || rest.contains('@') {
             return Err((
                 "url",
@@ -132,6 +138,7 @@ mod tests {
     fn options(url: &str) -> WebhookOptions {
         WebhookOptions {
             url: url.into(),
+            ca: None,
             events: Vec::new(),
             node: None,
             secret: Some("s3cret".into()),
@@ -166,10 +173,15 @@ mod tests {
 
     #[test]
     fn bad_keys_are_named_and_secrets_not_shown() {
-        assert_eq!(options("https://x/y").check().unwrap_err().0, "url");
+        assert_eq!(options("ftp://x/y").check().unwrap_err().0, "url");
         assert_eq!(options("http:///y").check().unwrap_err().0, "url");
         assert!(options("http://127.0.0.1:9/hook").check().is_ok());
-        let mut o = options("http://h/x");
+        let mut o = options("https://h/x");
+        o.ca = Some("ca.pem".into());
+        assert!(o.check().is_ok());
+        o.url = "http://h/x".into();
+        assert_eq!(o.check().unwrap_err().0, "ca");
+        o.ca = None;
         o.events = vec!["everything".into()];
         assert_eq!(o.check().unwrap_err().0, "events");
         o.events.clear();

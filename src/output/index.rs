@@ -139,6 +139,24 @@ pub struct Index {
     path: PathBuf,
 }
 
+/// The columns [`entry`] reads, in its order.
+const COLUMNS: &str = "id, camera, kind, start_ms, end_ms, path, size, frames, trigger";
+
+/// One row of [`COLUMNS`].
+fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        id: r.get(0)?,
+        camera: r.get(1)?,
+        kind: Kind::parse(&r.get::<_, String>(2)?),
+        start: from_unix_ms(r.get(3)?),
+        end: r.get::<_, Option<i64>>(4)?.map(from_unix_ms),
+        path: r.get(5)?,
+        size: r.get::<_, i64>(6)? as u64,
+        frames: r.get::<_, i64>(7)? as u64,
+        trigger: r.get(8)?,
+    })
+}
+
 impl Index {
     /// Opens the index of `root` (creating, or rebuilding a damaged one) and
     /// recovers what a crash left: see the module docs.
@@ -244,24 +262,33 @@ impl Index {
     pub fn list(&self, camera: Option<&str>) -> Result<Vec<Entry>, IndexError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare(
-                "SELECT id, camera, kind, start_ms, end_ms, path, size, frames, trigger FROM recordings
-                 WHERE ?1 IS NULL OR camera = ?1 ORDER BY start_ms, id",
-            )
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM recordings WHERE ?1 IS NULL OR camera = ?1 ORDER BY start_ms, id"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([camera], entry).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Row `id`, when there is one.
+    pub fn get(&self, id: i64) -> Result<Option<Entry>, IndexError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(&format!("SELECT {COLUMNS} FROM recordings WHERE id = ?1"))
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query_map([id], entry).map_err(|e| self.err(e))?;
+        rows.next().transpose().map_err(|e| self.err(e))
+    }
+
+    /// Per camera: files and their bytes, by camera name.
+    pub fn totals(&self) -> Result<Vec<(String, u64, u64)>, IndexError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT camera, COUNT(*), COALESCE(SUM(size), 0) FROM recordings GROUP BY camera ORDER BY camera")
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([camera], |r| {
-                Ok(Entry {
-                    id: r.get(0)?,
-                    camera: r.get(1)?,
-                    kind: Kind::parse(&r.get::<_, String>(2)?),
-                    start: from_unix_ms(r.get(3)?),
-                    end: r.get::<_, Option<i64>>(4)?.map(from_unix_ms),
-                    path: r.get(5)?,
-                    size: r.get::<_, i64>(6)? as u64,
-                    frames: r.get::<_, i64>(7)? as u64,
-                    trigger: r.get(8)?,
-                })
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64))
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))

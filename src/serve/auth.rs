@@ -290,6 +290,19 @@ struct Claims {
     cv: Option<String>,
 }
 
+/// Whose guesses an address's are: an IPv4 address, or the /64 of an IPv6
+/// one (one subscriber's prefix: moving within it is not a new guesser).
+fn guesser(from: IpAddr) -> IpAddr {
+    match from.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::V6(octets.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// Checks credentials and issues tokens; one per server, shared by every listener.
 pub struct Authenticator {
     users: Vec<User>,
@@ -580,7 +593,7 @@ impl Authenticator {
         let now = Instant::now();
         // Unknown names are one guesser's all the same: they share one count.
         let known = self.users.iter().any(|u| u.name == name);
-        let key = (from, if known { name.to_owned() } else { String::new() });
+        let key = (guesser(from), if known { name.to_owned() } else { String::new() });
         {
             let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((count, since)) = failures.get(&key)
@@ -843,6 +856,24 @@ mod tests {
         assert_eq!(name(a.check(Some(&right), "GET", "/", HERE, now)), Ok("admin".into()));
         let token = format!("Bearer {}", a.issue("admin", Duration::from_secs(60), now));
         assert_eq!(name(a.check(Some(&token), "GET", "/", bad, now)), Ok("admin".into()));
+        // An IPv6 guesser's /64 is one guesser; the next /64 is another.
+        for i in 0..MAX_FAILURES {
+            let from: IpAddr = format!("2001:db8:1:2::{:x}", i + 1).parse().unwrap();
+            assert_eq!(name(a.check(Some(&wrong), "GET", "/", from, now)), Err(Refused::Wrong));
+        }
+        let same: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert_eq!(
+            name(a.check(Some(&right), "GET", "/", same, now)),
+            Err(Refused::Throttled)
+        );
+        let next: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(name(a.check(Some(&right), "GET", "/", next, now)), Ok("admin".into()));
+        // An IPv4 address seen as IPv4-mapped IPv6 is the same guesser.
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(
+            name(a.check(Some(&right), "GET", "/", mapped, now)),
+            Err(Refused::Throttled)
+        );
     }
 
     #[test]

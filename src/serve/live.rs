@@ -123,6 +123,8 @@ pub fn attach<E>(
 struct Meta<'a> {
     r#type: &'static str,
     pts: f64,
+    /// Decoding can start here (a player that must jump lands on one).
+    key: bool,
     utc: i64,
     width: u32,
     height: u32,
@@ -182,6 +184,7 @@ fn meta_message(chunk: &Chunk) -> String {
     let message = Meta {
         r#type: "meta",
         pts: chunk.pts,
+        key: chunk.keyframe,
         utc: unix_ms(chunk.utc),
         width: chunk.init.width,
         height: chunk.init.height,

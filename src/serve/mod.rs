@@ -16,6 +16,7 @@
 //! - [`demand`]: per-stream work started on demand and ended when idle;
 //! - [`http`]: the HTTP listener (page, HLS, WebSocket, MJPEG, snapshots);
 //! - [`auth`]: users, roles, grants, passwords and tokens, for every listener.
+//! - [`tls`]: HTTPS and RTSPS certificates, TLS clients, `eyrie cert`.
 
 pub mod auth;
 pub mod clip;
@@ -30,6 +31,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod rtsp;
 pub mod sdp;
+pub mod tls;
 pub mod udp;
 
 /// Checks a listener's `listen` address (an address and port like

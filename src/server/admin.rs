@@ -78,8 +78,11 @@ impl Server {
         // While applying, the steps write nothing back: the file is the
         // source (and, when a step fails, stays as it was edited, for the
         // user to fix and apply again).
+        let certificate = self.reload_certificate()?;
         self.inner.applying.store(true, std::sync::atomic::Ordering::Release);
-        let result = self.apply_nodes(&now, &next);
+        let result = self
+            .apply_nodes(&now, &next)
+            .map(|applied| Applied { certificate, ..applied });
         self.inner.applying.store(false, std::sync::atomic::Ordering::Release);
         result
     }
@@ -279,6 +282,9 @@ pub struct Applied {
     pub relinked: Vec<String>,
     /// Encoders changed while running.
     pub changed: Vec<String>,
+    /// The SHA-256 fingerprint of the TLS certificate, read again (with TLS on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }
 
 /// The top-level keys of `[server]` that differ, comma-separated.

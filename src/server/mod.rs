@@ -133,6 +133,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS certificate or key of `[server.tls]` cannot be used.
+    #[error("the TLS certificate cannot be used: {0}")]
+    Certificate(String),
     /// A node of this name exists already.
     #[error("a node named `{0}` exists already")]
     Exists(String),
@@ -202,7 +205,8 @@ impl ServerError {
             ServerError::Config(_)
             | ServerError::NotAConsumer(_)
             | ServerError::WrongKind { .. }
-            | ServerError::Invalid { .. } => ErrorKind::InvalidInput,
+            | ServerError::Invalid { .. }
+            | ServerError::Certificate(_) => ErrorKind::InvalidInput,
             ServerError::NoSuchNode(_) | ServerError::NoSuchStream(_) => ErrorKind::NotFound,
             ServerError::Forbidden { .. } => ErrorKind::Forbidden,
             ServerError::Exists(_) | ServerError::InUse { .. } | ServerError::NeedsRestart(_) => ErrorKind::Conflict,
@@ -394,6 +398,14 @@ struct Registry {
 }
 
 impl Registry {
+    /// Where node `name` is among the running ones.
+    fn index(&self, name: &str) -> Result<usize, ServerError> {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .ok_or_else(|| ServerError::NoSuchNode(name.to_owned()))
+    }
+
     fn running(&self, node: &str) -> Result<&Running, ServerError> {
         self.nodes
             .iter()
@@ -673,11 +685,7 @@ impl Server {
     pub fn remove_node(&self, name: &str) -> Result<NodeStats, ServerError> {
         let mut running = {
             let mut registry = self.registry();
-            let index = registry
-                .nodes
-                .iter()
-                .position(|n| n.name == name)
-                .ok_or_else(|| ServerError::NoSuchNode(name.to_owned()))?;
+            let index = registry.index(name)?;
             let by: Vec<String> = registry
                 .config
                 .nodes
@@ -707,6 +715,67 @@ impl Server {
         Ok(node_stats(&running.0, &running.1))
     }
 
+    /// Stops node `name` without removing it (GstD's `pipeline_stop`): a
+    /// source ends its stream, a consumer drains its queue and finalizes (a
+    /// recording is closed playable). Its description, links and last stats
+    /// stay; the nodes reading its stream stay subscribed and go on when
+    /// [`Server::play_node`] starts it again. A stopped node is stopped.
+    /// Not written back to the config file: a restart plays every node.
+    pub fn stop_node(&self, name: &str) -> Result<(), ServerError> {
+        let mut running = {
+            let mut registry = self.registry();
+            let index = registry.index(name)?;
+            if registry.nodes[index].thread.is_none() {
+                return Ok(());
+            }
+            registry.removing.push(name.to_owned());
+            self.inner.env.forget_smart_record(name);
+            registry.nodes.remove(index)
+        };
+        // Outside the lock, as in remove_node.
+        running.stop();
+        let mut registry = self.registry();
+        registry.removing.retain(|n| n != name);
+        registry.nodes.push(running);
+        registry.reorder();
+        tracing::info!(node = name, "node stopped");
+        Ok(())
+    }
+
+    /// Starts node `name` again from its description (GstD's
+    /// `pipeline_play`) after [`Server::stop_node`], or after it ended by
+    /// itself (a file played to its end, a failure). A running node is left
+    /// as it is. If it cannot start, it stays stopped and the error says why.
+    pub fn play_node(&self, name: &str) -> Result<(), ServerError> {
+        let (mut old, spec) = {
+            let mut registry = self.registry();
+            let index = registry.index(name)?;
+            if registry.nodes[index].thread.as_ref().is_some_and(|t| !t.is_finished()) {
+                return Ok(());
+            }
+            registry.removing.push(name.to_owned());
+            (registry.nodes.remove(index), registry.spec_mut(name).clone())
+        };
+        // Joins a thread that ended by itself.
+        old.stop();
+        let started = self.spawn(&spec);
+        let mut registry = self.registry();
+        registry.removing.retain(|n| n != name);
+        let result = match started {
+            Ok(running) => {
+                registry.nodes.push(running);
+                tracing::info!(node = name, "node playing again");
+                Ok(())
+            }
+            Err(e) => {
+                registry.nodes.push(old);
+                Err(e)
+            }
+        };
+        registry.reorder();
+        result
+    }
+
     /// Replaces node `spec.name` by a new one described by `spec` (a
     /// restart with new settings): the old one stops as at removal — its
     /// consumers see the end of its stream and stay subscribed — and the new
@@ -715,11 +784,7 @@ impl Server {
     pub fn replace_node(&self, spec: NodeSpec) -> Result<(), ServerError> {
         let old = {
             let mut registry = self.registry();
-            let index = registry
-                .nodes
-                .iter()
-                .position(|n| n.name == spec.name)
-                .ok_or_else(|| ServerError::NoSuchNode(spec.name.clone()))?;
+            let index = registry.index(&spec.name)?;
             let mut next = registry.config.clone();
             next.nodes.extend(registry.adding.iter().cloned());
             *next
@@ -1095,6 +1160,23 @@ impl Server {
         serving.as_ref()?.rtsp.as_ref().map(|r| r.local_addr())
     }
 
+    /// The `rtsp://` (or, over TLS, `rtsps://`) URL of `stream`, while the RTSP server runs.
+    pub fn rtsp_url(&self, stream: &str) -> Option<String> {
+        let serving = self.inner.serving.lock().unwrap_or_else(|e| e.into_inner());
+        serving.as_ref()?.rtsp.as_ref().map(|r| r.url(stream))
+    }
+
+    /// Reads the certificate of HTTPS and RTSPS again (a renewed one is
+    /// taken by new connections); its SHA-256 fingerprint, `None` without TLS.
+    pub fn reload_certificate(&self) -> Result<Option<String>, ServerError> {
+        let serving = self.inner.serving.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(certificate) = serving.as_ref().and_then(|s| s.certificate.as_ref()) else {
+            return Ok(None);
+        };
+        certificate.reload().map_err(ServerError::Certificate)?;
+        Ok(Some(certificate.fingerprint()))
+    }
+
     /// Every event from now on: files closed, recordings failed, triggers fired.
     pub fn events(&self) -> EventSubscription {
         self.inner.env.events.subscribe()
@@ -1109,22 +1191,27 @@ impl Server {
         })
     }
 
+    /// Recording `id` of the index, when there is one.
+    pub fn recording(&self, id: i64) -> Result<Option<Entry>, ServerError> {
+        let storage = self.inner.env.storage().map_err(ServerError::storage)?;
+        storage.index.get(id).map_err(|e| ServerError::storage(e.to_string()))
+    }
+
+    /// Per camera: the files of the recordings index and their bytes.
+    pub fn recording_totals(&self) -> Result<Vec<(String, u64, u64)>, ServerError> {
+        let storage = self.inner.env.storage().map_err(ServerError::storage)?;
+        storage.index.totals().map_err(|e| ServerError::storage(e.to_string()))
+    }
+
     /// Deletes recording `id` (its file and its row); one still being
     /// written is refused ([`ErrorKind::Conflict`]).
     pub fn delete_recording(&self, id: i64) -> Result<Entry, ServerError> {
         let storage = self.inner.env.storage().map_err(ServerError::storage)?;
-        let listed = storage
-            .index
-            .list(None)
-            .map_err(|e| ServerError::storage(e.to_string()))?;
-        let entry = listed
-            .into_iter()
-            .find(|e| e.id == id)
-            .ok_or_else(|| ServerError::Failed {
-                node: "recordings".into(),
-                kind: ErrorKind::NotFound,
-                message: format!("no recording {id}"),
-            })?;
+        let entry = self.recording(id)?.ok_or_else(|| ServerError::Failed {
+            node: "recordings".into(),
+            kind: ErrorKind::NotFound,
+            message: format!("no recording {id}"),
+        })?;
         if entry.end.is_none() {
             return Err(ServerError::Failed {
                 node: "recordings".into(),

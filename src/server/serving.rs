@@ -12,6 +12,7 @@ use crate::output::index::Entry;
 use crate::serve::auth::Authenticator;
 use crate::serve::http::{Backend, HttpServer, SnapshotFuture, StreamInfo};
 use crate::serve::rtsp::{Refusal, RtspServer, Streams};
+use crate::serve::tls::ServerCertificate;
 
 use super::{Inner, Principal, Protocol, Server, ServerError};
 
@@ -22,6 +23,8 @@ pub(super) struct Serving {
     runtime: tokio::runtime::Runtime,
     pub(super) rtsp: Option<RtspServer>,
     pub(super) http: Option<HttpServer>,
+    /// The certificate of HTTPS and RTSPS, read again on reload.
+    pub(super) certificate: Option<Arc<ServerCertificate>>,
 }
 
 /// The server as the listeners see it (weakly: they do not keep it alive).
@@ -138,8 +141,7 @@ impl Backend for Door {
     }
 
     fn rtsp_url(&self, stream: &str) -> Option<String> {
-        let addr = self.server().ok()?.rtsp_address()?;
-        Some(format!("rtsp://{addr}/{stream}"))
+        self.server().ok()?.rtsp_url(stream)
     }
 }
 
@@ -181,9 +183,30 @@ impl Serving {
                 address: String::new(),
                 source,
             })?;
+        let certificate = if (config.rtsp.enabled && config.rtsp.tls) || (config.http.enabled && config.http.tls) {
+            let certificate = ServerCertificate::load(&config.tls).map_err(ServerError::Certificate)?;
+            tracing::info!(sha256 = %certificate.fingerprint(), "TLS certificate loaded");
+            Some(certificate)
+        } else {
+            None
+        };
+        let acceptor = |on: bool, protocol: &'static str, address: &str, alpn: &[&[u8]]| {
+            let Some(certificate) = certificate.as_ref().filter(|_| on) else {
+                return Ok(None);
+            };
+            certificate
+                .acceptor(alpn)
+                .map(Some)
+                .map_err(|message| ServerError::Listen {
+                    protocol,
+                    address: address.to_owned(),
+                    source: std::io::Error::other(message),
+                })
+        };
         let rtsp = if config.rtsp.enabled {
             let server = RtspServer::start(
                 config.rtsp.clone(),
+                acceptor(config.rtsp.tls, "RTSPS", &config.rtsp.listen, &[])?,
                 Arc::clone(&auth),
                 Arc::new(Door(server.clone())),
                 runtime.handle(),
@@ -193,7 +216,8 @@ impl Serving {
                 address: config.rtsp.listen.clone(),
                 source,
             })?;
-            tracing::info!(address = %server.local_addr(), "RTSP server listening");
+            let scheme = if config.rtsp.tls { "rtsps" } else { "rtsp" };
+            tracing::info!(address = %server.local_addr(), scheme, "RTSP server listening");
             Some(server)
         } else {
             None
@@ -201,6 +225,7 @@ impl Serving {
         let http = if config.http.enabled {
             let http = HttpServer::start(
                 config.http.clone(),
+                acceptor(config.http.tls, "HTTPS", &config.http.listen, &[b"http/1.1"])?,
                 auth,
                 Arc::new(Door(server.clone())),
                 super::api::router(server),
@@ -211,12 +236,18 @@ impl Serving {
                 address: config.http.listen.clone(),
                 source,
             })?;
-            tracing::info!(address = %http.local_addr(), "HTTP listener listening");
+            let scheme = if config.http.tls { "https" } else { "http" };
+            tracing::info!(address = %http.local_addr(), scheme, "HTTP listener listening");
             Some(http)
         } else {
             None
         };
-        Ok(Serving { runtime, rtsp, http })
+        Ok(Serving {
+            runtime,
+            rtsp,
+            http,
+            certificate,
+        })
     }
 
     fn stop_listeners(&self) {

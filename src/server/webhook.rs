@@ -54,7 +54,10 @@ pub(super) struct Webhook {
 impl Webhook {
     /// Starts delivering `options`' events from `bus`.
     pub(super) fn start(options: WebhookOptions, bus: &EventBus) -> Result<Webhook, String> {
-        let (client, path) = Client::with_path(&options.url, None).map_err(|e| e.to_string())?;
+        let (mut client, path) = Client::with_path(&options.url, None).map_err(|e| e.to_string())?;
+        if let Some(ca) = &options.ca {
+            client = client.trust(ca).map_err(|e| format!("server.webhooks.ca {e}"))?;
+        }
         // Only the status matters: a receiver's answer is read to 64 KiB at most.
         let client = client
             .timeout(Duration::from_secs_f64(options.timeout))

@@ -72,3 +72,28 @@ pub fn psnr_db(a: &[u8], b: &[u8]) -> f64 {
         / a.len() as f64;
     10.0 * (255.0f64.powi(2) / mse.max(1e-9)).log10()
 }
+
+/// `eyrie ctl --url URL ARGS` signed in with `token`, `stdin` fed (no
+/// `EYRIE_TOKEN`/`EYRIE_CACERT` from the environment): (exit success, stdout, stderr).
+pub fn eyrie_ctl(url: &str, token: Option<&str>, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_eyrie"));
+    command
+        .args(["ctl", "--url", url])
+        .args(args)
+        .env_remove("EYRIE_TOKEN")
+        .env_remove("EYRIE_CACERT");
+    if let Some(t) = token {
+        command.env("EYRIE_TOKEN", t);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}

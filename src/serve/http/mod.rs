@@ -24,16 +24,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::auth::{Authenticator, User};
 use super::hls::HlsOptions;
 use super::rtsp::Refusal;
+use super::tls::Wire;
 use crate::hub::{SubscribeOptions, Subscription};
 use crate::output::index::Entry;
 use crate::output::snapshot::Snapshot;
 use crate::server::Protocol;
+use tokio_rustls::TlsAcceptor;
 
 /// The `[server.http]` table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,6 +46,8 @@ pub struct HttpOptions {
     /// Address and port to listen on. Anything but a loopback address needs
     /// `[[server.users]]`.
     pub listen: String,
+    /// HTTPS only, with the certificate of `[server.tls]`.
+    pub tls: bool,
     /// Most connections at once (more are answered 503 and closed).
     pub max_connections: usize,
     /// Largest request head (request line and headers), bytes; larger is
@@ -71,6 +75,7 @@ impl Default for HttpOptions {
         HttpOptions {
             enabled: true,
             listen: "127.0.0.1:8080".into(),
+            tls: false,
             max_connections: 2048,
             max_header_bytes: 16 << 10,
             header_timeout: 10.0,
@@ -174,6 +179,8 @@ pub struct HttpCounters {
     pub open: AtomicUsize,
     /// Connections closed because the client stopped reading.
     pub stalled: AtomicU64,
+    /// TLS handshakes that failed or did not end in time.
+    pub handshakes_failed: AtomicU64,
 }
 
 /// Stats of the HTTP listener.
@@ -189,6 +196,8 @@ pub struct HttpStats {
     pub refused: u64,
     /// Connections dropped because the client stopped reading.
     pub stalled: u64,
+    /// TLS handshakes that failed or did not end in time.
+    pub handshakes_failed: u64,
     /// Streams fragmented now (fMP4, HLS, WebSocket, `live.mp4`), with their viewers.
     pub live: Vec<LiveStats>,
     /// Raw streams encoded to JPEG now, with their viewers.
@@ -230,9 +239,10 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Binds `options.listen` and serves on `runtime`: the media routes and
-    /// `api`'s, every one signed in through `auth`.
+    /// `api`'s, every one signed in through `auth`; HTTPS through `tls`.
     pub fn start(
         options: HttpOptions,
+        tls: Option<TlsAcceptor>,
         auth: Arc<Authenticator>,
         backend: Arc<dyn Backend>,
         api: (axum::Router, Vec<openapi::Doc>),
@@ -254,7 +264,7 @@ impl HttpServer {
         let document = serde_json::to_vec_pretty(&openapi::document(&docs)).unwrap_or_default();
         let _ = state.openapi.set(Bytes::from(document));
         let router = routes::router(Arc::clone(&state), media, api);
-        runtime.spawn(accept_loop(listener, Arc::clone(&state), router, stopped));
+        runtime.spawn(accept_loop(listener, tls, Arc::clone(&state), router, stopped));
         Ok(HttpServer { address, stop, state })
     }
 
@@ -308,6 +318,7 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/pla
 
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     state: Arc<routes::State>,
     router: axum::Router,
     mut stopped: watch::Receiver<bool>,
@@ -320,6 +331,7 @@ async fn accept_loop(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs_f64(options.header_timeout));
     let write_timeout = Duration::from_secs_f64(options.write_timeout);
+    let handshake_timeout = Duration::from_secs_f64(options.header_timeout);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -378,10 +390,19 @@ async fn accept_loop(
                 router.oneshot(request.map(axum::body::Body::new)).await
             }
         });
-        let io = hyper_util::rt::TokioIo::new(TimedIo::new(stream, write_timeout));
-        let mut connection = http.serve_connection(io, service).with_upgrades();
-        let (state, mut stopping) = (Arc::clone(&state), stopped.clone());
+        let (state, mut stopping, tls, http) = (Arc::clone(&state), stopped.clone(), tls.clone(), http.clone());
         tokio::spawn(async move {
+            // The handshake is bounded like a request head.
+            let wire = match Wire::accept(stream, tls.as_ref(), handshake_timeout).await {
+                Ok(wire) => wire,
+                Err(e) => {
+                    state.counters.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+            };
+            let io = hyper_util::rt::TokioIo::new(TimedIo::new(wire, write_timeout));
+            let mut connection = http.serve_connection(io, service).with_upgrades();
             let ended = tokio::select! {
                 ended = &mut connection => ended,
                 _ = async { drop(stopping.wait_for(|stop| *stop).await) } => {
@@ -435,14 +456,14 @@ pub fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 /// client to read: a viewer that stops reading is dropped, whatever it
 /// watches (HTTP bodies and WebSockets alike).
 pub struct TimedIo {
-    inner: TcpStream,
+    inner: Wire,
     timeout: Duration,
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl TimedIo {
     /// `inner` with writes bounded by `timeout`.
-    pub fn new(inner: TcpStream, timeout: Duration) -> Self {
+    pub fn new(inner: Wire, timeout: Duration) -> Self {
         TimedIo {
             inner,
             timeout,

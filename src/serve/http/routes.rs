@@ -86,6 +86,7 @@ impl State {
             open: c.open.load(Ordering::Relaxed),
             refused: c.refused.load(Ordering::Relaxed),
             stalled: c.stalled.load(Ordering::Relaxed),
+            handshakes_failed: c.handshakes_failed.load(Ordering::Relaxed),
             live: self
                 .lives
                 .all()

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
 
 use crate::capture::rtsp::guard::{Deframer, Unit};
@@ -95,6 +93,8 @@ struct Conn {
     backlog: Vec<Arc<RtpFrame>>,
     staging: Vec<u8>,
     close: bool,
+    /// Over TLS (RTSPS): media only interleaved in the connection.
+    secure: bool,
 }
 
 fn random_u64() -> u64 {
@@ -103,10 +103,14 @@ fn random_u64() -> u64 {
     u64::from_ne_bytes(b)
 }
 
-/// Serves one connection until it closes, times out, or the server stops.
-pub(super) async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
+/// Serves one connection, read through `rd` and written through `wr`
+/// (`secure`: over TLS), until it closes, times out, or the server stops.
+pub(super) async fn serve<R, W>(shared: Arc<Shared>, mut rd: R, mut wr: W, peer: SocketAddr, secure: bool)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut shutdown = shared.shutdown.clone();
-    let (mut rd, mut wr) = socket.into_split();
     let mut deframer = Deframer::default();
     let session_timeout = Duration::from_secs_f64(shared.options.session_timeout);
     let write_timeout = Duration::from_secs_f64(shared.options.write_timeout);
@@ -117,6 +121,7 @@ pub(super) async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAd
         backlog: Vec::new(),
         staging: Vec::new(),
         close: false,
+        secure,
     };
     let mut last_read = Instant::now();
     let mut watchdog = tokio::time::interval(Duration::from_secs(1));
@@ -188,15 +193,21 @@ async fn next_event(rx: Option<&mut broadcast::Receiver<FeedEvent>>) -> Result<F
 }
 
 async fn timed_write<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8], timeout: Duration) -> Result<(), String> {
-    match tokio::time::timeout(timeout, wr.write_all(bytes)).await {
+    match tokio::time::timeout(timeout, async {
+        wr.write_all(bytes).await?;
+        wr.flush().await
+    })
+    .await
+    {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("write: {e}")),
         Err(_) => Err("the client did not read for the write timeout".into()),
     }
 }
 
-/// Writes every slice, in order (writev, resumed after short writes).
-async fn write_all_vectored(wr: &mut OwnedWriteHalf, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+/// Writes every slice, in order (writev, resumed after short writes), and
+/// flushes (TLS holds records until then).
+async fn write_all_vectored<W: AsyncWrite + Unpin>(wr: &mut W, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
     while !slices.is_empty() {
         let n = wr.write_vectored(slices).await?;
         if n == 0 {
@@ -204,7 +215,24 @@ async fn write_all_vectored(wr: &mut OwnedWriteHalf, mut slices: &mut [IoSlice<'
         }
         IoSlice::advance_slices(&mut slices, n);
     }
-    Ok(())
+    wr.flush().await
+}
+
+/// Writes what `wr` takes of `slices` at once and flushes, without waiting:
+/// whether everything went (most pictures fit the socket, and need no timer).
+fn write_now<W: AsyncWrite + Unpin>(wr: &mut W, slices: &mut &mut [IoSlice<'_>]) -> bool {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    while !slices.is_empty() {
+        match std::pin::Pin::new(&mut *wr).poll_write_vectored(&mut cx, slices) {
+            std::task::Poll::Ready(Ok(n)) if n > 0 => IoSlice::advance_slices(slices, n),
+            _ => return false,
+        }
+    }
+    matches!(
+        std::pin::Pin::new(&mut *wr).poll_flush(&mut cx),
+        std::task::Poll::Ready(Ok(()))
+    )
 }
 
 impl Conn {
@@ -355,11 +383,14 @@ impl Conn {
         let value = request
             .header("transport")
             .ok_or((Status::UNSUPPORTED_TRANSPORT, "no Transport header".to_owned()))?;
-        let offer = pick_transport(value, self.peer.ip()).ok_or((
-            Status::UNSUPPORTED_TRANSPORT,
-            "no usable transport: RTP/AVP with client_port, RTP/AVP/TCP with interleaved, or RTP/AVP;multicast (to the client's own address only)"
-                .to_owned(),
-        ))?;
+        let offer = pick_transport(value, self.peer.ip(), self.secure).ok_or_else(|| {
+            let usable = if self.secure {
+                "over RTSPS the media travel inside the TLS connection: RTP/AVP/TCP with interleaved"
+            } else {
+                "RTP/AVP with client_port, RTP/AVP/TCP with interleaved, or RTP/AVP;multicast (to the client's own address only)"
+            };
+            (Status::UNSUPPORTED_TRANSPORT, format!("no usable transport: {usable}"))
+        })?;
         if self.session.is_none() && lock(&self.shared.clients).len() >= self.shared.options.max_clients {
             return Err((Status::UNAVAILABLE, "too many clients".into()));
         }
@@ -492,9 +523,9 @@ impl Conn {
         }
     }
 
-    async fn event(
+    async fn event<W: AsyncWrite + Unpin>(
         &mut self,
-        wr: &mut OwnedWriteHalf,
+        wr: &mut W,
         event: Result<FeedEvent, broadcast::error::RecvError>,
         timeout: Duration,
     ) -> Result<(), String> {
@@ -513,7 +544,12 @@ impl Conn {
     }
 
     /// Sends one picture to the session's client (and, when due, a sender report).
-    async fn send(&mut self, wr: &mut OwnedWriteHalf, frame: &RtpFrame, timeout: Duration) -> Result<(), String> {
+    async fn send<W: AsyncWrite + Unpin>(
+        &mut self,
+        wr: &mut W,
+        frame: &RtpFrame,
+        timeout: Duration,
+    ) -> Result<(), String> {
         let Some(s) = &mut self.session else { return Ok(()) };
         if s.waiting_key && !frame.keyframe {
             s.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -574,10 +610,7 @@ impl Conn {
                 }
                 // Most pictures fit the socket at once: a timer only for those that wait.
                 let mut rest = &mut slices[..];
-                if let Ok(n) = wr.try_write_vectored(rest) {
-                    IoSlice::advance_slices(&mut rest, n);
-                }
-                let written = if rest.is_empty() {
+                let written = if write_now(wr, &mut rest) {
                     Ok(Ok(()))
                 } else {
                     tokio::time::timeout(timeout, write_all_vectored(wr, rest)).await

@@ -232,13 +232,14 @@ pub enum Offer {
 /// Picks the first transport of a `Transport` header the server can give
 /// `peer`; `None` when none (461). A `destination` other than the peer's own
 /// address is refused (a server must not be made to send media elsewhere),
-/// as are `mode=record` and odd or zero ports.
-pub fn pick_transport(value: &str, peer: IpAddr) -> Option<Offer> {
+/// as are `mode=record` and odd or zero ports. With `interleaved_only`
+/// (RTSPS: media stay inside the TLS connection) only RTP/AVP/TCP is taken.
+pub fn pick_transport(value: &str, peer: IpAddr, interleaved_only: bool) -> Option<Offer> {
     value.split(',').find_map(|spec| {
         let mut params = spec.split(';').map(str::trim);
         let profile = params.next()?.to_ascii_uppercase();
         let tcp = match profile.as_str() {
-            "RTP/AVP" | "RTP/AVP/UDP" => false,
+            "RTP/AVP" | "RTP/AVP/UDP" if !interleaved_only => false,
             "RTP/AVP/TCP" => true,
             _ => return None,
         };
@@ -384,7 +385,7 @@ mod tests {
     #[test]
     fn transports_are_picked_and_lies_refused() {
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
-        let pick = |v: &str| pick_transport(v, peer);
+        let pick = |v: &str| pick_transport(v, peer, false);
         assert_eq!(
             pick("RTP/AVP;unicast;client_port=5000-5001"),
             Some(Offer::Udp { rtp: 5000, rtcp: 5001 })
@@ -412,6 +413,10 @@ mod tests {
         ] {
             assert_eq!(pick(bad), None, "{bad}");
         }
+        // Over RTSPS only the interleaved alternative is taken.
+        let both = "RTP/AVP;unicast;client_port=5000-5001,RTP/AVP/TCP;interleaved=0-1";
+        assert_eq!(pick_transport(both, peer, true), Some(Offer::Tcp { rtp: 0, rtcp: 1 }));
+        assert_eq!(pick_transport("RTP/AVP;multicast", peer, true), None);
     }
 
     #[test]

@@ -26,6 +26,8 @@ use super::auth::{Authenticator, User};
 use super::feed::{FeedOptions, Feeds};
 use super::rtcp::ReceptionReport;
 use super::rtp::{DEFAULT_MTU, MIN_MTU};
+use super::tls::Wire;
+use tokio_rustls::TlsAcceptor;
 
 /// Where a client joins a stream.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +49,9 @@ pub struct RtspServerOptions {
     /// Address and port to listen on. Anything but a loopback address needs
     /// `[[server.users]]`.
     pub listen: String,
+    /// RTSPS only (`rtsps://`, RTSP over TLS with the certificate of
+    /// `[server.tls]`; the media interleaved in the TLS connection).
+    pub tls: bool,
     /// The streams served (empty: every coded stream).
     pub streams: Vec<String>,
     /// Largest RTP packet, bytes (header included).
@@ -76,6 +81,7 @@ impl Default for RtspServerOptions {
         RtspServerOptions {
             enabled: true,
             listen: "127.0.0.1:8554".into(),
+            tls: false,
             streams: Vec::new(),
             mtu: DEFAULT_MTU,
             join: JoinAt::Next,
@@ -228,6 +234,8 @@ pub struct RtspStats {
     pub auth_failures: u64,
     /// Clients disconnected because they did not read.
     pub stuck: u64,
+    /// TLS handshakes that failed or did not end in time.
+    pub handshakes_failed: u64,
     /// Sessions now.
     pub clients: Vec<RtspClientStats>,
     /// Streams being served.
@@ -236,6 +244,7 @@ pub struct RtspStats {
 
 struct Shared {
     options: RtspServerOptions,
+    tls: Option<TlsAcceptor>,
     auth: Arc<Authenticator>,
     streams: Arc<dyn Streams>,
     feeds: Arc<Feeds>,
@@ -252,6 +261,7 @@ struct Shared {
     connections: AtomicU64,
     auth_failures: AtomicU64,
     stuck: AtomicU64,
+    handshakes_failed: AtomicU64,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -278,6 +288,7 @@ impl Shared {
             connections: self.connections.load(Ordering::Relaxed),
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
             stuck: self.stuck.load(Ordering::Relaxed),
+            handshakes_failed: self.handshakes_failed.load(Ordering::Relaxed),
             clients,
             streams: self
                 .feeds
@@ -335,9 +346,11 @@ fn bind_pair(ip: IpAddr, port: u16) -> std::io::Result<(UdpSocket, UdpSocket)> {
 }
 
 impl RtspServer {
-    /// Binds the listener and its UDP ports and starts serving on `runtime`.
+    /// Binds the listener and its UDP ports and starts serving on
+    /// `runtime`; RTSPS through `tls`.
     pub fn start(
         options: RtspServerOptions,
+        tls: Option<TlsAcceptor>,
         auth: Arc<Authenticator>,
         streams: Arc<dyn Streams>,
         runtime: &tokio::runtime::Handle,
@@ -362,6 +375,7 @@ impl RtspServer {
         let shared = Arc::new(Shared {
             feeds: Feeds::new(FeedOptions { mtu: options.mtu }),
             options,
+            tls,
             auth,
             streams,
             local,
@@ -374,6 +388,7 @@ impl RtspServer {
             connections: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
             stuck: AtomicU64::new(0),
+            handshakes_failed: AtomicU64::new(0),
             shutdown,
         });
         runtime.spawn(accept(Arc::clone(&shared), listener));
@@ -384,6 +399,12 @@ impl RtspServer {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local
+    }
+
+    /// The URL of `stream` here (`rtsps://` over TLS).
+    pub fn url(&self, stream: &str) -> String {
+        let scheme = if self.shared.tls.is_some() { "rtsps" } else { "rtsp" };
+        format!("{scheme}://{}/{stream}", self.shared.local)
     }
 
     /// Its stats now.
@@ -414,13 +435,33 @@ async fn accept(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
             Ok((socket, peer)) => {
                 shared.connections.fetch_add(1, Ordering::Relaxed);
                 let _ = socket.set_nodelay(true);
-                tokio::spawn(conn::serve(Arc::clone(&shared), socket, peer));
+                tokio::spawn(open(Arc::clone(&shared), socket, peer));
             }
             Err(e) => {
                 // Out of descriptors and the like: wait a little rather than spin.
                 tracing::warn!("RTSP accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// Serves one accepted connection: as it is, or after its TLS handshake
+/// (bounded by the session timeout).
+async fn open(shared: Arc<Shared>, socket: tokio::net::TcpStream, peer: SocketAddr) {
+    let Some(tls) = &shared.tls else {
+        let (rd, wr) = socket.into_split();
+        return conn::serve(shared, rd, wr, peer, false).await;
+    };
+    let timeout = Duration::from_secs_f64(shared.options.session_timeout.min(10.0));
+    match Wire::accept(socket, Some(tls), timeout).await {
+        Ok(wire) => {
+            let (rd, wr) = tokio::io::split(wire);
+            conn::serve(shared, rd, wr, peer, true).await;
+        }
+        Err(e) => {
+            shared.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "RTSPS handshake failed: {e}");
         }
     }
 }

@@ -138,6 +138,15 @@ pub(super) fn router(server: Weak<Inner>) -> (Router, Vec<Doc>) {
         ),
         route(
             Method::POST,
+            "/api/v1/nodes/{name}/{action}",
+            "Action play or stop (GstD's pipeline_play and pipeline_stop): stop ends the node's work (a recording is closed playable) and keeps it; play starts it again.",
+            "operator",
+            None,
+            json(schema_of::<NodeView>),
+            post(play_or_stop),
+        ),
+        route(
+            Method::POST,
             "/api/v1/nodes/{name}/record/{action}",
             "A record node: action start or stop (stop answers with the finalized file).",
             "operator",
@@ -788,6 +797,37 @@ async fn record(State(api): State<Api>, who: Who, Path((name, action)): Path<(St
     Ok(json_response(&answer))
 }
 
+async fn play_or_stop(State(api): State<Api>, who: Who, Path((name, action)): Path<(String, String)>) -> Answer {
+    let server = api.server()?;
+    allow(&server, &who, Role::Operator, Some(&name))?;
+    let play = match action.as_str() {
+        "play" => true,
+        "stop" => false,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("`{}` is not play or stop", other.escape_debug()),
+            ));
+        }
+    };
+    {
+        let (server, name) = (server.clone(), name.clone());
+        blocking(move || {
+            if play {
+                server.play_node(&name)
+            } else {
+                server.stop_node(&name)
+            }
+        })
+        .await?;
+    }
+    audit(&server, &who, &action, &name, "");
+    views(&server, &who, Some(&name))
+        .pop()
+        .map(|v| json_response(&v))
+        .ok_or_else(|| ServerError::NoSuchNode(name).into())
+}
+
 /// A smart-record clip asked for.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -953,11 +993,10 @@ async fn delete_recording(State(api): State<Api>, who: Who, Path(id): Path<Strin
     let server = api.server()?;
     allow(&server, &who, Role::Admin, None)?;
     let id = recording_id(&id)?;
-    let camera = server
-        .recordings(None)?
-        .into_iter()
-        .find(|e| e.id == id)
-        .map(|e| e.camera);
+    let camera = {
+        let server = server.clone();
+        blocking(move || server.recording(id)).await?.map(|e| e.camera)
+    };
     if camera.is_some_and(|c| !sees(&who, &c)) {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no recording {id}")));
     }
@@ -973,17 +1012,14 @@ async fn download(State(api): State<Api>, who: Who, Path(id): Path<String>) -> A
     let server = api.server()?;
     allow(&server, &who, Role::Viewer, None)?;
     let id = recording_id(&id)?;
-    let listed = {
+    let found = {
         let server = server.clone();
-        blocking(move || server.recordings(None)).await?
+        blocking(move || server.recording(id)).await?
     };
     // One outside the user's grants is as absent as one that is not there:
     // walking ids tells nothing.
     let missing = || ApiError::new(StatusCode::NOT_FOUND, format!("no recording {id}"));
-    let entry = listed
-        .into_iter()
-        .find(|e| e.id == id && sees(&who, &e.camera))
-        .ok_or_else(missing)?;
+    let entry = found.filter(|e| sees(&who, &e.camera)).ok_or_else(missing)?;
     // The index names files under the media root; nothing else is served.
     let relative = std::path::Path::new(&entry.path);
     if relative.is_absolute()
@@ -1076,8 +1112,8 @@ async fn sensors(State(api): State<Api>, who: Who, request: Request) -> Answer {
         .map(str::to_owned)
         .or_else(|| server.http_address().map(|a| a.to_string()))
         .unwrap_or_default();
-    let rtsp = server.rtsp_address();
     let config = server.config();
+    let http = if config.server.http.tls { "https" } else { "http" };
     let list = server
         .stats()
         .nodes
@@ -1104,9 +1140,9 @@ async fn sensors(State(api): State<Api>, who: Who, request: Request) -> Answer {
                 state,
                 is_remote_sensor: matches!(spec.props, NodeProps::Rtsp(_)),
                 streams: SensorStreams {
-                    mjpeg: format!("http://{host}/{}/mjpeg", n.name),
-                    snapshot: format!("http://{host}/{}/snapshot.jpg", n.name),
-                    rtsp: rtsp.map(|a| format!("rtsp://{a}/{}", n.name)),
+                    mjpeg: format!("{http}://{host}/{}/mjpeg", n.name),
+                    snapshot: format!("{http}://{host}/{}/snapshot.jpg", n.name),
+                    rtsp: server.rtsp_url(&n.name),
                 },
             }
         })

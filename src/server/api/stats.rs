@@ -141,6 +141,19 @@ fn render_metrics(server: &Server, who: &Signed) -> String {
             f.sample(&[("protocol", "http")], h.connections as f64);
         }
     }
+    {
+        let mut f = w.family(
+            "eyrie_tls_handshake_failures_total",
+            Type::Counter,
+            "TLS handshakes that failed or did not end in time, per protocol.",
+        );
+        if let Some(r) = &stats.rtsp {
+            f.sample(&[("protocol", "rtsp")], r.handshakes_failed as f64);
+        }
+        if let Some(h) = &stats.http {
+            f.sample(&[("protocol", "http")], h.handshakes_failed as f64);
+        }
+    }
     if let Some(r) = &stats.rtsp {
         w.family(
             "eyrie_rtsp_auth_failures_total",
@@ -150,29 +163,23 @@ fn render_metrics(server: &Server, who: &Signed) -> String {
         .sample(&[], r.auth_failures as f64);
     }
     if who.0.as_ref().is_none_or(Identity::sees_everything)
-        && let Ok(entries) = server.recordings(None)
+        && let Ok(totals) = server.recording_totals()
     {
-        let mut files = std::collections::BTreeMap::<&str, (u64, u64)>::new();
-        for e in &entries {
-            let slot = files.entry(e.camera.as_str()).or_default();
-            slot.0 += 1;
-            slot.1 += e.size;
-        }
         let mut f = w.family(
             "eyrie_recordings_files",
             Type::Gauge,
             "Files in the recordings index, per camera.",
         );
-        for (camera, (n, _)) in &files {
-            f.sample(&[("camera", camera)], *n as f64);
+        for (camera, files, _) in &totals {
+            f.sample(&[("camera", camera)], *files as f64);
         }
         let mut f = w.family(
             "eyrie_recordings_bytes",
             Type::Gauge,
             "Bytes of the files in the recordings index, per camera.",
         );
-        for (camera, (_, b)) in &files {
-            f.sample(&[("camera", camera)], *b as f64);
+        for (camera, _, bytes) in &totals {
+            f.sample(&[("camera", camera)], *bytes as f64);
         }
     }
     if who.0.as_ref().is_none_or(|id| id.role == Role::Admin) {

@@ -12,6 +12,12 @@ const LINKS = [
 ];
 const KEEP = 2000;          // entries kept in eyrie.drawn and eyrie.latency
 const META_KEEP = 600;      // metadata messages kept while waiting for their frame
+const STRETCH = 3;          // see stretchDurations
+const KEYS_KEEP = 32;        // keyframe times kept, where a player that must jump lands
+const NEAR_BEHIND_S = 0.3;  // further behind the live edge: play at CATCH_UP_RATE
+const FAR_BEHIND_S = 1.0;   // further behind: jump near the edge
+const CATCH_UP_RATE = 1.25;
+const EDGE_S = 0.2;         // where a jump lands before the buffered end (a fragment declares STRETCH pictures' time)
 const PTS_TOLERANCE = 0.001;
 // Cards not being watched show one snapshot (a click plays them): a page left
 // open costs the server nothing per stream.
@@ -43,6 +49,32 @@ function absolute(path, ws) {
   const u = new URL(path, location.href);
   if (ws && (u.protocol === 'http:' || u.protocol === 'https:')) u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
   return u.href;
+}
+
+// Each WebSocket fragment holds one picture with its nominal duration. MSE (W3C Media Source Extensions §3.5.8,
+// coded frame processing, step 6) takes a picture that arrives more than twice the previous one's duration late
+// as a break and drops everything up to the next keyframe: seconds of frozen picture whenever a loaded server is
+// two pictures late or a source drops some. Each fragment's tfdt places its picture, so the duration only says
+// how long it may be shown while the next is awaited: stretched STRETCH times (in place, in `trun`), a picture
+// may come 2 × STRETCH durations late. ISO/IEC 14496-12 §8.8: moof > traf > trun.
+function stretchDurations(buf) {
+  const v = new DataView(buf);
+  const boxes = (start, end, each) => {
+    for (let at = start; at + 8 <= end;) {
+      const size = v.getUint32(at);
+      if (size < 8 || at + size > end) return;
+      each(String.fromCharCode(v.getUint8(at + 4), v.getUint8(at + 5), v.getUint8(at + 6), v.getUint8(at + 7)), at, size);
+      at += size;
+    }
+  };
+  boxes(0, buf.byteLength, (type, at, size) => type === 'moof' && boxes(at + 8, at + size, (t, a, s) => t === 'traf' && boxes(a + 8, a + s, (u, b, z) => {
+    if (u !== 'trun' || z < 16) return;
+    const flags = v.getUint32(b + 8) & 0xffffff;
+    if (!(flags & 0x100)) return;
+    const per = 4 * [0x100, 0x200, 0x400, 0x800].filter((f) => flags & f).length;
+    let at2 = b + 16 + (flags & 0x1 ? 4 : 0) + (flags & 0x4 ? 4 : 0);
+    for (let i = v.getUint32(b + 12); i > 0 && at2 + 4 <= b + z; i--, at2 += per) v.setUint32(at2, v.getUint32(at2) * STRETCH);
+  })));
 }
 
 function withParam(path, key, value) {
@@ -298,7 +330,7 @@ function msePlayer(card, path) {
   layers.append(video, canvas);
   card.stage.replaceChildren(layers);
   const p = { mode: 'mse', stream: name, video, canvas, ws: null, frames: 0, bytes: 0, gaps: 0, inits: 0, presented: 0, drawnFrames: 0, latencyMs: null, stop };
-  let ms = null, sb = null, queue = [], metas = [], gen = 0;
+  let ms = null, sb = null, queue = [], metas = [], keys = [], gen = 0;
   let initNext = false, started = false, stopped = false, closeNote = '';
   let backoff = 1000, retryTimer = 0, frameCb = 0;
 
@@ -346,6 +378,10 @@ function msePlayer(card, path) {
     else if (m.type === 'meta' && typeof m.pts === 'number') {
       metas.push(m);
       if (metas.length > META_KEEP) metas.splice(0, metas.length - META_KEEP);
+      if (m.key) {
+        keys.push(m.pts);
+        if (keys.length > KEYS_KEEP) keys.shift();
+      }
     } else if (m.type === 'gap') p.gaps += m.skipped || 1;
     else if (m.type === 'error' && m.message) card.setError(String(m.message));
   }
@@ -358,6 +394,7 @@ function msePlayer(card, path) {
       p.frames++;
       backoff = 1000;
       if (card.errorText) card.setError(null);
+      stretchDurations(buf);
     }
     queue.push(buf);
     pump();
@@ -376,6 +413,7 @@ function msePlayer(card, path) {
     initNext = true;
     started = false;
     metas = [];
+    keys = [];
     const url = URL.createObjectURL(source);
     video.src = url;
     source.addEventListener('sourceopen', () => {
@@ -422,7 +460,10 @@ function msePlayer(card, path) {
     }
   }
 
-  // Start at the first buffered picture (the stream's timestamps do not start at zero) and stay near the live edge.
+  // Start at the first buffered picture (the stream's timestamps do not start at zero) and stay near the live edge:
+  // a little behind, play a little faster (no picture skipped, nothing decoded twice); far behind, jump near the
+  // edge, onto the newest keyframe when there is one that close (a seek decodes from the keyframe before its
+  // target: landing on one costs a slow client least).
   function liveEdge() {
     const b = video.buffered;
     if (!b.length) return;
@@ -431,8 +472,12 @@ function msePlayer(card, path) {
       started = true;
       video.currentTime = b.start(0);
       tryPlay(video, card);
-    } else if (e - t > 1.0) video.currentTime = Math.max(s, e - 0.1);
-    else if (t < s) video.currentTime = s; // a gap: the next range starts at a keyframe
+    } else if (t < s) video.currentTime = s; // a gap: the next range starts at a keyframe
+    else if (e - t > FAR_BEHIND_S) {
+      const key = keys.filter((k) => k >= s && k >= e - FAR_BEHIND_S && k < e - EDGE_S).pop();
+      video.currentTime = key ?? Math.max(s, e - EDGE_S);
+      video.playbackRate = 1;
+    } else video.playbackRate = e - t > NEAR_BEHIND_S ? CATCH_UP_RATE : 1;
   }
 
   function onFrame(now, md) {
