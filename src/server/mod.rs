@@ -719,8 +719,8 @@ impl Server {
     /// source ends its stream, a consumer drains its queue and finalizes (a
     /// recording is closed playable). Its description, links and last stats
     /// stay; the nodes reading its stream stay subscribed and go on when
-    /// [`Server::play_node`] starts it again. A stopped node is stopped.
-    /// Not written back to the config file: a restart plays every node.
+    /// [`Server::play_node`] starts it again. Stopping a stopped node does
+    /// nothing. Not written back to the config file: a restart plays every node.
     pub fn stop_node(&self, name: &str) -> Result<(), ServerError> {
         let mut running = {
             let mut registry = self.registry();
