@@ -98,14 +98,10 @@ pub(super) struct AuditQuery {
     user: Option<String>,
 }
 
-pub(super) async fn audit_log(
-    State(api): State<Api>,
-    who: Who,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Answer {
+pub(super) async fn audit_log(State(api): State<Api>, who: Who, query: Params<AuditQuery>) -> Answer {
     let server = api.server()?;
     allow(&server, &who, Role::Admin, None)?;
-    let Query(q) = query.map_err(|e| ApiError::bad(e.body_text()))?;
+    let q = query.get()?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::bad("limit must be 1..=10000".into()).key("limit"));

@@ -14,9 +14,9 @@ pub(super) struct EventsQuery {
 /// The events `query` asks for that `who` may see, or why the query is wrong.
 fn event_filter(
     who: &Signed,
-    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    query: Params<EventsQuery>,
 ) -> Result<impl Fn(&Event) -> bool + Send + 'static, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad(e.body_text()))?;
+    let q = query.get()?;
     let names: Vec<String> = q.events.as_deref().map_or(Vec::new(), |e| {
         e.split(',')
             .map(|s| s.trim().to_owned())
@@ -36,11 +36,7 @@ fn event_filter(
     })
 }
 
-pub(super) async fn events(
-    State(api): State<Api>,
-    who: Who,
-    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Answer {
+pub(super) async fn events(State(api): State<Api>, who: Who, query: Params<EventsQuery>) -> Answer {
     let server = api.server()?;
     allow(&server, &who, Role::Viewer, None)?;
     let wanted = event_filter(&who, query)?;
@@ -68,7 +64,7 @@ pub(super) async fn events_ws(
     State(api): State<Api>,
     who: Who,
     slot: axum::Extension<std::sync::Arc<crate::serve::http::Slot>>,
-    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    query: Params<EventsQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Answer {
     let server = api.server()?;

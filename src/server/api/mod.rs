@@ -399,6 +399,29 @@ impl From<ConfigError> for ApiError {
     }
 }
 
+/// A handler's query string, its error already an API answer: taken by the
+/// handler after the caller's role is checked (a caller without the role
+/// learns nothing from a bad query).
+struct Params<T>(Result<T, ApiError>);
+
+impl<T> Params<T> {
+    /// The query, or the `400` naming what is wrong with it.
+    fn get(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let query = Query::<T>::from_request_parts(parts, state).await;
+        Ok(Params(
+            query.map(|Query(q)| q).map_err(|e| ApiError::bad(e.body_text())),
+        ))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let kind = match self.status.as_u16() {
@@ -946,14 +969,10 @@ struct RecordingsQuery {
     to: Option<String>,
 }
 
-async fn recordings(
-    State(api): State<Api>,
-    who: Who,
-    query: Result<Query<RecordingsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Answer {
+async fn recordings(State(api): State<Api>, who: Who, query: Params<RecordingsQuery>) -> Answer {
     let server = api.server()?;
     allow(&server, &who, Role::Viewer, None)?;
-    let Query(q) = query.map_err(|e| ApiError::bad(e.body_text()))?;
+    let q = query.get()?;
     if let Some(camera) = &q.camera {
         allow(&server, &who, Role::Viewer, Some(camera))?;
     }
