@@ -18,18 +18,9 @@ cargo build --release --bin eyrie
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 ticks=$(getconf CLK_TCK)
-(cd "$work" && EYRIE_LOG=info exec "$OLDPWD/target/release/eyrie" run --for $((2 * secs + 20)) \
-   --rtsp off --http 127.0.0.1:0 --stats stats.json) 2> "$work/log" &
-pid=$!
-addr=""
-for _ in $(seq 600); do
-  addr=$(grep -m1 -o 'open http://[0-9.:]*' "$work/log" | cut -d/ -f3 || true)
-  [ -n "$addr" ] && break
-  sleep 0.1
-done
-[ -n "$addr" ] || { cat "$work/log"; exit 1; }
+source benches/lib.sh
+start "" $((2 * secs + 20)) api
 sleep 5
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for path in /api/v1/nodes /metrics; do
   echo "== GET $path: ${secs} s, $conns connections"
   before=$(cpu $pid)
@@ -39,7 +30,7 @@ for path in /api/v1/nodes /metrics; do
   echo "  server CPU: $(( ($(cpu $pid) - before) * 100 / ticks / secs ))% of one core"
 done
 wait $pid || true
-python3 - "$work/stats.json" <<'PY'
+python3 - "$work/api/stats.json" <<'PY'
 import json, sys
 stats = json.load(open(sys.argv[1]))
 worst = min((n for n in stats["nodes"] if n["kind"] != "snapshot"), key=lambda n: n["fps"])

@@ -23,23 +23,7 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 ticks=$(getconf CLK_TCK)
 
-# start CONFIG_OR_EMPTY SECONDS NAME: runs a server; sets $pid and $addr.
-start() {
-  local config=$1 for=$2 name=$3 args=()
-  [ -n "$config" ] && args=(-c "$config")
-  mkdir -p "$work/$name"
-  (cd "$work/$name" && EYRIE_LOG=info exec "$OLDPWD/target/release/eyrie" run "${args[@]}" --for "$for" \
-     --rtsp off --http 127.0.0.1:0 --stats stats.json) 2> "$work/$name/log" &
-  pid=$!
-  addr=""
-  for _ in $(seq 600); do
-    addr=$(grep -m1 -o 'open http://[0-9.:]*' "$work/$name/log" | cut -d/ -f3 || true)
-    [ -n "$addr" ] && break
-    sleep 0.1
-  done
-  [ -n "$addr" ] || { cat "$work/$name/log"; exit 1; }
-}
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+source benches/lib.sh
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 echo "== 1. bounded memory: the demo, 200 ws + 200 LL-HLS + 50 MJPEG + 20 stuck, ${secs} s"
